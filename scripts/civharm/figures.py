@@ -1,0 +1,69 @@
+"""The figure rule: how an incident's min–max figures follow from its current reports.
+
+Declared once here; the codebook prints ``RULE_TEXT``, the ``figures/rule-mismatch`` check
+and ``civharm build`` both call ``compute_incident_figures``.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+FIGURES = ("civilians_killed", "civilians_injured", "children_killed", "children_injured", "all_killed", "all_injured")
+
+RULE_TEXT = """\
+For each figure (civilians killed, civilians injured, children killed, children injured, and
+killed/injured of all or unknown status):
+
+1. Take the incident's **current reports**: reports with status `active` and an empty
+   `superseded_by`, whose `incident_id` is the incident itself or an incident that was merged
+   into it (merging moves nothing: a merged incident's reports count toward the incident it
+   was merged into).
+2. Keep those that give the figure, and turn each stated value into a range by its qualifier:
+   `exact` and `about` N → N–N; `at_least` N → N–(open); `more_than` N → N+1–(open);
+   `up_to` N → (open)–N.
+3. The incident's **min** is the lowest of those minimums; its **max** is the highest of those
+   maximums when every one of them states a maximum, and empty (open) otherwise.
+4. No current report gives the figure → both stay empty (unknown, never 0).
+
+The stored figures of an active incident must equal the rule's result unless
+`figures_override_reason` explains why they differ."""
+
+
+def bounds(values: pd.Series, qualifiers: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Map stated values and qualifiers to (min, max), both nullable integers."""
+    values = values.astype("Int64")
+    low = values.copy()
+    high = values.copy()
+    low = low.mask(qualifiers == "more_than", values + 1)
+    low = low.mask(qualifiers == "up_to", pd.NA)
+    high = high.mask(qualifiers.isin(["at_least", "more_than"]), pd.NA)
+    return low.astype("Int64"), high.astype("Int64")
+
+
+def carrier_of(incidents: pd.DataFrame) -> pd.Series:
+    """Map every incident ID to the incident that carries its reports (itself, or its merge target)."""
+    ids = incidents["incident_id"]
+    target = incidents["merged_into"].where(incidents["status"] == "merged")
+    return pd.Series(target.fillna(ids).to_numpy(), index=ids.to_numpy())
+
+
+def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    """Active, not superseded reports, with ``carrier_id`` = the incident they count toward."""
+    current = reports[(reports["status"] == "active") & reports["superseded_by"].isna()].copy()
+    current["carrier_id"] = current["incident_id"].map(carrier_of(incidents))
+    return current
+
+
+def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    """The figure rule over typed tables; one row per carrying incident ID, ``<figure>_min``/``_max`` columns."""
+    current = current_reports(incidents, reports)
+    out = pd.DataFrame(index=pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id"))
+    for figure in FIGURES:
+        given = current[current[figure].notna()]
+        low, high = bounds(given[figure], given[f"{figure}_qualifier"])
+        frame = pd.DataFrame({"carrier_id": given["carrier_id"], "low": low, "high": high,
+                              "open": high.isna().to_numpy(dtype=bool)})
+        grouped = frame.groupby("carrier_id")
+        out[f"{figure}_min"] = grouped["low"].min().reindex(out.index).astype("Int64")
+        open_max = grouped["open"].any().reindex(out.index, fill_value=False).astype(bool)
+        out[f"{figure}_max"] = grouped["high"].max().reindex(out.index).astype("Int64").mask(open_max, pd.NA)
+    return out

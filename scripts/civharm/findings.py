@@ -1,0 +1,85 @@
+"""The one finding model every stage returns, and the report that collects them.
+
+Static text (title, rationale, default severity) belongs to the rule that raises a
+finding, not to the finding: see ``rules.REGISTRY``. A finding carries only what is
+specific to one place in one file.
+"""
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Finding:
+    """One problem at one place: a CSV line (header = line 1) or a JSON pointer."""
+
+    file: str
+    line: int | None
+    field: str | None
+    rule_id: str
+    message: str
+    severity: Severity = Severity.ERROR
+    pointer: str | None = None
+
+    def location(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        elif self.pointer is not None:
+            where += f"#{self.pointer}"
+        return where
+
+    def as_text(self) -> str:
+        """``file:line: field: message`` — the form every text report uses."""
+        parts = [self.location()]
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        return {key: data[key] for key in ("rule_id", "severity", "file", "line", "pointer", "field", "message")}
+
+
+def _sort_key(finding: Finding):
+    return (finding.file, finding.line or 0, finding.pointer or "", finding.field or "", finding.rule_id, finding.message)
+
+
+@dataclass
+class Report:
+    """All findings of one run, sorted, with the counts that decide the exit code."""
+
+    findings: list[Finding] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.findings = sorted(set(self.findings), key=_sort_key)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counter = Counter(f.severity.value for f in self.findings)
+        return {s.value: counter.get(s.value, 0) for s in Severity}
+
+    def exit_code(self, strict: bool = False) -> int:
+        counts = self.counts
+        if counts["error"] or (strict and counts["warning"]):
+            return 1
+        return 0
+
+
+class CivharmError(Exception):
+    """A problem that stops a command from running at all (exit 2), with its location."""
+
+    def __init__(self, message: str, finding: Finding | None = None):
+        super().__init__(message)
+        self.finding = finding

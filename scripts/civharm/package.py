@@ -1,0 +1,230 @@
+"""Load a data package (descriptor, schemas, CSV files) into one read-only object.
+
+Every later stage reads from this object and never opens a file itself, so each file
+is read once. Problems that make a file unreadable become findings here (the package
+can still be partly checked); a package with no readable descriptor raises
+``CivharmError`` (exit 2).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from .findings import CivharmError, Finding
+
+DESCRIPTOR = "datapackage.json"
+TABLES = ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions")
+
+
+def _json_pointer(*parts: object) -> str:
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+@dataclass
+class Resource:
+    """One tabular resource: its schema, its raw bytes and its cells as strings."""
+
+    name: str
+    path: str  # repo-relative POSIX path as written in the descriptor
+    schema: dict
+    schema_path: str | None
+    raw: bytes | None
+    header: list[str] = field(default_factory=list)
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    lines: list[int] = field(default_factory=list)  # physical line of each data row
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f["name"] for f in self.schema.get("fields", [])]
+
+    def field(self, name: str) -> dict:
+        for f in self.schema.get("fields", []):
+            if f["name"] == name:
+                return f
+        raise KeyError(name)
+
+    def line_of(self, row_index: int) -> int:
+        return self.lines[row_index] if row_index < len(self.lines) else row_index + 2
+
+    @cached_property
+    def typed(self) -> pd.DataFrame:
+        """Cells converted to the schema's types; a cell that does not convert is NA."""
+        frame = {}
+        for f in self.schema.get("fields", []):
+            name = f["name"]
+            if name not in self.frame.columns:
+                continue
+            column = self.frame[name]
+            kind = f.get("type", "string")
+            if kind == "integer":
+                frame[name] = pd.to_numeric(column.where(column.str.fullmatch(r"-?\d+"), None), errors="coerce").astype("Int64")
+            elif kind == "number":
+                frame[name] = pd.to_numeric(column.where(column != "", None), errors="coerce").astype("Float64")
+            elif kind == "date":
+                frame[name] = pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
+            else:
+                frame[name] = column.where(column != "", None).astype("string")
+        return pd.DataFrame(frame, index=self.frame.index)
+
+
+@dataclass
+class Package:
+    """A loaded data package. ``findings`` holds the problems met while loading."""
+
+    root: Path
+    descriptor: dict
+    resources: dict[str, Resource]
+    findings: list[Finding]
+
+    def __getitem__(self, name: str) -> Resource:
+        return self.resources[name]
+
+    def get(self, name: str) -> Resource | None:
+        return self.resources.get(name)
+
+
+def _read_json(path: Path, display: str) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CivharmError(f"{display}: file not found")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CivharmError(f"{display}: cannot read: {exc}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CivharmError(f"{display}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
+    if not isinstance(data, dict):
+        raise CivharmError(f"{display}: must hold a JSON object")
+    return data
+
+
+def _safe_path(root: Path, relative: object) -> Path | None:
+    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package."""
+    if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative:
+        return None
+    candidate = (root / relative).resolve()
+    try:
+        candidate.relative_to(root.resolve())
+    except ValueError:
+        return None
+    return candidate
+
+
+def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int]]:
+    """Parse CSV bytes into string cells, keeping each row's physical line number.
+
+    The fast path (pyarrow) covers well-formed files without line breaks in cells; the
+    slow path (the csv module) covers everything else and reports ragged rows.
+    """
+    text_ok = True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text_ok = False
+    body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    if text_ok and b"\r" not in body and b'"' not in body:
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(body),
+                read_options=pacsv.ReadOptions(block_size=1 << 26),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=False, auto_dict_encode=False),
+            )
+            header = table.column_names
+            table = table.cast(pa.schema([(name, pa.string()) for name in header]))
+            frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")).fillna("")
+            blank_lines = body.count(b"\n\n")
+            if len(frame) + 1 == body.count(b"\n") + (0 if body.endswith(b"\n") else 1) and not blank_lines:
+                return header, frame, list(range(2, len(frame) + 2))
+        except (pa.ArrowInvalid, ValueError):
+            pass
+    return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings)
+
+
+def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
+    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    rows, lines = [], []
+    header: list[str] | None = None
+    start = 1
+    try:
+        for row in reader:
+            if header is None:
+                header = row
+                start = reader.line_num + 1
+                continue
+            if row == []:
+                start = reader.line_num + 1
+                continue
+            if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
+                row = (row + [""] * len(header))[: len(header)]
+            rows.append(row)
+            lines.append(start)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
+    header = header or []
+    frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
+    return header, frame, lines
+
+
+def load_package(path: str | Path = ".") -> Package:
+    """Read a package from a ``datapackage.json`` or the folder holding one."""
+    target = Path(path)
+    descriptor_path = target if target.is_file() or target.suffix == ".json" else target / DESCRIPTOR
+    root = descriptor_path.parent
+    display = descriptor_path.name if root == Path(".") else str(descriptor_path)
+    if not descriptor_path.exists():
+        raise CivharmError(f"{display}: no data package here (expected a datapackage.json or its folder)")
+    descriptor = _read_json(descriptor_path, display)
+    findings: list[Finding] = []
+    resources: dict[str, Resource] = {}
+    listed = descriptor.get("resources")
+    if not isinstance(listed, list):
+        raise CivharmError(f"{display}#/resources: must be a list of resources")
+    for index, spec in enumerate(listed):
+        pointer = _json_pointer("resources", index)
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource", "a resource needs a name", pointer=pointer))
+            continue
+        name = spec["name"]
+        schema, schema_path = spec.get("schema", {}), None
+        if isinstance(schema, str):
+            schema_file = _safe_path(root, schema)
+            schema_path = schema
+            if schema_file is None:
+                findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
+                                        f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
+                schema = {}
+            else:
+                try:
+                    schema = _read_json(schema_file, schema)
+                except CivharmError as exc:
+                    findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
+                    schema = {}
+        data_path = spec.get("path")
+        data_file = _safe_path(root, data_path)
+        display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
+        raw = None
+        if data_file is None:
+            findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
+                                    f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
+        elif not data_file.is_file():
+            findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
+                                    f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
+        else:
+            raw = data_file.read_bytes()
+        resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
+                            schema_path=schema_path, raw=raw)
+        if raw is not None:
+            resource.header, resource.frame, resource.lines = _split_rows(raw, display_path, findings)
+        resources[name] = resource
+    return Package(root=root, descriptor=descriptor, resources=resources, findings=findings)

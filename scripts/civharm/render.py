@@ -1,0 +1,85 @@
+"""Format a Report as text (people), json (machines) or github (workflow annotations)."""
+from __future__ import annotations
+
+import json
+from itertools import groupby
+
+from .findings import Finding, Report
+
+JSON_SHAPE_VERSION = 1
+COLOURS = {"error": "\x1b[31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
+RESET, BOLD = "\x1b[0m", "\x1b[1m"
+
+
+def summary_line(report: Report) -> str:
+    counts = report.counts
+    tables = report.summary.get("tables", {})
+    sizes = ", ".join(f"{tables[name]} {name}" for name in ("incidents", "reports", "sources") if name in tables)
+    verdict = "valid" if report.exit_code() == 0 else "invalid"
+    return f"{verdict}: {sizes}; {counts['error']} errors, {counts['warning']} warnings"
+
+
+def text(report: Report, colour: bool = False) -> str:
+    """Findings grouped by file, each as ``file:line: field: message [rule]``, then the summary."""
+    lines: list[str] = []
+    for file, group in groupby(report.findings, key=lambda f: f.file):
+        lines.append(f"{BOLD}{file}{RESET}" if colour else file)
+        for finding in group:
+            tag = f"{finding.severity.value} [{finding.rule_id}]"
+            if colour:
+                tag = f"{COLOURS[finding.severity.value]}{tag}{RESET}"
+            lines.append(f"  {finding.as_text()}  {tag}")
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def as_json(report: Report) -> str:
+    """The documented machine shape: ``{"version", "summary", "findings": [...]}``."""
+    payload = {
+        "version": JSON_SHAPE_VERSION,
+        "valid": report.exit_code() == 0,
+        "summary": {**report.summary, "counts": report.counts},
+        "findings": [f.as_dict() for f in report.findings],
+    }
+    return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+
+
+def _escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def github(report: Report, changed_files: frozenset[str] = frozenset()) -> str:
+    """Workflow commands, findings in changed files first (only the first ones are shown)."""
+    ordered = sorted(report.findings, key=lambda f: f.file not in changed_files)
+    lines = []
+    for finding in ordered:
+        level = {"error": "error", "warning": "warning", "info": "notice"}[finding.severity.value]
+        props = [f"file={_escape_property(finding.file)}"]
+        if finding.line is not None:
+            props.append(f"line={finding.line}")
+        props.append(f"title={_escape_property(finding.rule_id)}")
+        message = f"{finding.field}: {finding.message}" if finding.field else finding.message
+        if finding.pointer is not None and finding.line is None:
+            message = f"#{finding.pointer}: {message}"
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(message)}")
+    lines.append(summary_line(report))
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(report: Report) -> str:
+    """The full list for ``$GITHUB_STEP_SUMMARY``."""
+    def cell(value) -> str:
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    out = [f"### civharm validate: {summary_line(report)}", ""]
+    if report.findings:
+        out += ["| severity | rule | location | field | message |", "|---|---|---|---|---|"]
+        out += [f"| {f.severity.value} | `{f.rule_id}` | `{cell(f.location())}` | {cell(f.field)} | {cell(f.message)} |" for f in report.findings]
+    return "\n".join(out) + "\n"
+
+
+FORMATS = {"text": text, "json": as_json, "github": github}

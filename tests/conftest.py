@@ -1,0 +1,89 @@
+"""Shared test helpers: build packages from the repo's schema plus fixture data and edits."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+VALID_MINIMAL = FIXTURES / "packages" / "valid-minimal"
+TODAY = "2026-11-26"
+
+
+def build_package(target: Path, data_dir: Path = VALID_MINIMAL / "data") -> Path:
+    """The repo's descriptor and schemas with the given data folder: a package to mutate."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "datapackage.json", target / "datapackage.json")
+    shutil.copytree(REPO / "schema", target / "schema", dirs_exist_ok=True)
+    shutil.copytree(data_dir, target / "data", dirs_exist_ok=True)
+    return target
+
+
+def set_cell(path: Path, line: int, field: str, value: str) -> None:
+    """Set one cell, addressed by physical line (header = 1) and column name."""
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    column = rows[0].index(field)
+    rows[line - 1][column] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def apply_edit(root: Path, edit: dict) -> None:
+    """One declarative edit from a fixture's case.json."""
+    path = root / edit["file"]
+    kind = edit.get("kind", "cell")
+    if kind == "cell":
+        set_cell(path, edit["line"], edit["field"], edit["value"])
+    elif kind == "replace":
+        data = path.read_bytes()
+        old, new = edit["old"].encode("utf-8"), edit["new"].encode("utf-8")
+        assert old in data, f"{edit['old']!r} not in {edit['file']}"
+        path.write_bytes(data.replace(old, new, edit.get("count", 1)))
+    elif kind == "append":
+        with path.open("ab") as out:
+            out.write(edit["text"].encode("utf-8"))
+    elif kind == "duplicate-line":
+        lines = path.read_bytes().split(b"\n")
+        lines.insert(edit["line"], lines[edit["line"] - 1])
+        path.write_bytes(b"\n".join(lines))
+    elif kind == "delete":
+        path.unlink()
+    elif kind == "write":
+        path.write_bytes(edit["text"].encode("utf-8") if "text" in edit else bytes.fromhex(edit["hex"]))
+    elif kind == "json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        node = data
+        *parents, last = edit["pointer"].strip("/").split("/")
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        key = int(last) if isinstance(node, list) else last
+        if "value" in edit:
+            node[key] = edit["value"]
+        else:
+            del node[key]
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    else:
+        raise ValueError(kind)
+
+
+def case_dirs(kind: str) -> list[Path]:
+    return sorted(p for p in (FIXTURES / kind).rglob("case.json"))
+
+
+def materialise(case_file: Path, tmp_path: Path) -> tuple[Path, dict]:
+    case = json.loads(case_file.read_text(encoding="utf-8"))
+    root = build_package(tmp_path / "pkg")
+    for edit in case.get("edits", []):
+        apply_edit(root, edit)
+    return root, case
+
+
+@pytest.fixture
+def valid_package(tmp_path) -> Path:
+    return build_package(tmp_path / "pkg")

@@ -1,0 +1,36 @@
+"""Generated documents are up to date, and everything in the schema is documented."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from civharm.docs import render_all
+from civharm.package import load_package
+from conftest import REPO
+
+PACKAGE = load_package(REPO)
+SCHEMAS = sorted((REPO / "schema").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", sorted(render_all(PACKAGE)))
+def test_generated_document_is_fresh(path):
+    committed = (REPO / path).read_text(encoding="utf-8")
+    assert committed == render_all(PACKAGE)[path], f"{path} is out of date: run `civharm docs`"
+
+
+@pytest.mark.parametrize("schema_path", SCHEMAS, ids=lambda p: p.stem)
+def test_every_field_is_documented_and_vocabularies_are_declared_once(schema_path):
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    for field in schema["fields"]:
+        assert field.get("description"), field["name"]
+        definitions = field.get("civharm:definitions")
+        if not definitions:
+            continue
+        assert all(text.strip() for text in definitions.values()), field["name"]
+        constraints = field["constraints"]
+        if "civharm:delimiter" in field:
+            alternatives = "|".join(definitions)
+            assert constraints["pattern"] == f"({alternatives})(;({alternatives}))*", field["name"]
+        else:
+            assert constraints["enum"] == list(definitions), field["name"]
