@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import rules, structure
-from .findings import Report
+from .findings import Finding, Report
 from .package import load_package
 
 
@@ -16,11 +16,23 @@ class Options:
     base: str | None = None
 
 
+def without_cascades(rule_findings: list[Finding], structural: list[Finding]) -> list[Finding]:
+    """Drop rule findings on rows that already have a structural error.
+
+    A cell that is not a valid integer reads as empty, so a rule would report a second,
+    misleading problem on the same row ("coordinates without GeoNames ID"). Fix the
+    structural error and the row's rules run again.
+    """
+    broken = {(f.file, f.line) for f in structural if f.line is not None and f.line > 1}
+    return [f for f in rule_findings if (f.file, f.line) not in broken]
+
+
 def run(path: str | Path, options: Options) -> Report:
     """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
     package = load_package(path)
     findings = list(package.findings)
-    findings += structure.check(package)
-    findings += rules.check(package, options.today)
+    structural = structure.check(package)
+    findings += structural
+    findings += without_cascades(rules.check(package, options.today), structural)
     summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items()}}
     return Report(findings, summary)

@@ -1,8 +1,9 @@
 """The registry of semantic rules: each rule is declared once, with its id, severity and rationale.
 
-Rule modules register themselves with ``@rule`` the way an extension would; the codebook's
-rule catalogue and the registry-driven tests read ``REGISTRY``. A rule id starts with its
-module's name (``dates/end-before-start`` lives in ``rules/dates.py``).
+Rule modules register themselves with ``@rule`` (pandas) or ``@expectation_rule`` (Great
+Expectations) the way an extension would; the codebook's rule catalogue and the
+registry-driven tests read ``REGISTRY``. A rule id starts with its module's name
+(``dates/end-before-start`` lives in ``rules/dates.py``).
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import pandas as pd
+
 from ..findings import Finding, Severity
 from ..package import Package
 
-MODULES: tuple[str, ...] = ()
+MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "confidence")
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,25 @@ class Context:
     package: Package
     today: dt.date
 
+    def table(self, name: str) -> pd.DataFrame | None:
+        """The typed frame of a table, or None when it is absent or lacks schema columns."""
+        resource = self.package.get(name)
+        if resource is None or resource.raw is None or resource.frame.empty and not resource.header:
+            return None
+        if not set(resource.field_names) <= set(resource.frame.columns):
+            return None  # a missing column is a structural error already; rules need all columns
+        return resource.typed
+
+
+@dataclass(frozen=True)
+class Check:
+    """One Great Expectations expectation over one table, and how to word a failing row."""
+
+    table: str
+    field: str
+    expectation: object
+    message: Callable[[pd.Series], str]
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -31,26 +53,39 @@ class Rule:
     severity: Severity
     title: str
     rationale: str
-    check: Callable[[Context], Iterable[Finding]] = field(compare=False, repr=False)
+    check: Callable[[Context], Iterable] = field(compare=False, repr=False)
+    engine: str = "pandas"  # "pandas": check yields Findings; "gx": check returns Checks
 
     def finding(self, file: str, line: int | None, field: str | None, message: str, pointer: str | None = None) -> Finding:
         return Finding(file, line, field, self.id, message, self.severity, pointer)
+
+    def at_row(self, ctx: Context, table: str, index: int, field: str | None, message: str) -> Finding:
+        resource = ctx.package[table]
+        return self.finding(resource.path, resource.line_of(index), field, message)
 
 
 REGISTRY: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, severity: Severity, title: str, rationale: str):
-    """Register ``check(ctx)`` as a rule; it yields findings made with ``RULE.finding``."""
-
+def _register(rule_id: str, severity: Severity, title: str, rationale: str, engine: str):
     def register(function):
         module = function.__module__.rsplit(".", 1)[-1]
         assert rule_id.startswith(module + "/"), f"{rule_id} must start with {module}/"
         assert rule_id not in REGISTRY, f"{rule_id} declared twice"
-        REGISTRY[rule_id] = Rule(rule_id, severity, title, rationale, function)
+        REGISTRY[rule_id] = Rule(rule_id, severity, title, rationale, function, engine)
         return function
 
     return register
+
+
+def rule(rule_id: str, severity: Severity, title: str, rationale: str):
+    """Register ``check(ctx, rule)`` that yields Findings (for what GX cannot express)."""
+    return _register(rule_id, severity, title, rationale, "pandas")
+
+
+def expectation_rule(rule_id: str, severity: Severity, title: str, rationale: str):
+    """Register ``check(ctx)`` that returns ``Check`` objects run in one GX suite per table."""
+    return _register(rule_id, severity, title, rationale, "gx")
 
 
 def load_all() -> dict[str, Rule]:
@@ -61,8 +96,15 @@ def load_all() -> dict[str, Rule]:
 
 def check(package: Package, today: dt.date) -> list[Finding]:
     """Run every registered rule and collect all findings (no rule stops another)."""
+    from . import expectations
+
     context = Context(package, today)
     findings: list[Finding] = []
+    gx_checks: list[tuple[Rule, Check]] = []
     for registered in load_all().values():
-        findings.extend(registered.check(context))
+        if registered.engine == "gx":
+            gx_checks += [(registered, c) for c in registered.check(context)]
+        else:
+            findings.extend(registered.check(context, registered))
+    findings += expectations.run(context, gx_checks)
     return findings

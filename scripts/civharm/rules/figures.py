@@ -1,0 +1,30 @@
+"""Rule: an incident's stored figures are what the figure rule computes from its reports."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..figures import compute_incident_figures
+from ..findings import Severity
+from . import rule
+
+
+def _show(value) -> str:
+    return "empty" if pd.isna(value) else str(int(value))
+
+
+@rule("figures/rule-mismatch", Severity.ERROR, "An active incident's figures equal what the figure rule computes from its current reports, unless figures_override_reason is set.",
+      "Incident figures must be reproducible from the statements that support them; a hand-edited total cannot be traced.")
+def rule_mismatch(ctx, rule):
+    incidents, reports = ctx.table("incidents"), ctx.table("reports")
+    if incidents is None or reports is None:
+        return
+    computed = compute_incident_figures(incidents, reports)
+    checked = incidents[(incidents["status"] == "active") & incidents["figures_override_reason"].isna()]
+    expected = computed.reindex(checked["incident_id"].to_numpy()).set_axis(checked.index)
+    for column in computed.columns:
+        stored, wanted = checked[column], expected[column]
+        differs = stored.isna() != wanted.isna()
+        differs |= stored.notna() & wanted.notna() & (stored.fillna(0) != wanted.fillna(0))
+        for index in checked.index[differs.to_numpy(dtype=bool)]:
+            yield rule.at_row(ctx, "incidents", index, column,
+                              f"stored {_show(stored[index])}, but the figure rule gives {_show(wanted[index])} from the current reports")

