@@ -33,7 +33,7 @@ def test_data_error_exits_1_and_prints_file_line_field(valid_package):
     result = invoke("validate", str(valid_package), "--today", TODAY)
     assert result.exit_code == 1
     assert "  data/incidents.csv:2: geonames_id: 'abc' is not a valid integer  error [frictionless/type-error]" in result.output.splitlines()
-    assert result.output.splitlines()[-1] == "invalid: 2 incidents, 2 reports, 1 sources; 1 errors, 0 warnings"
+    assert result.output.splitlines()[-1] == "invalid: 2 incidents (2 active), 2 reports, 1 sources; 1 errors, 0 warnings"
 
 
 def test_json_format_has_documented_shape(valid_package):

@@ -15,6 +15,8 @@ def summary_line(report: Report) -> str:
     counts = report.counts
     tables = report.summary.get("tables", {})
     sizes = ", ".join(f"{tables[name]} {name}" for name in ("incidents", "reports", "sources") if name in tables)
+    if "active_incidents" in report.summary:
+        sizes = sizes.replace(" incidents", f" incidents ({report.summary['active_incidents']} active)", 1)
     verdict = "valid" if report.exit_code() == 0 else "invalid"
     return f"{verdict}: {sizes}; {counts['error']} errors, {counts['warning']} warnings"
 

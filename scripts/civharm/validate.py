@@ -5,7 +5,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import rules, structure
+from . import duplicates, history, rules, structure
 from .findings import Finding, Report
 from .package import load_package
 
@@ -31,8 +31,13 @@ def run(path: str | Path, options: Options) -> Report:
     """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
     package = load_package(path)
     findings = list(package.findings)
+    if options.base:  # first, so that an unreadable base stops the run before the slow checks
+        findings += history.check_against(package, options.base)
     structural = structure.check(package)
     findings += structural
-    findings += without_cascades(rules.check(package, options.today), structural)
+    findings += without_cascades(rules.check(package, options.today) + duplicates.check(package), structural)
     summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items()}}
+    incidents = package.get("incidents")
+    if incidents is not None and "status" in incidents.frame.columns:
+        summary["active_incidents"] = int((incidents.frame["status"] == "active").sum())
     return Report(findings, summary)

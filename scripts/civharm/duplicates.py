@@ -1,0 +1,302 @@
+"""The duplicate gate: repeated rows and statements, and near-duplicate incidents.
+
+Near-duplicates are found in two steps so the search stays sub-quadratic:
+
+1. **Blocking** (DuckDB): every active incident is expanded to the days of its date
+   interval widened by one day, and incidents sharing a country, a day and a compatible
+   subdivision (equal, or missing on one side) become candidate pairs. Coarse dates are
+   intervals, so an event of "March 2024" meets one of 14 March; the join on days stays
+   near-linear where a range join does not.
+2. **Scoring** each candidate on place (same GeoNames ID, or locality names that meet in
+   GeoNames' alternate names across transliterations), distance, date overlap and means
+   of harm. Figures never rule a pair out: tolls rise over days.
+
+A pair recorded in ``data/duplicate_decisions.csv`` is silenced; any other candidate at or
+above ``THRESHOLD`` fails validation with the instruction to resolve it.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import duckdb
+import pandas as pd
+from rapidfuzz import fuzz
+from unidecode import unidecode
+
+from .findings import Finding, Severity
+from .package import Package
+
+THRESHOLD = 0.7
+WINDOW_DAYS = 1
+RULES = {
+    "duplicates/exact-row": (Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
+                             "A record entered twice under two IDs counts its dead twice."),
+    "duplicates/same-statement": (Severity.ERROR, "The same statement (URL, claimant, as-of moment) is entered once per incident.",
+                                  "Two rows for one statement double its weight in the figure rule and in corroboration."),
+    "duplicates/same-figures-other-incident": (Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
+                                               "Usually one statement attached to two incidents, which counts its victims twice."),
+    "duplicates/near-duplicate": (Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (score at or above the threshold).",
+                                  "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
+    "duplicates/decision-not-done": (Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
+                                     "A decision that says merged while both incidents are active silences a real double count."),
+}
+
+
+def _finding(rule_id: str, file: str, line: int | None, field: str | None, message: str) -> Finding:
+    return Finding(file, line, field, rule_id, message, RULES[rule_id][0])
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case ASCII letters and digits only: 'Tëtkino' and 'Tetkino' meet here."""
+    return re.sub(r"[^a-z0-9]", "", unidecode(name).lower())
+
+
+@lru_cache(maxsize=8)
+def _alternate_names(country: str) -> dict[str, frozenset[int]]:
+    """Normalised GeoNames name or alternate name → GeoNames IDs, for one country."""
+    from .rules.places import gazetteer
+
+    places = gazetteer()
+    index: dict[str, set[int]] = {}
+    for geonames_id, row in places[places["countrycode"] == country].iterrows():
+        for name in [row["name"], *row["alternatenames"]]:
+            key = normalise_name(name)
+            if key:
+                index.setdefault(key, set()).add(int(geonames_id))
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+def place_ids(country: str, *names) -> frozenset[int]:
+    found: set[int] = set()
+    table = _alternate_names(country) if isinstance(country, str) else {}
+    for name in names:
+        if isinstance(name, str) and name:
+            found |= table.get(normalise_name(name), frozenset())
+    return frozenset(found)
+
+
+def _haversine_km(lat1, lon1, lat2, lon2) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0 * 2 * math.asin(math.sqrt(a))
+
+
+def _same(a, b) -> bool:
+    return bool(pd.notna(a) and pd.notna(b) and a == b)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    a: str
+    b: str
+    score: float
+    reasons: tuple[str, ...]
+
+
+def candidate_pairs(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Blocking: pairs of active incidents sharing a country, a day (±1) and a compatible subdivision."""
+    active = incidents[(incidents["status"] == "active") & incidents["date_start"].notna() & incidents["date_end"].notna()]
+    frame = pd.DataFrame({
+        "id": active["incident_id"].astype(str).to_numpy(),
+        "country": active["country_code"].astype(object).where(active["country_code"].notna(), "").to_numpy(),
+        "subdivision": active["subdivision_code"].astype(object).where(active["subdivision_code"].notna(), "").to_numpy(),
+        "start": active["date_start"].to_numpy(),
+        "end": active["date_end"].to_numpy(),
+    })
+    if len(frame) < 2:
+        return pd.DataFrame(columns=["a", "b"])
+    connection = duckdb.connect()
+    connection.register("incidents", frame)
+    pairs = connection.execute(f"""
+        WITH days AS (
+            SELECT id, country, subdivision,
+                   unnest(generate_series(CAST("start" AS DATE) - INTERVAL {WINDOW_DAYS} DAY,
+                                          CAST("end" AS DATE) + INTERVAL {WINDOW_DAYS} DAY, INTERVAL 1 DAY)) AS day
+            FROM incidents
+        )
+        SELECT DISTINCT x.id AS a, y.id AS b
+        FROM days x JOIN days y ON x.country = y.country AND x.day = y.day AND x.id < y.id
+        WHERE x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = ''
+        ORDER BY a, b
+    """).df()
+    connection.close()
+    return pairs
+
+
+def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
+    """Score one candidate pair in [0, 1] with the reasons a reviewer needs."""
+    reasons: list[str] = []
+    # place
+    place = 0.0
+    if _same(x["geonames_id"], y["geonames_id"]):
+        place = 1.0
+        reasons.append(f"same GeoNames place {int(x['geonames_id'])} ({x['locality_en']})")
+    elif pd.notna(x["locality_en"]) and pd.notna(y["locality_en"]):  # noqa: SIM114
+        ids_x = place_ids(x["country_code"], x["locality_en"], x["locality_original"]) | ({int(x["geonames_id"])} if pd.notna(x["geonames_id"]) else set())
+        ids_y = place_ids(y["country_code"], y["locality_en"], y["locality_original"]) | ({int(y["geonames_id"])} if pd.notna(y["geonames_id"]) else set())
+        similarity = fuzz.ratio(normalise_name(x["locality_en"]), normalise_name(y["locality_en"]))
+        if ids_x & ids_y:
+            place = 1.0
+            reasons.append(f"'{x['locality_en']}' and '{y['locality_en']}' are names of the same GeoNames place {min(ids_x & ids_y)}")
+        elif similarity >= 80:
+            place = 0.8
+            reasons.append(f"locality names '{x['locality_en']}' and '{y['locality_en']}' are {similarity:.0f}% alike")
+        else:
+            reasons.append(f"different localities '{x['locality_en']}' and '{y['locality_en']}'")
+    elif _same(x["subdivision_code"], y["subdivision_code"]):
+        place = 0.5
+        reasons.append(f"same subdivision {x['subdivision_code']}, locality missing on one side")
+    else:
+        place = 0.3
+        reasons.append("place too coarse on one side to compare")
+    if pd.notna(x["latitude"]) and pd.notna(y["latitude"]) and place < 1.0:  # a point beats a name
+        km = _haversine_km(x["latitude"], x["longitude"], y["latitude"], y["longitude"])
+        if km <= 10:
+            place = max(place, 0.8)
+            reasons.append(f"{km:.1f} km apart")
+        elif km > 50:
+            place = 0.0
+            reasons.append(f"{km:.0f} km apart")
+    # date
+    days_apart = abs((x["date_start"] - y["date_start"]).days)
+    if x["date_precision"] == "day" and y["date_precision"] == "day":
+        date = {0: 1.0, 1: 0.8}.get(days_apart, 0.5)
+        reasons.append("same day" if days_apart == 0 else f"dates {days_apart} day{'s' if days_apart > 1 else ''} apart")
+    else:
+        date = 0.6
+        reasons.append("date intervals overlap (coarse precision)")
+    # means of harm
+    means_x, means_y = set(str(x["means_of_harm"]).split(";")), set(str(y["means_of_harm"]).split(";"))
+    if "unknown" in means_x | means_y:
+        means = 0.5
+    elif means_x & means_y:
+        means = 1.0
+        reasons.append(f"same means ({', '.join(sorted(means_x & means_y))})")
+    else:
+        means = 0.0
+        reasons.append(f"different means ({', '.join(sorted(means_x))} / {', '.join(sorted(means_y))})")
+    score = round(0.45 * place + 0.35 * date + 0.2 * means, 2)
+    if place == 0.0:
+        score = min(score, THRESHOLD - 0.01)
+    return Candidate(x["incident_id"], y["incident_id"], score, tuple(reasons))
+
+
+def near_duplicates(incidents: pd.DataFrame) -> list[Candidate]:
+    pairs = candidate_pairs(incidents)
+    by_id = incidents.drop_duplicates("incident_id").set_index("incident_id", drop=False)
+    return [score_pair(by_id.loc[a], by_id.loc[b]) for a, b in pairs.itertuples(index=False)]
+
+
+def _content_duplicates(resource) -> list[Finding]:
+    frame = resource.frame
+    if frame.empty:
+        return []
+    key = resource.schema.get("primaryKey", [])
+    content = [c for c in frame.columns if c not in key and c not in ("record_version", "last_updated")]
+    if not content or len(key) != 1:
+        return []
+    repeated = frame.duplicated(subset=content, keep=False)
+    findings = []
+    for _, group in frame[repeated].groupby(content, sort=False, dropna=False):
+        first = group.index[0]
+        for index in group.index[1:]:
+            findings.append(_finding("duplicates/exact-row", resource.path, resource.line_of(index), key[0],
+                                     f"{frame.at[index, key[0]]} repeats {frame.at[first, key[0]]} (line {resource.line_of(first)}) in every field but the ID"))
+    return findings
+
+
+def check(package: Package) -> list[Finding]:
+    """Every duplicate finding for the package."""
+    findings: list[Finding] = []
+    for name in ("incidents", "reports", "damage", "sources"):
+        resource = package.get(name)
+        if resource is not None and resource.raw is not None and set(resource.field_names) <= set(resource.frame.columns):
+            findings += _content_duplicates(resource)
+    incidents_res, reports_res = package.get("incidents"), package.get("reports")
+    if incidents_res is None or reports_res is None or incidents_res.raw is None or reports_res.raw is None:
+        return findings
+    if not (set(incidents_res.field_names) <= set(incidents_res.frame.columns) and set(reports_res.field_names) <= set(reports_res.frame.columns)):
+        return findings
+    incidents, reports = incidents_res.typed, reports_res.typed
+    findings += _same_statement(reports_res, reports, incidents)
+    findings += _same_figures(reports_res, reports)
+    findings += _near_duplicate_findings(package, incidents_res, incidents)
+    return findings
+
+
+def _same_statement(resource, reports: pd.DataFrame, incidents: pd.DataFrame) -> list[Finding]:
+    from .figures import carrier_of
+
+    carrier = reports["incident_id"].map(carrier_of(incidents)).fillna(reports["incident_id"])
+    keyed = pd.DataFrame({"carrier": carrier, "url": reports["url"], "claimant": reports["claimant"].str.casefold().str.strip(), "as_of": reports["as_of"]})
+    active = (reports["status"] == "active").to_numpy(dtype=bool)
+    keyed = keyed[active]
+    repeated = keyed.duplicated(keep=False)
+    findings = []
+    successor = reports["superseded_by"]
+    for _, group in keyed[repeated].groupby(list(keyed.columns), sort=False):
+        first = group.index[0]
+        for index in group.index[1:]:
+            if _same(reports.at[index, "report_id"], successor[first]) or _same(reports.at[first, "report_id"], successor[index]):
+                continue  # an update that supersedes the other row is a different statement by declaration
+            findings.append(_finding("duplicates/same-statement", resource.path, resource.line_of(index), "report_id",
+                                     f"{reports.at[index, 'report_id']} repeats the statement of {reports.at[first, 'report_id']} (line {resource.line_of(first)}): same URL, claimant and as_of on one incident"))
+    return findings
+
+
+def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
+    from .figures import FIGURES
+
+    columns = [c for f in FIGURES for c in (f, f"{f}_qualifier")]
+    has_figure = reports[list(FIGURES)].notna().any(axis=1)
+    active = reports[(reports["status"] == "active") & has_figure]
+    if active.empty:
+        return []
+    day = active["as_of"].str.slice(0, 10)
+    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=day).astype(object).fillna("")
+    merged = keyed.merge(keyed, on=["source_id", "day"] + columns, suffixes=("", "_other"))
+    merged = merged[(merged["incident_id"] != merged["incident_id_other"]) & (merged["url"] != merged["url_other"]) & (merged["report_id"] < merged["report_id_other"])]
+    lines = {rid: resource.line_of(i) for i, rid in reports["report_id"].items()}
+    return [_finding("duplicates/same-figures-other-incident", resource.path, lines[row.report_id_other], "incident_id",
+                     f"{row.report_id_other} has the same source, date and figures as {row.report_id} (line {lines[row.report_id]}) on incident {row.incident_id}; is one statement attached to two incidents?")
+            for row in merged.itertuples()]
+
+
+def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Finding]]:
+    resource = package.get("duplicate_decisions")
+    if resource is None or resource.raw is None or not set(resource.field_names) <= set(resource.frame.columns):
+        return {}, []
+    frame = resource.typed
+    decided: dict[tuple[str, str], str] = {}
+    findings = []
+    incidents = package["incidents"].typed.drop_duplicates("incident_id").set_index("incident_id")
+    for index, row in frame[frame["status"] == "active"].iterrows():
+        pair = tuple(sorted((row["incident_a"], row["incident_b"])))
+        decided[pair] = row["decision"]
+        if row["decision"] == "merged":
+            a, b = pair
+            merged = any(pid in incidents.index and incidents.at[pid, "status"] == "merged" and incidents.at[pid, "merged_into"] == other
+                         for pid, other in ((a, b), (b, a)))
+            if not merged:
+                findings.append(_finding("duplicates/decision-not-done", resource.path, resource.line_of(index), "decision",
+                                         f"the decision says merged, but neither {a} nor {b} is merged into the other"))
+    return decided, findings
+
+
+def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame) -> list[Finding]:
+    decided, findings = _decisions(package)
+    line_of = {iid: resource.line_of(i) for i, iid in incidents["incident_id"].items()}
+    for candidate in near_duplicates(incidents):
+        if candidate.score < THRESHOLD or (candidate.a, candidate.b) in decided:
+            continue
+        first, second = sorted((candidate.a, candidate.b), key=lambda i: line_of.get(i, 0))
+        findings.append(_finding(
+            "duplicates/near-duplicate", resource.path, line_of.get(second), "incident_id",
+            f"{second} may be the same event as {first} (line {line_of.get(first)}): score {candidate.score:.2f} ({'; '.join(candidate.reasons)}). "
+            f"Check both against their sources, then either add '{candidate.a},{candidate.b},active,1,<today>,distinct,<why>' to data/duplicate_decisions.csv, "
+            f"or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
+    return findings

@@ -1,0 +1,172 @@
+"""The duplicate gate: repeats, near-duplicate incidents, decisions, and blocking that scales."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import random
+import shutil
+
+import pandas as pd
+import pytest
+
+from civharm import duplicates
+from civharm.validate import Options, run
+from conftest import REPO, TODAY, build_package, set_cell
+
+OPTIONS = Options(today=dt.date.fromisoformat(TODAY))
+TYOTKINO = "Tyotkino"
+
+
+def _real_copy(tmp_path):
+    return build_package(tmp_path / "real", REPO / "data")
+
+
+def _rows(path):
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def _append(path, row: dict):
+    header = next(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    out = io.StringIO()
+    csv.DictWriter(out, fieldnames=header, lineterminator="\n").writerow(row)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(out.getvalue())
+
+
+def _reenter(root, *, new_incident="inc_01M8C000000000000000000001", new_report="rep_01M8C000000000000000000001"):
+    """Re-enter the Tyotkino incident under a new ID, one day later, spelled 'Tetkino', without GeoNames."""
+    incidents = root / "data" / "incidents.csv"
+    original = next(r for r in _rows(incidents) if r["locality_en"] == TYOTKINO)
+    copy = dict(original, incident_id=new_incident, locality_en="Tetkino", locality_original="", geonames_id="",
+                latitude="", longitude="", location_precision="area",
+                date_start="2024-03-13", date_end="2024-03-13")
+    _append(incidents, copy)
+    reports = root / "data" / "reports.csv"
+    report = next(r for r in _rows(reports) if r["incident_id"] == original["incident_id"] and not r["superseded_by"])
+    _append(reports, dict(report, report_id=new_report, incident_id=new_incident, url="https://example.org/tetkino-report", as_of="2024-03-13",
+                          published_date="2024-03-13"))
+    return original["incident_id"], new_incident
+
+
+def test_reentered_incident_with_shifted_date_and_other_spelling_fails_naming_both(tmp_path):
+    root = _real_copy(tmp_path)
+    old, new = _reenter(root)
+    report = run(root, OPTIONS)
+    near = [f for f in report.findings if f.rule_id == "duplicates/near-duplicate"]
+    assert len(near) == 1, [f.as_text() for f in report.findings]
+    assert old in near[0].message and new in near[0].message
+    assert near[0].file == "data/incidents.csv" and near[0].field == "incident_id"
+    assert "names of the same GeoNames place 483166" in near[0].message
+    assert "data/duplicate_decisions.csv" in near[0].message
+    assert report.exit_code() == 1
+
+
+def test_a_recorded_decision_silences_exactly_that_pair(tmp_path):
+    root = _real_copy(tmp_path)
+    old, new = _reenter(root)
+    a, b = sorted((old, new))
+    _append(root / "data" / "duplicate_decisions.csv", {"incident_a": a, "incident_b": b, "status": "active", "record_version": "1",
+                                                       "last_updated": TODAY, "decision": "distinct", "note": "Test: checked and found to be two events."})
+    assert not [f for f in run(root, OPTIONS).findings if f.rule_id == "duplicates/near-duplicate"]
+    # a second re-entry makes a new pair, which the old decision does not silence
+    _, third = _reenter(root, new_incident="inc_01M8C000000000000000000002", new_report="rep_01M8C000000000000000000002")
+    near = [f for f in run(root, OPTIONS).findings if f.rule_id == "duplicates/near-duplicate"]
+    assert near and all(third in f.message for f in near)
+
+
+def test_merged_decision_must_be_carried_out(tmp_path):
+    root = _real_copy(tmp_path)
+    old, new = _reenter(root)
+    a, b = sorted((old, new))
+    _append(root / "data" / "duplicate_decisions.csv", {"incident_a": a, "incident_b": b, "status": "active", "record_version": "1",
+                                                       "last_updated": TODAY, "decision": "merged", "note": "Test: one event told twice."})
+    findings = [f for f in run(root, OPTIONS).findings if f.rule_id == "duplicates/decision-not-done"]
+    assert [(f.file, f.line, f.field) for f in findings] == [("data/duplicate_decisions.csv", 2, "decision")]
+    assert findings[0].message == f"the decision says merged, but neither {a} nor {b} is merged into the other"
+
+
+@pytest.mark.parametrize("a, b", [("Tyotkino", "Tiotkino"), ("Tyotkino", "Tetkino"), ("Tyotkino", "Tjotkino"), ("Tyotkino", "Тёткино"),
+                                  ("Biełgorod", "Belgorod"), ("Kharkov", "Kharkiv"), ("Харків", "Kharkiv")])
+def test_transliterations_meet_in_geonames_alternate_names(a, b):
+    country = "UA" if "ark" in a + b or "Харків" in a else "RU"
+    assert duplicates.place_ids(country, a) & duplicates.place_ids(country, b)
+
+
+def _synthetic_incidents(n: int, seed: int = 42) -> pd.DataFrame:
+    rng = random.Random(seed)
+    start = dt.date(2022, 1, 1)
+    rows = []
+    for i in range(n):
+        day = start + dt.timedelta(days=rng.randrange(1000))
+        precision = "month" if rng.random() < 0.05 else "day"
+        first = day.replace(day=1) if precision == "month" else day
+        last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date() if precision == "month" else day
+        rows.append({"incident_id": f"inc_{i:026d}", "status": "active", "country_code": "UA",
+                     "subdivision_code": rng.choice(["UA-63", "UA-12", "UA-30", "UA-65", None]),
+                     "date_start": pd.Timestamp(first), "date_end": pd.Timestamp(last)})
+    return pd.DataFrame(rows)
+
+
+def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unplaced_incidents():
+    incidents = _synthetic_incidents(3000)
+    pairs = duplicates.candidate_pairs(incidents)
+    all_pairs = 3000 * 2999 // 2
+    assert len(pairs) < all_pairs / 20
+    ids = set(pairs["a"]) | set(pairs["b"])
+    coarse = incidents[incidents["date_start"] != incidents["date_end"]]["incident_id"]
+    unplaced = incidents[incidents["subdivision_code"].isna()]["incident_id"]
+    assert ids & set(coarse) and ids & set(unplaced)
+
+
+def test_month_precision_incident_is_compared_with_a_day_in_that_month():
+    incidents = pd.DataFrame([
+        {"incident_id": "inc_A", "status": "active", "country_code": "RU", "subdivision_code": "RU-KRS",
+         "date_start": pd.Timestamp("2024-03-01"), "date_end": pd.Timestamp("2024-03-31")},
+        {"incident_id": "inc_B", "status": "active", "country_code": "RU", "subdivision_code": None,
+         "date_start": pd.Timestamp("2024-03-14"), "date_end": pd.Timestamp("2024-03-14")},
+    ])
+    assert duplicates.candidate_pairs(incidents).values.tolist() == [["inc_A", "inc_B"]]
+
+
+def test_same_statement_twice_is_an_error(valid_package):
+    reports = valid_package / "data" / "reports.csv"
+    row = _rows(reports)[0]
+    _append(reports, dict(row, report_id="rep_01M8C000000000000000000009"))
+    report = run(valid_package, OPTIONS)
+    same = [f for f in report.findings if f.rule_id == "duplicates/same-statement"]
+    assert [(f.file, f.line, f.field) for f in same] == [("data/reports.csv", 4, "report_id")]
+    assert "repeats the statement of rep_01M8BXYJ9P0XGT2FTQ1QYM61M7 (line 2)" in same[0].message
+
+
+def test_same_source_date_and_figures_on_two_incidents_is_a_warning(valid_package):
+    reports = valid_package / "data" / "reports.csv"
+    first, second = _rows(reports)
+    set_cell(reports, 3, "all_killed", "1")
+    set_cell(reports, 3, "all_killed_qualifier", "exact")
+    set_cell(reports, 3, "all_injured", "3")
+    set_cell(reports, 3, "all_injured_qualifier", "exact")
+    set_cell(reports, 3, "civilians_killed", "")
+    set_cell(reports, 3, "civilians_killed_qualifier", "")
+    set_cell(reports, 3, "civilians_injured", "")
+    set_cell(reports, 3, "civilians_injured_qualifier", "")
+    set_cell(reports, 3, "url", "https://dailywrap.uk/another-page")
+    findings = [f for f in run(valid_package, OPTIONS).findings if f.rule_id == "duplicates/same-figures-other-incident"]
+    assert [(f.file, f.line, f.field, f.severity.value) for f in findings] == [("data/reports.csv", 3, "incident_id", "warning")]
+
+
+def test_same_url_on_two_incidents_with_equal_figures_is_legitimate(valid_package):
+    reports = valid_package / "data" / "reports.csv"
+    for field, value in (("all_killed", "1"), ("all_killed_qualifier", "exact"), ("all_injured", "3"), ("all_injured_qualifier", "exact")):
+        set_cell(reports, 3, field, value)
+    for field in ("civilians_killed", "civilians_killed_qualifier", "civilians_injured", "civilians_injured_qualifier"):
+        set_cell(reports, 3, field, "")
+    assert not [f for f in run(valid_package, OPTIONS).findings if f.rule_id == "duplicates/same-figures-other-incident"]
+
+
+def test_exact_row_under_a_new_id_is_an_error(valid_package):
+    damage = valid_package / "data" / "damage.csv"
+    row = _rows(damage)[0]
+    _append(damage, dict(row, damage_id="dmg_01M8C000000000000000000009"))
+    findings = [f for f in run(valid_package, OPTIONS).findings if f.rule_id == "duplicates/exact-row"]
+    assert [(f.file, f.line, f.field) for f in findings] == [("data/damage.csv", 4, "damage_id")]
