@@ -71,7 +71,49 @@ def codebook(package: Package) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-DOCUMENTS = {"docs/codebook.md": codebook}
+def _figures_as_stated(report: dict) -> str:
+    words = {"exact": "", "at_least": "at least ", "more_than": "more than ", "about": "about ", "up_to": "up to "}
+    parts = []
+    for figure in figures.FIGURES:
+        value = report.get(figure)
+        if value not in (None, ""):
+            label = figure.replace("all_", "").replace("_", " ") + (" (any status)" if figure.startswith("all_") else "")
+            parts.append(f"{words.get(report.get(figure + '_qualifier'), '')}{value} {label}")
+    return "; ".join(parts) or "no figures"
+
+
+def sources_document(package: Package) -> str:
+    """Per source, every statement it carries (or originated), so a reader sees who says what."""
+    sources = package["sources"].frame.to_dict("records")
+    reports = package["reports"].frame.to_dict("records")
+    incidents = {row["incident_id"]: row for row in package["incidents"].frame.to_dict("records")}
+    out = [HEADER.replace("schema/*.json and the rule registry", "data/*.csv"), "# Sources and what each one says", "",
+           "For every publisher or channel in `data/sources.csv`: the statements (rows of `data/reports.csv`) it published, "
+           "and those copied from it by others (`republished_from`). Figures are as each statement gives them. "
+           "Retracted and superseded statements are marked.", ""]
+    for source in sorted(sources, key=lambda s: s["name"].casefold()):
+        sid = source["source_id"]
+        published = [r for r in reports if r["source_id"] == sid]
+        copied = [r for r in reports if r["republished_from"] == sid]
+        out += [f"## {source['name']} (`{sid}`)", "",
+                f"{source['source_type'].replace('_', ' ')}" + (f", {source['country_code']}" if source["country_code"] else "")
+                + (f", {source['domain']}" if source["domain"] else "") + (f". {source['note']}" if source["note"] else "."), ""]
+        for title, rows in (("Statements published", published), ("Statements others copied from it", copied)):
+            if not rows:
+                continue
+            out += [f"{title}:", "", "| incident | date | place | claimant | as of | figures as stated | state |", "|---|---|---|---|---|---|---|"]
+            for r in sorted(rows, key=lambda r: (r["as_of"], r["report_id"])):
+                inc = incidents.get(r["incident_id"], {})
+                place = inc.get("locality_en") or inc.get("area") or inc.get("subdivision_name") or inc.get("country_code", "")
+                state = "retracted" if r["status"] == "retracted" else ("superseded" if r["superseded_by"] else "current")
+                via = f" (page of `{r['source_id']}`)" if title.startswith("Statements others") else ""
+                out.append(f"| `{r['incident_id']}` | {inc.get('date_start', '')} | {_cell(place)} | {_cell(r['claimant'])}{via} | {r['as_of']} "
+                           f"| {_cell(_figures_as_stated(r))} | [{state}]({r['url']}) |")
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document}
 
 
 def render_all(package: Package) -> dict[str, str]:
