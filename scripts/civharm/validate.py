@@ -41,3 +41,4 @@ def run(path: str | Path, options: Options) -> Report:
     if incidents is not None and "status" in incidents.frame.columns:
         summary["active_incidents"] = int((incidents.frame["status"] == "active").sum())
     return Report(findings, summary)
+

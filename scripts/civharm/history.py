@@ -1,0 +1,889 @@
+"""Compare two versions of the package: the history gate, the row-level diff, and releases.
+
+A version is read from a git ref (``git show REF:path``, nothing is checked out), a release
+zip, a folder, or a release version listed in ``releases.json``, into a temporary folder and
+parsed by ``civharm.package`` exactly like the working copy. Rows are matched by primary key
+(a composite key is written as its values joined by ``+``), cells compared as the strings
+in the file. The dataset's version lives in datapackage.json, CITATION.cff, CHANGELOG.md and
+releases.json; ``civharm release`` writes all four at once (see RELEASING.md).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from .atomic import FaultHook, write_files
+from .findings import CivharmError, Finding, RuleDoc, Severity
+from .package import DESCRIPTOR, Package, Resource, load_package
+
+RELEASES_FILE = "releases.json"
+LOG_TABLE = "changes"  # the append-only corrections log
+BOOKKEEPING = ("record_version", "last_updated")
+KEY_JOIN = "+"
+LEVELS = ("none", "patch", "minor", "major")
+SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+LABEL_FIELDS = ("summary", "title", "name", "note", "notes", "reason", "object_type")
+
+
+RULES = {r.id: r for r in (
+    RuleDoc("history/deleted-row", Severity.ERROR, "No row of the base version is deleted.",
+                "Published records are cited; a record found wrong is retracted or merged and stays in the data."),
+    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused.",
+                "An ID names one record forever; a changed or reused ID silently re-points every citation of it."),
+    RuleDoc("history/unversioned-change", Severity.ERROR, "A changed row raises record_version and last_updated and is logged.",
+                "Every correction must be visible: the version and date show that a record changed, the log says how and why."),
+    RuleDoc("history/corrections-log-edited", Severity.ERROR, "The corrections log is append-only.",
+                "A log that can be rewritten proves nothing; a wrong entry is corrected by a new entry."),
+)}
+
+
+def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str) -> Finding:
+    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity)
+
+
+# --- reading a version ------------------------------------------------------------------------
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+    except FileNotFoundError:
+        raise CivharmError("git is not installed; pass a release zip or a folder instead of a git ref")
+
+
+def _is_repository(root: Path) -> bool:
+    return _git(root, "rev-parse", "--is-inside-work-tree").returncode == 0
+
+
+def resolve_commit(root: Path, ref: str) -> str:
+    """The full commit ID a git ref names, or CivharmError (not a repository, unknown ref)."""
+    if not _is_repository(root):
+        raise CivharmError(f"{ref}: {root} is not inside a git repository; pass a release zip or a folder instead")
+    result = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    if result.returncode != 0:
+        raise CivharmError(f"{ref}: unknown git ref in {root} (a branch, tag or commit; fetch it first if it is remote)")
+    return result.stdout.decode().strip()
+
+
+def _safe_relative(path: object) -> str | None:
+    if not isinstance(path, str) or not path or path.startswith(("/", "\\")) or "://" in path:
+        return None
+    parts = PurePosixPath(path.replace("\\", "/")).parts
+    return None if ".." in parts else "/".join(parts)
+
+
+def _export_git(root: Path, ref: str, into: Path) -> Path:
+    """Write the descriptor, schemas and data files of ``ref`` into ``into``."""
+    commit = resolve_commit(root, ref)
+
+    def show(relative: str) -> bytes | None:
+        result = _git(root, "show", f"{commit}:./{relative}")
+        return result.stdout if result.returncode == 0 else None
+
+    descriptor = show(DESCRIPTOR)
+    if descriptor is None:
+        raise CivharmError(f"{ref}: no {DESCRIPTOR} in {root} at that commit")
+    (into / DESCRIPTOR).write_bytes(descriptor)
+    try:
+        resources = json.loads(descriptor).get("resources", [])
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise CivharmError(f"{ref}: {DESCRIPTOR} at that commit is not a JSON object")
+    for spec in resources if isinstance(resources, list) else []:
+        for key in ("path", "schema"):
+            relative = _safe_relative(spec.get(key)) if isinstance(spec, dict) else None
+            content = show(relative) if relative else None
+            if content is not None:
+                (into / relative).parent.mkdir(parents=True, exist_ok=True)
+                (into / relative).write_bytes(content)
+    return into
+
+
+def _export_zip(path: Path, into: Path) -> Path:
+    """Extract a release zip (package at its top level or in its one top-level folder)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if not n.endswith("/")]
+            tops = {n.split("/", 1)[0] for n in names if not n.startswith("__MACOSX")}
+            prefix = "" if DESCRIPTOR in names else (tops.pop() + "/" if len(tops) == 1 else None)
+            if prefix is None or prefix + DESCRIPTOR not in names:
+                raise CivharmError(f"{path}: holds no {DESCRIPTOR} (at its top level or in its one top-level folder)")
+            for name in names:
+                relative = _safe_relative(name[len(prefix):]) if name.startswith(prefix) else None
+                if relative is None:
+                    continue
+                (into / relative).parent.mkdir(parents=True, exist_ok=True)
+                (into / relative).write_bytes(archive.read(name))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise CivharmError(f"{path}: not a readable zip file ({exc})")
+    return into
+
+
+def empty_package() -> Package:
+    """The version before the first release: no tables, no rows."""
+    return Package(root=Path("."), descriptor={"resources": []}, resources={}, findings=[])
+
+
+def read_version(root: str | Path, source: str) -> Package:
+    """Load a version named by a release zip, a folder, a version in releases.json, or a git ref."""
+    root = _root_of(root)
+    path = Path(source)
+    if path.is_dir() and (path / DESCRIPTOR).is_file() or path.is_file() and path.name == DESCRIPTOR:
+        return load_package(path)
+    if source.lower().endswith(".zip") and not path.is_file():
+        raise CivharmError(f"{source}: file not found")
+    listed = {entry["version"]: entry for entry in read_releases(root)}
+    with tempfile.TemporaryDirectory(prefix="civharm-version-") as folder:
+        if source.lower().endswith(".zip"):
+            exported = _export_zip(path, Path(folder))
+        else:
+            exported = _export_git(root, release_ref(root, listed[source]) if source in listed else source, Path(folder))
+        try:
+            return load_package(exported)
+        except CivharmError as exc:  # name the version, not the temporary folder
+            raise CivharmError(f"{source}: {str(exc).replace(folder + '/', '')}")
+
+
+def _root_of(path: str | Path) -> Path:
+    path = Path(path)
+    return path.parent if path.is_file() or path.suffix == ".json" else path
+
+
+# --- rows of one table ------------------------------------------------------------------------
+
+
+@dataclass
+class _Rows:
+    path: str
+    header: list[str]
+    key_fields: list[str]
+    has_merge: bool
+    rows: dict[str, dict[str, str]] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    extra: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)  # rows repeating a key
+
+
+def _rows(resource: Resource | None) -> _Rows | None:
+    if resource is None or resource.raw is None:
+        return None
+    header = [str(c) for c in resource.frame.columns]
+    key_fields = resource.schema.get("primaryKey") or header[:1]
+    key_fields = [key_fields] if isinstance(key_fields, str) else list(key_fields)
+    if not key_fields or not set(key_fields) <= set(header):
+        return None  # a structural error; frictionless reports it
+    names = {f.get("name") for f in resource.schema.get("fields", []) if isinstance(f, dict)}
+    out = _Rows(resource.path, header, key_fields, "merged_into" in names)
+    for index, record in enumerate(resource.frame.to_dict("records")):
+        row = {k: ("" if pd.isna(v) else str(v)) for k, v in record.items()}
+        key = KEY_JOIN.join(row[k] for k in key_fields)
+        if key in out.rows:
+            out.extra.append((key, resource.line_of(index), row))
+        else:
+            out.rows[key], out.lines[key] = row, resource.line_of(index)
+    return out
+
+
+def _tables(base: Package, head: Package):
+    """(name, base rows, head rows) for every table in either version, head's order first.
+
+    A table that one version lists but cannot parse is skipped: its structural errors are
+    reported elsewhere, and every row would otherwise look deleted or added.
+    """
+    names = list(head.resources) + [n for n in base.resources if n not in head.resources]
+    for name in names:
+        old, new = _rows(base.get(name)), _rows(head.get(name))
+        unreadable = (old is None and base.get(name) is not None) or (new is None and head.get(name) is not None)
+        if not unreadable:
+            yield name, old, new
+
+
+# --- the diff ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """One record that differs: added, retracted, merged, restored, changed or deleted."""
+
+    table: str
+    file: str
+    record_id: str
+    kind: str
+    line: int | None  # in the newer version
+    fields: tuple[FieldChange, ...] = ()
+    label: str = ""
+
+    def new_value(self, name: str) -> str | None:
+        return next((c.new for c in self.fields if c.field == name), None)
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    table: str
+    field: str | None
+    kind: str
+    detail: str
+    level: str  # the release level it needs: major, minor or patch
+
+
+@dataclass
+class Diff:
+    base: str
+    head: str
+    records: list[RecordChange]
+    schema: list[SchemaChange]
+    sizes: dict[str, int]  # rows per table in the newer version
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for change in self.records:
+            table = out.setdefault(change.table, {})
+            table[change.kind] = table.get(change.kind, 0) + 1
+        return out
+
+    def totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for change in self.records:
+            totals[change.kind] = totals.get(change.kind, 0) + 1
+        return totals
+
+
+def _label(row: dict[str, str]) -> str:
+    text = next((row[f] for f in LABEL_FIELDS if row.get(f)), "")
+    return text if len(text) <= 90 else text[:89].rstrip() + "…"
+
+
+def _kind(old: dict[str, str], new: dict[str, str]) -> str:
+    before, after = old.get("status", ""), new.get("status", "")
+    if before != after and after in ("retracted", "merged"):
+        return after
+    if before != after and after == "active":
+        return "restored"
+    return "changed"
+
+
+def compare(base: Package, head: Package, base_label: str = "base", head_label: str = "head") -> Diff:
+    """Every record and schema difference from ``base`` to ``head``."""
+    records: list[RecordChange] = []
+    schema: list[SchemaChange] = []
+    sizes: dict[str, int] = {}
+    for name in list(head.resources) + [n for n in base.resources if n not in head.resources]:
+        old_res, new_res = base.get(name), head.get(name)
+        schema += schema_changes(name, old_res.schema if old_res else None, new_res.schema if new_res else None)
+    for name, old, new in _tables(base, head):
+        old_rows, new_rows = (old.rows if old else {}), (new.rows if new else {})
+        sizes[name] = len(new_rows) + len(new.extra) if new else 0
+        columns = (new.header if new else []) + [c for c in (old.header if old else []) if not new or c not in new.header]
+        for key, row in new_rows.items():
+            line = new.lines[key]
+            if key not in old_rows:
+                records.append(RecordChange(name, new.path, key, "added", line, label=_label(row)))
+                continue
+            before = old_rows[key]
+            fields = tuple(FieldChange(c, before.get(c, ""), row.get(c, "")) for c in columns if before.get(c, "") != row.get(c, ""))
+            if fields:
+                records.append(RecordChange(name, new.path, key, _kind(before, row), line, fields, _label(row)))
+        for key, row in old_rows.items():
+            if key not in new_rows:
+                records.append(RecordChange(name, (new or old).path, key, "deleted", None, label=_label(row)))
+    return Diff(base_label, head_label, records, schema, sizes)
+
+
+def _tighter(key: str, old, new, old_field: dict, new_field: dict) -> bool:
+    """Whether a constraint change can reject data the old constraint accepted."""
+    try:
+        if key in ("required", "unique"):
+            return bool(new) and not bool(old)
+        if key in ("minimum", "minLength", "exclusiveMinimum"):
+            return new is not None and (old is None or new > old)
+        if key in ("maximum", "maxLength", "exclusiveMaximum"):
+            return new is not None and (old is None or new < old)
+        if key == "enum":
+            return new is not None and (old is None or not set(new) >= set(old))
+        if key == "pattern" and "civharm:definitions" in old_field and "civharm:definitions" in new_field:
+            return not set(new_field["civharm:definitions"]) >= set(old_field["civharm:definitions"])
+        return new is not None  # a changed pattern (or unknown constraint) may reject old values
+    except TypeError:
+        return True
+
+
+def schema_changes(table: str, old: dict | None, new: dict | None) -> list[SchemaChange]:
+    """Schema differences of one table, each with the release level it needs."""
+    if old is None and new is None:
+        return []
+    if old is None:
+        return [SchemaChange(table, None, "table-added", f"new table `{table}`", "minor")]
+    if new is None:
+        return [SchemaChange(table, None, "table-removed", f"table `{table}` removed", "major")]
+    out: list[SchemaChange] = []
+    old_fields = {f["name"]: f for f in old.get("fields", []) if isinstance(f, dict) and "name" in f}
+    new_fields = {f["name"]: f for f in new.get("fields", []) if isinstance(f, dict) and "name" in f}
+    removed = [n for n in old_fields if n not in new_fields]
+    added = [n for n in new_fields if n not in old_fields]
+    if len(removed) == 1 and len(added) == 1 and list(old_fields).index(removed[0]) == list(new_fields).index(added[0]):
+        out.append(SchemaChange(table, added[0], "field-renamed", f"field `{removed[0]}` renamed to `{added[0]}`", "major"))
+        removed, added = [], []
+    out += [SchemaChange(table, n, "field-removed", f"field `{n}` removed", "major") for n in removed]
+    for name in added:
+        required = new_fields[name].get("constraints", {}).get("required")
+        out.append(SchemaChange(table, name, "field-added", f"new {'required' if required else 'optional'} field `{name}`",
+                                "major" if required else "minor"))
+    for name in (n for n in new_fields if n in old_fields):
+        a, b = old_fields[name], new_fields[name]
+        if a.get("type", "string") != b.get("type", "string"):
+            out.append(SchemaChange(table, name, "type-changed", f"`{name}` type {a.get('type', 'string')} → {b.get('type', 'string')}", "major"))
+        ca, cb = a.get("constraints", {}), b.get("constraints", {})
+        for key in sorted(set(ca) | set(cb)):
+            if ca.get(key) != cb.get(key):
+                tight = _tighter(key, ca.get(key), cb.get(key), a, b)
+                out.append(SchemaChange(table, name, "constraint-tightened" if tight else "constraint-loosened",
+                                        f"`{name}` {key}: {json.dumps(ca.get(key), ensure_ascii=False)} → "
+                                        f"{json.dumps(cb.get(key), ensure_ascii=False)}", "major" if tight else "minor"))
+        rest_a = {k: v for k, v in a.items() if k not in ("type", "constraints")}
+        rest_b = {k: v for k, v in b.items() if k not in ("type", "constraints")}
+        if rest_a != rest_b:
+            keys = sorted(k for k in set(rest_a) | set(rest_b) if rest_a.get(k) != rest_b.get(k))
+            out.append(SchemaChange(table, name, "field-documented", f"`{name}` {', '.join(keys)} edited", "patch"))
+    for key, level in (("primaryKey", "major"), ("foreignKeys", None), ("missingValues", "major")):
+        if old.get(key) != new.get(key):
+            if level is None:  # a new foreign key may reject rows; a dropped one cannot
+                gone = [fk for fk in new.get(key) or [] if fk not in (old.get(key) or [])]
+                level = "major" if gone else "minor"
+            out.append(SchemaChange(table, None, f"{key}-changed", f"{key} {json.dumps(old.get(key))} → {json.dumps(new.get(key))}", level))
+    if [n for n in old_fields if n in new_fields] != [n for n in new_fields if n in old_fields]:
+        out.append(SchemaChange(table, None, "fields-reordered", "columns reordered", "major"))
+    if old.get("description") != new.get("description"):
+        out.append(SchemaChange(table, None, "table-documented", "table description edited", "patch"))
+    return out
+
+
+def bump_reasons(diff: Diff) -> dict[str, list[str]]:
+    """Why each release level is needed: ``{"major": [...], "minor": [...], "patch": [...]}``."""
+    reasons: dict[str, list[str]] = {"major": [], "minor": [], "patch": []}
+    for change in diff.schema:
+        reasons[change.level].append(f"{change.table}: {change.detail}")
+    for table, kinds in diff.counts().items():
+        for kind, count in kinds.items():
+            if kind == "deleted":
+                level = "major"
+            elif kind == "added" and table != LOG_TABLE or kind in ("retracted", "merged", "restored"):
+                level = "minor"
+            else:
+                level = "patch"
+            reasons[level].append(f"{table}: {count} {kind}")
+    return reasons
+
+
+def required_bump(diff: Diff) -> str:
+    """The smallest Semantic Versioning level the diff allows: none, patch, minor or major."""
+    reasons = bump_reasons(diff)
+    return next((level for level in ("major", "minor", "patch") if reasons[level]), "none")
+
+
+# --- the history gate -------------------------------------------------------------------------
+
+
+def _log_entries(head: Package) -> dict[tuple[str, str, str], list[tuple[int, str, int]]]:
+    """Corrections-log entries by (table, record_id, field): [(record_version, new_value, line)]."""
+    log = _rows(head.get(LOG_TABLE))
+    entries: dict[tuple[str, str, str], list[tuple[int, str, int]]] = {}
+    if log is None:
+        return entries
+    for key, row, line in [(k, r, log.lines[k]) for k, r in log.rows.items()] + log.extra:
+        version = row.get("record_version", "")
+        if version.isdigit():
+            entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
+                (int(version), row.get("new_value", ""), line))
+    return entries
+
+
+def _content_fields(old: _Rows, new: _Rows) -> list[str]:
+    return [c for c in old.header if c in new.header and c not in old.key_fields and c not in BOOKKEEPING]
+
+
+def _matched_renames(old: _Rows, new: _Rows, deleted: list[str], added: list[str]) -> dict[str, str]:
+    """Deleted keys whose row reappears under a new key: {old key: new key}."""
+    fields = _content_fields(old, new)
+
+    def signature(row: dict[str, str]) -> tuple[str, ...]:
+        return tuple(row.get(f, "") for f in fields)
+
+    by_content: dict[tuple[str, ...], str] = {}
+    for key in added:
+        by_content.setdefault(signature(new.rows[key]), key)
+    matched: dict[str, str] = {}
+    for key in deleted:
+        twin = by_content.pop(signature(old.rows[key]), None)
+        if twin is not None:
+            matched[key] = twin
+    left_old = [k for k in deleted if k not in matched]
+    left_new = [k for k in added if k not in matched.values()]
+    if fields and len(left_old) * len(left_new) <= 200_000:
+        for key in left_old:
+            scores = [(sum(old.rows[key][f] == new.rows[n].get(f, "") for f in fields) / len(fields), n) for n in left_new]
+            best = max(scores, default=(0, None))
+            if best[0] >= 0.8:
+                matched[key] = best[1]
+                left_new.remove(best[1])
+    return matched
+
+
+def _reused(old: _Rows, new: _Rows, fields: list[str]) -> list[tuple[str, int]]:
+    """(key, line) of rows repeating a base ID; the row most like the base's keeps the ID."""
+    out = []
+    for key in dict.fromkeys(k for k, _, _ in new.extra if k in old.rows):
+        rows = [(new.lines[key], new.rows[key])] + [(line, row) for k, line, row in new.extra if k == key]
+        same = [sum(row.get(f, "") == old.rows[key].get(f, "") for f in fields) for _, row in rows]
+        keep = same.index(max(same))
+        new.lines[key], new.rows[key] = rows[keep]
+        out += [(key, line) for index, (line, _) in enumerate(rows) if index != keep]
+    return out
+
+
+def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str], log, log_path: str) -> list[Finding]:
+    """Findings for one changed record that lacks a version bump, a new date or log entries."""
+    before, after = old.rows[key], new.rows[key]
+    line, out = new.lines[key], []
+    rule = "history/unversioned-change"
+    listed = ", ".join(changed)
+    old_v, new_v = before.get("record_version", ""), after.get("record_version", "")
+    versions: range | set = set()
+    if "record_version" in new.header and old_v.isdigit() and new_v.isdigit():
+        if int(new_v) <= int(old_v):
+            out.append(_finding(rule, new.path, line, "record_version",
+                                f"record {key} changed ({listed}) but record_version is {new_v} (base: {old_v}); raise it by one"))
+            versions = {int(new_v)}
+        else:
+            versions = range(int(old_v) + 1, int(new_v) + 1)
+    if "last_updated" in new.header and after.get("last_updated", "") <= before.get("last_updated", ""):
+        out.append(_finding(rule, new.path, line, "last_updated",
+                            f"record {key} changed ({listed}) but last_updated is {after.get('last_updated') or 'empty'} "
+                            f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change"))
+    target = str(max(int(new_v), int(old_v) + 1)) if new_v.isdigit() and old_v.isdigit() else "<new record_version>"
+    for name_of_field in changed:
+        value = after.get(name_of_field, "")
+        entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
+        latest = max(entries, default=None)
+        if latest is None:
+            out.append(_finding(rule, new.path, line, name_of_field,
+                                f"changed from {before.get(name_of_field, '')!r} to {value!r} with no entry in {log_path} "
+                                f"(table {name}, record_id {key}, field {name_of_field}, new_value {value!r}, record_version {target})"))
+        elif latest[1] != value:
+            out.append(_finding(rule, new.path, line, name_of_field,
+                                f"holds {value!r} but its entry in {log_path} (line {latest[2]}) says new_value {latest[1]!r}"))
+    return out
+
+
+def _log_edits(old: _Rows, new: _Rows | None) -> list[Finding]:
+    rule = "history/corrections-log-edited"
+    out = []
+    for key, row in old.rows.items():
+        if new is None or key not in new.rows:
+            out.append(_finding(rule, (new or old).path, None, old.key_fields[0],
+                                f"entry {key} (line {old.lines[key]} of the base) was removed; the corrections log is "
+                                "append-only: put it back and add a new entry that corrects it"))
+            continue
+        for column in old.header:
+            if row.get(column, "") != new.rows[key].get(column, ""):
+                out.append(_finding(rule, new.path, new.lines[key], column,
+                                    f"entry {key} was edited ({row.get(column, '')!r} → {new.rows[key].get(column, '')!r}); the "
+                                    "corrections log is append-only: restore it and add a new entry that corrects it"))
+    return out
+
+
+def check(base: Package, head: Package) -> list[Finding]:
+    """Findings for every way ``head`` rewrites the history recorded in ``base``."""
+    log = _log_entries(head)
+    log_resource = head.get(LOG_TABLE)
+    log_path = log_resource.path if log_resource else "the corrections log"
+    findings: list[Finding] = []
+    for name, old, new in _tables(base, head):
+        if old is None:
+            continue  # a new table: nothing in it existed before
+        if name == LOG_TABLE:
+            findings += _log_edits(old, new)
+            continue
+        if new is None:
+            new = _Rows(old.path, old.header, old.key_fields, old.has_merge)
+        deleted = [k for k in old.rows if k not in new.rows]
+        added = [k for k in new.rows if k not in old.rows]
+        key_field = new.key_fields[0]
+        renamed = _matched_renames(old, new, deleted, added) if added else {}
+        fix = "retract it or merge it (status, status_reason, merged_into)" if old.has_merge else "retract it (status, status_reason)"
+        for key in deleted:
+            if key in renamed:
+                findings.append(_finding("history/id-changed", new.path, new.lines[renamed[key]], key_field,
+                                         f"ID changed from {key} to {renamed[key]} (the record on line {old.lines[key]} of the base); "
+                                         f"IDs are permanent: put {key} back"))
+            else:
+                findings.append(_finding("history/deleted-row", new.path, None, key_field,
+                                         f"record {key} (line {old.lines[key]} of the base) was deleted; records are never deleted: "
+                                         f"put the row back and {fix}, with a new record_version and a corrections-log entry"))
+        fields = _content_fields(old, new)
+        for key, line in _reused(old, new, fields):
+            findings.append(_finding("history/id-changed", new.path, line, key_field,
+                                     f"ID {key} reused: it belongs to the record on line {new.lines[key]}; "
+                                     "a new record needs a new ID (civharm.ids.new_id)"))
+        for key in (k for k in old.rows if k in new.rows):
+            changed = [f for f in fields if old.rows[key].get(f, "") != new.rows[key].get(f, "")]
+            if not changed:
+                continue
+            problems = _unversioned(name, old, new, key, changed, log, log_path)
+            filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
+            if problems and len(changed) >= 3 and len(changed) * 2 > len(filled):
+                findings.append(_finding("history/id-changed", new.path, new.lines[key], key_field,
+                                         f"ID {key} now holds a different record ({len(changed)} of {len(filled)} filled fields differ "
+                                         f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
+                                         "new ID and put the old one back"))
+            else:
+                findings += problems
+    return findings
+
+
+def check_against(head: Package, source: str) -> list[Finding]:
+    """The history gate of ``civharm validate --base SOURCE``."""
+    return check(read_version(head.root, source), head)
+
+
+# --- rendering a diff -------------------------------------------------------------------------
+
+KIND_TITLES = (("added", "Added"), ("retracted", "Retracted"), ("merged", "Merged"), ("restored", "Restored"),
+               ("changed", "Changed"), ("deleted", "Deleted"))
+
+
+def _code(value: str) -> str:
+    if value == "":
+        return "(empty)"
+    value = value.replace("\n", " ").replace("|", "\\|")
+    value = value if len(value) <= 120 else value[:119] + "…"
+    return f"`{value}`" if "`" not in value else f"``{value}``"
+
+
+def summary_sentence(diff: Diff) -> str:
+    totals = diff.totals()
+    parts = [f"{totals[k]} {k}" for k, _ in KIND_TITLES if totals.get(k)]
+    schema = f"{len(diff.schema)} schema change{'s' if len(diff.schema) != 1 else ''}"
+    return (", ".join(parts) or "no record changes") + f"; {schema}"
+
+
+def _record_line(change: RecordChange, located: bool = True) -> str:
+    where = f" ({change.file}:{change.line})" if change.line and located else ""
+    text = f"- `{change.record_id}`{where}"
+    if change.kind == "merged":
+        text += f" → merged into `{change.new_value('merged_into')}`"
+    if change.kind in ("retracted", "merged", "restored") and change.new_value("status_reason"):
+        text += f": {change.new_value('status_reason')}"
+    elif change.kind in ("added", "deleted") and change.label:
+        text += f": {change.label}"
+    return text
+
+
+def to_markdown(diff: Diff) -> str:
+    """A changelog for people: counts, schema changes, then records per table and kind."""
+    out = [f"# Changes from {diff.base} to {diff.head}", "", summary_sentence(diff) + ".", ""]
+    if diff.schema:
+        out += ["## Schema", ""]
+        out += [f"- `{c.table}`: {c.detail} ({c.level})" for c in diff.schema] + [""]
+    by_table: dict[str, list[RecordChange]] = {}
+    for change in diff.records:
+        by_table.setdefault(change.table, []).append(change)
+    for table, changes in by_table.items():
+        out += [f"## {table} ({changes[0].file})", ""]
+        for kind, title in KIND_TITLES:
+            chosen = [c for c in changes if c.kind == kind]
+            if not chosen:
+                continue
+            out += [f"### {title} ({len(chosen)})", ""]
+            for change in chosen:
+                out.append(_record_line(change))
+                if kind not in ("added", "deleted"):
+                    out += [f"  - `{f.field}`: {_code(f.old)} → {_code(f.new)}" for f in change.fields]
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def as_dict(diff: Diff) -> dict:
+    return {
+        "version": 1,
+        "base": diff.base,
+        "head": diff.head,
+        "bump": required_bump(diff),
+        "counts": diff.counts(),
+        "schema": [{"table": c.table, "field": c.field, "kind": c.kind, "detail": c.detail, "level": c.level} for c in diff.schema],
+        "records": [{"table": c.table, "file": c.file, "record_id": c.record_id, "kind": c.kind, "line": c.line,
+                     "changes": [{"field": f.field, "old": f.old, "new": f.new} for f in c.fields]} for c in diff.records],
+    }
+
+
+def to_json(diff: Diff) -> str:
+    """The machine shape: ``{version, base, head, bump, counts, schema: [...], records: [...]}``."""
+    return json.dumps(as_dict(diff), ensure_ascii=False, indent=2) + "\n"
+
+
+def compare_sources(root: str | Path, old: str, new: str | None = None) -> Diff:
+    """The diff between two named versions; ``new=None`` is the working copy at ``root``."""
+    head = load_package(root) if new is None else read_version(root, new)
+    return compare(read_version(root, old), head, old, new or "working copy")
+
+
+# --- releases ---------------------------------------------------------------------------------
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    match = SEMVER.fullmatch(text or "")
+    if not match:
+        raise CivharmError(f"{text!r} is not a release version (MAJOR.MINOR.PATCH, e.g. 1.0.0)")
+    return int(match[1]), int(match[2]), int(match[3])
+
+
+def next_versions(previous: str) -> dict[str, str]:
+    major, minor, patch = parse_version(previous)
+    return {"major": f"{major + 1}.0.0", "minor": f"{major}.{minor + 1}.0", "patch": f"{major}.{minor}.{patch + 1}"}
+
+
+def read_releases(root: str | Path) -> list[dict]:
+    """The releases recorded in releases.json, oldest first ([] when there is none yet)."""
+    path = _root_of(root) / RELEASES_FILE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CivharmError(f"{path}: not valid JSON ({exc})")
+    listed = data.get("releases") if isinstance(data, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(e, dict) and SEMVER.fullmatch(str(e.get("version"))) for e in listed):
+        raise CivharmError(f"{path}: must hold {{\"releases\": [{{\"version\": \"X.Y.Z\", …}}, …]}}")
+    return listed
+
+
+def release_ref(root: Path, entry: dict) -> str:
+    """The commit of a recorded release: its tag, or else the commit that added it to releases.json."""
+    version = entry["version"]
+    tag = entry.get("tag") or f"v{version}"
+    if _is_repository(root) and _git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}").returncode == 0:
+        return tag
+    if _is_repository(root):
+        log = _git(root, "log", "--format=%H", "--reverse", "-S", f'"version": "{version}"', "--", RELEASES_FILE)
+        commits = log.stdout.decode().split()
+        if log.returncode == 0 and commits:
+            return commits[0]
+    raise CivharmError(f"release {version} is in {RELEASES_FILE} but neither tag {tag} nor a commit adding it was found "
+                       "(fetch tags and full history, or pass --base with the release zip)")
+
+
+def last_release_source(root: str | Path) -> str | None:
+    """The git ref of the last recorded release, or None before the first release."""
+    releases = read_releases(root)
+    return release_ref(_root_of(root), releases[-1]) if releases else None
+
+
+def _sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _package_files(root: Path, descriptor_bytes: bytes) -> dict[str, str]:
+    """sha256 of the descriptor and of every schema and data file it lists."""
+    files = {DESCRIPTOR: _sha256(descriptor_bytes)}
+    for spec in json.loads(descriptor_bytes).get("resources", []):
+        for key in ("schema", "path"):
+            relative = _safe_relative(spec.get(key))
+            if relative and (root / relative).is_file():
+                files[relative] = _sha256((root / relative).read_bytes())
+    return dict(sorted(files.items()))
+
+
+def _set_descriptor_version(text: str, version: str) -> str:
+    """Change the top-level version keeping the file's layout; fall back to re-serialising."""
+    data = json.loads(text)
+    replaced = re.sub(r'("version"\s*:\s*)"[^"]*"', lambda m: f'{m[1]}"{version}"', text, count=1)
+    expected = dict(data, version=version)
+    if "version" in data and json.loads(replaced) == expected:
+        return replaced
+    return json.dumps(expected, ensure_ascii=False, indent=2) + "\n"
+
+
+def _set_citation_version(text: str, version: str, date: str) -> str:
+    for key, value in (("version", version), ("date-released", f'"{date}"')):
+        if re.search(rf"^{key}:.*$", text, flags=re.M):
+            text = re.sub(rf"^{key}:.*$", f"{key}: {value}", text, count=1, flags=re.M)
+        else:
+            text = text.rstrip("\n") + f"\n{key}: {value}\n"
+    return text
+
+
+def changelog_section(diff: Diff, version: str, previous: str | None, date: str, level: str, notes: str = "") -> str:
+    """The dataset CHANGELOG section of one release, generated from its diff."""
+    out = [f"## {version} ({date})", ""]
+    if previous is None:
+        sizes = ", ".join(f"{n} {t}" for t, n in diff.sizes.items() if n)
+        out += [f"First release: {sizes or 'no records'}.", ""]
+    else:
+        out += [f"Compared with {previous}: {summary_sentence(diff)}. Release level: {level} "
+                f"(the smallest allowed: {required_bump(diff)}).", "",
+                f"Row-level changes: `civharm diff v{previous} v{version}`.", ""]
+        counts = diff.counts()
+        if counts:
+            out += ["| table | " + " | ".join(t for _, t in KIND_TITLES).lower() + " |", "|---" * (len(KIND_TITLES) + 1) + "|"]
+            out += [f"| {t} | " + " | ".join(str(k.get(kind, 0)) for kind, _ in KIND_TITLES) + " |" for t, k in counts.items()]
+            out.append("")
+        notable = [f"- Schema, `{c.table}`: {c.detail} ({c.level})" for c in diff.schema]
+        for change in diff.records:
+            if change.kind in ("retracted", "merged", "restored", "deleted"):
+                notable.append(f"- {change.kind.capitalize()} ({change.table}): " + _record_line(change, located=False)[2:])
+            elif change.kind == "changed" and change.table != LOG_TABLE:
+                edits = "; ".join(f"`{f.field}` {_code(f.old)} → {_code(f.new)}" for f in change.fields if f.field not in BOOKKEEPING)
+                notable.append(f"- Corrected `{change.record_id}` ({change.table}): {edits}")
+        if notable:
+            out += ["Notable changes:", ""] + notable[:40]
+            if len(notable) > 40:
+                out.append(f"- … and {len(notable) - 40} more: run the `civharm diff` command above")
+            out.append("")
+    if notes.strip():
+        out += [notes.strip(), ""]
+    return "\n".join(out)
+
+
+def _insert_section(changelog: str, section: str) -> str:
+    """Put the section under an emptied "## Unreleased", moving that heading's notes into it."""
+    if not changelog.strip():
+        changelog = "# Dataset changelog\n\n## Unreleased\n"
+    match = re.search(r"^## Unreleased[^\n]*\n", changelog, flags=re.M)
+    if match is None:
+        first = re.search(r"^## ", changelog, flags=re.M)
+        at = first.start() if first else len(changelog)
+        return changelog[:at].rstrip("\n") + "\n\n## Unreleased\n\n" + section + "\n" + changelog[at:]
+    following = re.search(r"^## ", changelog[match.end():], flags=re.M)
+    end = match.end() + following.start() if following else len(changelog)
+    rest = changelog[end:]
+    return changelog[:match.end()] + "\n" + section + ("\n" + rest if rest else "")
+
+
+def unreleased_notes(changelog: str) -> str:
+    match = re.search(r"^## Unreleased[^\n]*\n(.*?)(?=^## |\Z)", changelog, flags=re.M | re.S)
+    return match[1].strip() if match else ""
+
+
+def changelog_versions(changelog: str) -> list[str]:
+    """Released versions in CHANGELOG.md, newest first."""
+    return re.findall(r"^## (\d+\.\d+\.\d+)\b", changelog, flags=re.M)
+
+
+def recorded_versions(root: str | Path) -> dict[str, str | None]:
+    """The dataset version as each file records it; a release keeps them equal."""
+    root = _root_of(root)
+    descriptor = json.loads((root / DESCRIPTOR).read_text(encoding="utf-8"))
+    citation = root / "CITATION.cff"
+    match = re.search(r"^version:\s*['\"]?([^'\"\s]+)", citation.read_text(encoding="utf-8"), flags=re.M) if citation.is_file() else None
+    changelog = root / "CHANGELOG.md"
+    released = changelog_versions(changelog.read_text(encoding="utf-8")) if changelog.is_file() else []
+    releases = read_releases(root)
+    return {DESCRIPTOR: descriptor.get("version"), "CITATION.cff": match[1] if match else None,
+            "CHANGELOG.md": released[0] if released else None, RELEASES_FILE: releases[-1]["version"] if releases else None}
+
+
+@dataclass
+class ReleasePlan:
+    version: str
+    previous: str | None
+    level: str  # the chosen level ("initial" for the first release)
+    required: str
+    date: str
+    section: str
+    diff: Diff
+    files: dict[Path, bytes]
+
+
+def plan_release(root: str | Path, version: str, date: dt.date, base: str | None = None) -> ReleasePlan:
+    """Everything ``civharm release`` would write, or CivharmError when the version is not allowed."""
+    root = _root_of(root)
+    parse_version(version)
+    releases = read_releases(root)
+    if any(e["version"] == version for e in releases):
+        raise CivharmError(f"{version} is already released (see {RELEASES_FILE})")
+    previous = releases[-1]["version"] if releases else None
+    source = base or (release_ref(root, releases[-1]) if releases else None)
+    head = load_package(root)
+    old = read_version(root, source) if source else empty_package()
+    diff = compare(old, head, f"v{previous}" if previous and not base else (source or "nothing"), f"v{version}")
+    required = required_bump(diff)
+    if previous is None:
+        level = "initial"
+    else:
+        if required == "none":
+            raise CivharmError(f"nothing changed since {previous}: no record or schema differs, so there is nothing to release")
+        if parse_version(version) <= parse_version(previous):
+            raise CivharmError(f"{version} is not newer than the last release {previous}")
+        allowed = {v: lvl for lvl, v in next_versions(previous).items() if LEVELS.index(lvl) >= LEVELS.index(required)}
+        if version not in allowed:
+            why = "; ".join(bump_reasons(diff)[required][:5])
+            raise CivharmError(f"{version} is not allowed after {previous}: the changes need at least a {required} release "
+                               f"({why}); allowed: {', '.join(allowed)}")
+        level = allowed[version]
+    day = date.isoformat()
+    descriptor_text = _set_descriptor_version((root / DESCRIPTOR).read_text(encoding="utf-8"), version)
+    citation_path, changelog_path = root / "CITATION.cff", root / "CHANGELOG.md"
+    citation = citation_path.read_text(encoding="utf-8") if citation_path.is_file() else (
+        f'cff-version: 1.2.0\nmessage: "If you use this dataset, please cite it as below."\ntype: dataset\n'
+        f"title: {json.dumps(head.descriptor.get('title') or 'civharm')}\n")
+    changelog = changelog_path.read_text(encoding="utf-8") if changelog_path.is_file() else ""
+    section = changelog_section(diff, version, previous, day, level, unreleased_notes(changelog))
+    parent = _git(root, "rev-parse", "HEAD") if _is_repository(root) else None
+    entry = {"version": version, "date": day, "tag": f"v{version}", "previous": previous, "level": level,
+             "parent_commit": parent.stdout.decode().strip() if parent is not None and parent.returncode == 0 else None,
+             "counts": diff.totals(), "files": _package_files(root, descriptor_text.encode("utf-8"))}
+    record = {"description": "Every release of the dataset, oldest first; written by `civharm release` (see RELEASING.md).",
+              "releases": releases + [entry]}
+    files = {root / DESCRIPTOR: descriptor_text.encode("utf-8"),
+             citation_path: _set_citation_version(citation, version, day).encode("utf-8"),
+             changelog_path: _insert_section(changelog, section).encode("utf-8"),
+             root / RELEASES_FILE: (json.dumps(record, ensure_ascii=False, indent=2) + "\n").encode("utf-8")}
+    return ReleasePlan(version, previous, level, required, day, section, diff, files)
+
+
+def release(root: str | Path, version: str, date: dt.date, base: str | None = None, fault: FaultHook | None = None) -> ReleasePlan:
+    """Write the release's files all or nothing (``fault`` lets tests break it between two files)."""
+    plan = plan_release(root, version, date, base)
+    write_files(plan.files, fault=fault)
+    return plan
+
+
+def build_version(package_root: str | Path) -> str:
+    """The version a build is labelled with: the release itself, or the next version + ``-dev.g<commit>``.
+
+    The next version is the last release bumped by the smallest level its diff allows (before
+    the first release: the version in datapackage.json). ``.dirty`` marks uncommitted changes.
+    """
+    root = _root_of(package_root)
+    descriptor_bytes = (root / DESCRIPTOR).read_bytes()
+    releases = read_releases(root)
+    if _is_repository(root):
+        head = _git(root, "rev-parse", "--short=7", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--", ".").stdout.strip()
+        suffix = ("g" + head.stdout.decode().strip() if head.returncode == 0 else "nocommit") + (".dirty" if dirty else "")
+    else:
+        suffix = "nogit"
+    if not releases:
+        current = json.loads(descriptor_bytes).get("version", "")
+        parse_version(current)
+        return f"{current}-dev.{suffix}"
+    last = releases[-1]
+    if last.get("files") == _package_files(root, descriptor_bytes):
+        return last["version"]
+    level = required_bump(compare(read_version(root, release_ref(root, last)), load_package(root)))
+    if level == "none":
+        return last["version"]
+    return f"{next_versions(last['version'])[level]}-dev.{suffix}"

@@ -1,0 +1,503 @@
+"""History: the gate of `validate --base`, `civharm diff`, `civharm release` and build versions.
+
+Each test works on a temporary git repository holding a copy of the repo's descriptor,
+schemas and data; the repository's own git is never touched.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from civharm import history
+from civharm.cli import main
+from civharm.findings import CivharmError
+from civharm.ids import new_id
+from civharm.package import load_package
+from conftest import REPO
+
+DAY = "2026-12-01"
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", "-C", str(root), "-c", "user.name=Test", "-c", "user.email=test@example.org",
+                             "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
+def commit(root: Path, message: str = "change") -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "--allow-empty", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("datapackage.json", "CITATION.cff", "CHANGELOG.md"):
+        shutil.copy(REPO / name, root / name)
+    for folder in ("schema", "data"):
+        shutil.copytree(REPO / folder, root / folder)
+    git(root, "init", "-q")
+    commit(root, "base")
+    return root
+
+
+# --- editing rows by ID ------------------------------------------------------------------------
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+def row(path: Path, record_id: str) -> tuple[int, dict[str, str]]:
+    """(physical line, cells) of a record; the data files have one line per row."""
+    rows = read_rows(path)
+    for index, cells in enumerate(rows[1:], start=2):
+        if cells[0] == record_id:
+            return index, dict(zip(rows[0], cells))
+    raise KeyError(record_id)
+
+
+def first_id(path: Path, **where: str) -> str:
+    rows = read_rows(path)
+    for cells in rows[1:]:
+        values = dict(zip(rows[0], cells))
+        if all(values[k] == v for k, v in where.items()):
+            return cells[0]
+    raise KeyError(where)
+
+
+def edit(path: Path, record_id: str, **changes: str) -> int:
+    rows = read_rows(path)
+    for index, cells in enumerate(rows[1:], start=1):
+        if cells[0] == record_id:
+            for name, value in changes.items():
+                cells[rows[0].index(name)] = value
+            write_rows(path, rows)
+            return index + 1
+    raise KeyError(record_id)
+
+
+def delete(path: Path, record_id: str) -> None:
+    rows = read_rows(path)
+    write_rows(path, [r for r in rows if r[0] != record_id])
+
+
+def append(path: Path, cells: dict[str, str]) -> int:
+    rows = read_rows(path)
+    rows.append([cells.get(name, "") for name in rows[0]])
+    write_rows(path, rows)
+    return len(rows)
+
+
+def log_change(root: Path, table: str, record_id: str, version: int, field: str, old: str, new: str) -> int:
+    return append(root / "data" / "changes.csv", {
+        "change_id": new_id("changes"), "change_date": DAY, "table": table, "record_id": record_id,
+        "record_version": str(version), "field": field, "old_value": old, "new_value": new,
+        "reason": "Corrected against the source page."})
+
+
+def gate(root: Path, base: str = "HEAD") -> list[tuple]:
+    found = history.check_against(load_package(root), base)
+    return sorted((f.file, f.line, f.field, f.rule_id) for f in found)
+
+
+def active_incident(root: Path) -> tuple[str, int, dict[str, str]]:
+    incident = first_id(root / "data" / "incidents.csv", status="active")
+    line, cells = row(root / "data" / "incidents.csv", incident)
+    return incident, line, cells
+
+
+def figure_of(cells: dict[str, str]) -> str:
+    return next(f for f in ("civilians_killed_min", "all_killed_min", "civilians_injured_min", "all_injured_min") if cells[f])
+
+
+# --- the history gate --------------------------------------------------------------------------
+
+
+def test_unchanged_copy_passes(repo):
+    assert gate(repo) == []
+
+
+def test_deleted_row_is_named_without_a_line(repo):
+    report = first_id(repo / "data" / "reports.csv")
+    delete(repo / "data" / "reports.csv", report)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.pointer, f.field, f.rule_id) for f in found] == [
+        ("data/reports.csv", None, None, "report_id", "history/deleted-row")]
+    assert report in found[0].message and "retract" in found[0].message
+
+
+def test_deleted_incident_suggests_merging(repo):
+    incident, _, _ = active_incident(repo)
+    delete(repo / "data" / "incidents.csv", incident)
+    [finding] = [f for f in history.check_against(load_package(repo), "HEAD") if f.rule_id == "history/deleted-row"]
+    assert incident in finding.message and "merge" in finding.message
+
+
+def test_reused_id_is_an_error_at_the_new_line(repo):
+    path = repo / "data" / "sources.csv"
+    rows = read_rows(path)
+    taken, other = rows[1][0], dict(zip(rows[0], rows[2]))
+    line = append(path, {**other, "source_id": taken})  # a new record under an existing ID
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id) for f in found] == [("data/sources.csv", line, "source_id", "history/id-changed")]
+    assert f"ID {taken} reused" in found[0].message
+
+
+def test_reused_id_inserted_before_the_original_is_still_the_new_row(repo):
+    path = repo / "data" / "sources.csv"
+    rows = read_rows(path)
+    rows.insert(1, [rows[1][0]] + rows[2][1:])  # another record under the first ID, above it
+    write_rows(path, rows)
+    assert gate(repo) == [("data/sources.csv", 2, "source_id", "history/id-changed")]
+
+
+def test_changed_id_is_an_error_naming_both_ids(repo):
+    path = repo / "data" / "damage.csv"
+    old = first_id(path)
+    fresh = new_id("damage")
+    line = edit(path, old, damage_id=fresh)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id) for f in found] == [("data/damage.csv", line, "damage_id", "history/id-changed")]
+    assert old in found[0].message and fresh in found[0].message
+
+
+def test_an_id_holding_a_different_record_is_reuse(repo):
+    path = repo / "data" / "reports.csv"
+    rows = read_rows(path)
+    source = rows[0].index("source_id")
+    first = rows[1]
+    other = next(r for r in rows[2:] if r[source] != first[source])
+    rows[1] = [first[0]] + other[1:]  # the first ID now carries another source's statement
+    write_rows(path, rows)
+    assert ("data/reports.csv", 2, "report_id", "history/id-changed") in gate(repo)
+
+
+def test_figure_edited_without_version_date_or_log_names_each_problem(repo):
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: str(int(cells[figure]) + 1)})
+    assert gate(repo) == [("data/incidents.csv", line, name, "history/unversioned-change")
+                          for name in sorted([figure, "last_updated", "record_version"])]
+
+
+def test_figure_edited_with_version_but_no_log_entry_fails_on_the_field(repo):
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.line, f.field) for f in found] == [(line, figure)]
+    assert "record_version 2" in found[0].message and "new_value '7'" in found[0].message
+
+
+def test_proper_correction_passes(repo):
+    incident, _, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
+    log_change(repo, "incidents", incident, 2, figure, cells[figure], "7")
+    assert gate(repo) == []
+
+
+def test_log_entry_with_another_value_does_not_match(repo):
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
+    log_change(repo, "incidents", incident, 2, figure, cells[figure], "8")
+    assert gate(repo) == [("data/incidents.csv", line, figure, "history/unversioned-change")]
+
+
+def test_two_corrections_since_the_base_both_count(repo):
+    incident, _, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="First corrected summary.", record_version="2", last_updated=DAY)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "First corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, confidence="contested", record_version="3", last_updated="2026-12-02")
+    log_change(repo, "incidents", incident, 3, "confidence", cells["confidence"], "contested")
+    assert gate(repo) == []
+
+
+def test_proper_retraction_passes_and_a_bare_one_fails(repo):
+    path = repo / "data" / "reports.csv"
+    report = first_id(path, status="active")
+    line, cells = row(path, report)
+    edit(path, report, status="retracted")
+    assert ("data/reports.csv", line, "status", "history/unversioned-change") in gate(repo)
+    edit(path, report, record_version=str(int(cells["record_version"]) + 1), last_updated=DAY)
+    log_change(repo, "reports", report, int(cells["record_version"]) + 1, "status", "active", "retracted")
+    assert gate(repo) == []
+
+
+def test_proper_merge_passes(repo):
+    path = repo / "data" / "incidents.csv"
+    rows = read_rows(path)
+    header = rows[0]
+    target, merged = rows[1][0], rows[2][0]
+    reason = "Same strike as the other record, reported twice."
+    edit(path, merged, status="merged", merged_into=target, status_reason=reason, record_version="2", last_updated=DAY)
+    for name, old, new in (("status", "active", "merged"), ("merged_into", "", target), ("status_reason", "", reason)):
+        log_change(repo, "incidents", merged, 2, name, old, new)
+    assert gate(repo) == []
+    changes = history.compare_sources(repo, "HEAD")
+    assert [(c.record_id, c.kind) for c in changes.records if c.table == "incidents"] == [(merged, "merged")]
+    assert header.index("merged_into") > 0
+
+
+@pytest.fixture
+def logged_repo(repo) -> tuple[Path, str]:
+    """A repo whose base holds one corrections-log entry (a proper correction, committed)."""
+    incident, _, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    commit(repo, "a correction")
+    return repo, first_id(repo / "data" / "changes.csv")
+
+
+def test_edited_corrections_entry_fails_at_its_line(logged_repo):
+    repo, change = logged_repo
+    line = edit(repo / "data" / "changes.csv", change, reason="Rewritten after the fact.")
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id) for f in found] == [("data/changes.csv", line, "reason", "history/corrections-log-edited")]
+
+
+def test_removed_corrections_entry_fails(logged_repo):
+    repo, change = logged_repo
+    delete(repo / "data" / "changes.csv", change)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert ("data/changes.csv", None, "change_id", "history/corrections-log-edited") in [(f.file, f.line, f.field, f.rule_id) for f in found]
+    assert any(change in f.message for f in found)
+
+
+def test_a_table_that_cannot_be_parsed_is_left_to_the_structural_checks(repo):
+    path = repo / "data" / "reports.csv"
+    rows = read_rows(path)
+    write_rows(path, [r[1:] for r in rows])  # no report_id column: frictionless reports it
+    assert gate(repo) == []
+
+
+def test_base_from_a_release_zip_and_an_older_commit(repo, tmp_path):
+    archive = tmp_path / "civharm-0.1.0.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in [repo / "datapackage.json", *(repo / "schema").glob("*.json"), *(repo / "data").glob("*.csv")]:
+            out.write(path, f"civharm-0.1.0/{path.relative_to(repo).as_posix()}")
+    report = first_id(repo / "data" / "reports.csv")
+    delete(repo / "data" / "reports.csv", report)
+    assert [f[3] for f in gate(repo, str(archive))] == ["history/deleted-row"]
+    commit(repo, "deleted")
+    assert gate(repo, "HEAD") == []
+    assert [f[3] for f in gate(repo, "HEAD~1")] == ["history/deleted-row"]
+
+
+def test_unknown_ref_and_missing_repository_are_clear_errors(repo, tmp_path):
+    with pytest.raises(CivharmError, match=r"^no-such-ref: unknown git ref in "):
+        history.check_against(load_package(repo), "no-such-ref")
+    plain = tmp_path / "plain"
+    shutil.copytree(repo, plain, ignore=shutil.ignore_patterns(".git"))
+    with pytest.raises(CivharmError, match=r"^HEAD: .* is not inside a git repository"):
+        history.check_against(load_package(plain), "HEAD")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_validate_base_cli_fails_with_file_line_field(repo, monkeypatch):
+    import civharm.validate as validate
+
+    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "9"})
+    result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY)
+    assert result.exit_code == 1
+    assert any(f"data/incidents.csv:{line}: {figure}: changed from" in out and "[history/unversioned-change]" in out
+               for out in result.output.splitlines())
+
+
+def test_validate_base_unknown_ref_exits_2(repo):
+    result = invoke("validate", str(repo), "--base", "v9.9.9")
+    assert result.exit_code == 2
+    assert result.output == f"Error: v9.9.9: unknown git ref in {repo} (a branch, tag or commit; fetch it first if it is remote)\n"
+
+
+# --- diff --------------------------------------------------------------------------------------
+
+
+def new_incident(root: Path) -> str:
+    _, _, cells = active_incident(root)
+    incident = new_id("incidents")
+    append(root / "data" / "incidents.csv", {**cells, "incident_id": incident, "summary": "A new incident for the diff test."})
+    return incident
+
+
+def test_diff_between_two_commits_lists_added_records(repo):
+    first = git(repo, "rev-parse", "HEAD")
+    incident = new_incident(repo)
+    second = commit(repo, "add")
+    result = invoke("diff", first, second, "--package", str(repo))
+    assert result.exit_code == 0
+    assert "### Added (1)" in result.output and f"- `{incident}` (data/incidents.csv:" in result.output
+    payload = json.loads(invoke("diff", first, second, "--package", str(repo), "--format", "json").output)
+    assert set(payload) == {"version", "base", "head", "bump", "counts", "schema", "records"}
+    assert payload["counts"] == {"incidents": {"added": 1}} and payload["bump"] == "minor"
+    assert [(r["record_id"], r["kind"]) for r in payload["records"]] == [(incident, "added")]
+
+
+def test_diff_shows_old_and_new_per_field(repo):
+    incident, _, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, confidence="contested")
+    text = history.to_markdown(history.compare_sources(repo, "HEAD"))
+    assert f"- `confidence`: `{cells['confidence']}` → `contested`" in text
+
+
+@pytest.mark.parametrize("change, level", [
+    (lambda s: s["fields"].append({"name": "extra", "type": "string", "description": "x"}), "minor"),
+    (lambda s: s["fields"].append({"name": "extra", "type": "string", "constraints": {"required": True}}), "major"),
+    (lambda s: s["fields"].pop(), "major"),
+    (lambda s: s["fields"][-1].update(type="integer"), "major"),
+    (lambda s: s["fields"][2]["constraints"].update(minimum=5), "major"),
+    (lambda s: s["fields"][2]["constraints"].update(minimum=0), "minor"),
+    (lambda s: s["fields"][1].update(description="Reworded."), "patch"),
+])
+def test_schema_changes_set_the_release_level(change, level):
+    schema = json.loads((REPO / "schema" / "damage.json").read_text(encoding="utf-8"))
+    edited = json.loads(json.dumps(schema))
+    change(edited)
+    found = history.schema_changes("damage", schema, edited)
+    assert found and max(history.LEVELS.index(c.level) for c in found) == history.LEVELS.index(level)
+
+
+def test_corrections_only_need_a_patch(repo):
+    incident, _, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    assert history.required_bump(history.compare_sources(repo, "HEAD")) == "patch"
+
+
+# --- release -----------------------------------------------------------------------------------
+
+
+def release(root: Path, version: str, *extra: str):
+    return invoke("release", version, "--package", str(root), "--date", DAY, "--skip-validate", *extra)
+
+
+def test_first_release_writes_version_changelog_and_record(repo):
+    result = release(repo, "1.0.0")
+    assert result.exit_code == 0, result.output
+    assert history.recorded_versions(repo) == {"datapackage.json": "1.0.0", "CITATION.cff": "1.0.0",
+                                               "CHANGELOG.md": "1.0.0", "releases.json": "1.0.0"}
+    changelog = (repo / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## Unreleased\n\n## 1.0.0 ({DAY})\n\nFirst release: " in changelog
+    assert "First records:" in changelog.split("## 1.0.0")[1]  # the Unreleased notes moved into the release
+    assert f'date-released: "{DAY}"' in (repo / "CITATION.cff").read_text(encoding="utf-8")
+    [entry] = history.read_releases(repo)
+    assert entry["tag"] == "v1.0.0" and entry["previous"] is None and "data/incidents.csv" in entry["files"]
+    descriptor = (repo / "datapackage.json").read_text(encoding="utf-8")
+    assert git(repo, "diff", "--numstat", "--", "datapackage.json").split()[:2] == ["1", "1"]  # only the version line
+    assert json.loads(descriptor)["version"] == "1.0.0"
+
+
+def test_release_refuses_a_smaller_bump_and_accepts_the_needed_one(repo):
+    assert release(repo, "1.0.0").exit_code == 0
+    commit(repo, "Release 1.0.0")
+    git(repo, "tag", "v1.0.0")
+    incident = new_incident(repo)
+    refused = release(repo, "1.0.1")
+    assert refused.exit_code == 2
+    assert refused.output.startswith("Error: 1.0.1 is not allowed after 1.0.0: the changes need at least a minor release (incidents: 1 added)")
+    assert release(repo, "1.2.0").exit_code == 2  # skipping a version is refused too
+    accepted = release(repo, "1.1.0")
+    assert accepted.exit_code == 0, accepted.output
+    section = (repo / "CHANGELOG.md").read_text(encoding="utf-8").split("## 1.1.0")[1].split("## 1.0.0")[0]
+    assert "Compared with 1.0.0: 1 added; 0 schema changes." in section and "`civharm diff v1.0.0 v1.1.0`" in section
+    assert "| incidents | 1 |" in section
+    assert [e["version"] for e in history.read_releases(repo)] == ["1.0.0", "1.1.0"]
+    assert incident in invoke("diff", "1.0.0", "--package", str(repo)).output
+
+
+def test_release_without_changes_or_twice_is_refused(repo):
+    assert release(repo, "1.0.0").exit_code == 0
+    commit(repo, "Release 1.0.0")
+    assert release(repo, "1.0.0").output.startswith("Error: 1.0.0 is already released")
+    assert release(repo, "1.0.1").output.startswith("Error: nothing changed since 1.0.0")
+
+
+def test_the_last_release_is_found_without_its_tag(repo):
+    assert release(repo, "1.0.0").exit_code == 0
+    release_commit = commit(repo, "Release 1.0.0")
+    [entry] = history.read_releases(repo)
+    assert history.release_ref(repo, entry) == release_commit
+
+
+def test_release_fault_between_two_files_changes_nothing(repo):
+    names = ["datapackage.json", "CITATION.cff", "CHANGELOG.md", "releases.json"]
+    before = {n: (repo / n).read_bytes() if (repo / n).exists() else None for n in names}
+
+    def fault(index, target):
+        if index == 2:
+            raise OSError("disk full (injected)")
+
+    with pytest.raises(OSError, match="injected"):
+        history.release(repo, "1.0.0", dt.date.fromisoformat(DAY), fault=fault)
+    after = {n: (repo / n).read_bytes() if (repo / n).exists() else None for n in names}
+    assert after == before
+    assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_dry_run_writes_nothing(repo):
+    result = release(repo, "1.0.0", "--dry-run")
+    assert result.exit_code == 0 and "## 1.0.0" in result.output
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_release_refuses_an_invalid_package(repo, monkeypatch):
+    import civharm.validate as validate
+    from civharm.findings import Finding, Report
+
+    broken = Report([Finding("data/incidents.csv", 2, "summary", "text/x", "bad")], {})
+    monkeypatch.setattr(validate, "run", lambda package, options: broken)
+    result = invoke("release", "1.0.0", "--package", str(repo), "--date", DAY)
+    assert result.exit_code == 2
+    assert result.output == "Error: the package has 1 errors; run `civharm validate` and fix them before releasing\n"
+    assert not (repo / "releases.json").exists()
+
+
+def test_build_version_labels_builds_between_releases(repo):
+    short = git(repo, "rev-parse", "--short=7", "HEAD")
+    version = json.loads((repo / "datapackage.json").read_text())["version"]
+    assert history.build_version(repo) == f"{version}-dev.g{short}"
+    assert release(repo, "1.0.0").exit_code == 0
+    assert history.build_version(repo) == "1.0.0"  # the files are the release's
+    commit(repo, "Release 1.0.0")
+    new_incident(repo)
+    short = git(repo, "rev-parse", "--short=7", "HEAD")
+    assert history.build_version(repo) == f"1.1.0-dev.g{short}.dirty"
+    head = commit(repo, "add")
+    assert re.fullmatch(rf"1\.1\.0-dev\.g{head[:7]}", history.build_version(repo))
+
+
+def test_the_repository_keeps_its_recorded_versions_equal():
+    """datapackage.json, CITATION.cff, the newest CHANGELOG.md section and releases.json agree."""
+    recorded = history.recorded_versions(REPO)
+    assert recorded["datapackage.json"] == recorded["CITATION.cff"]
+    for name in ("CHANGELOG.md", "releases.json"):
+        assert recorded[name] in (None, recorded["datapackage.json"]), name
+    assert (recorded["CHANGELOG.md"] is None) == (recorded["releases.json"] is None)
