@@ -1,0 +1,533 @@
+"""Release artifacts for the package's current version: zip, SQLite, Parquet, XLSX, GeoJSON, HXL CSV.
+
+Why it is built this way:
+
+- **Reproducible.** Every file comes from the loaded package in a fixed order, and every
+  timestamp inside a file comes from ``SOURCE_DATE_EPOCH``, else the last commit of the
+  package folder, else ``FALLBACK_EPOCH``; the same commit gives the same bytes, so anyone
+  can rebuild a release and compare ``SHA256SUMS``.
+- **Counted right.** Records are never deleted: merged and retracted incidents keep their rows.
+  The files people count from (XLSX, GeoJSON, HXL CSV) hold active rows only and say so; the
+  zip, the SQLite database and the Parquet files hold every row.
+- **All or nothing.** Everything is written into a temporary folder beside the output and
+  swapped in at the end; a failure at any point leaves the output folder as it was.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlite_utils
+import xlsxwriter
+
+from .atomic import FaultHook
+from .findings import CivharmError
+from .package import DESCRIPTOR, Package, Resource, load_package
+
+# 1980-01-01T00:00:00Z, the earliest time a zip entry can record: used when neither
+# SOURCE_DATE_EPOCH nor a git commit says when the package was last changed.
+FALLBACK_EPOCH = 315532800
+CHECKSUMS = "SHA256SUMS"
+ACTIVE = "active"
+# Documents of the package folder that travel inside the zip when present.
+COMPANIONS = ("CHANGELOG.md", "CITATION.cff")
+SQL_TYPES = {"integer": int, "number": float}
+ARROW_TYPES = {"integer": pa.int64(), "number": pa.float64(), "date": pa.date32()}
+_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
+
+
+@dataclass(frozen=True)
+class Release:
+    """What every writer needs: the package, its version, and where the timestamps come from."""
+
+    package: Package
+    version: str
+    epoch: int
+    provenance: str
+    records: dict[str, list[dict]]
+
+    @property
+    def created(self) -> dt.datetime:
+        """The build time as naive UTC (zip and XLSX store no time zone)."""
+        return dt.datetime.fromtimestamp(self.epoch, tz=dt.timezone.utc).replace(tzinfo=None)
+
+    @property
+    def zip_time(self) -> tuple[int, int, int, int, int, int]:
+        stamp = max(self.created, dt.datetime(1980, 1, 1))
+        return (stamp.year, stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second // 2 * 2)
+
+    def name(self, suffix: str) -> str:
+        return f"civharm-{self.version}{suffix}"
+
+
+# --- where the timestamps come from -------------------------------------------------------
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str]:
+    """The build time in seconds and a sentence saying where it came from.
+
+    Order, as in reproducible-builds.org's SOURCE_DATE_EPOCH: the environment variable, else
+    the last commit that touched the package folder, else ``FALLBACK_EPOCH``.
+    """
+    environ = os.environ if environ is None else environ
+    commit = _git(root, "log", "-1", "--format=%H %ct", "--", ".")
+    hash_, _, seconds = (commit or "").partition(" ")
+    dirty = bool(_git(root, "status", "--porcelain", "--", ".")) if commit else False
+    source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
+    raw = environ.get("SOURCE_DATE_EPOCH")
+    if raw not in (None, ""):
+        if not raw.strip().isdigit():
+            raise CivharmError(f"SOURCE_DATE_EPOCH: {raw!r} is not a whole number of seconds since 1970")
+        return int(raw), f"Built from {source}; timestamps from SOURCE_DATE_EPOCH={int(raw)}."
+    if seconds.isdigit():
+        return int(seconds), f"Built from {source}; timestamps from that commit."
+    return FALLBACK_EPOCH, f"Built from {source}; timestamps fixed at 1980-01-01T00:00:00Z (no SOURCE_DATE_EPOCH, no commit)."
+
+
+# --- inputs -------------------------------------------------------------------------------
+
+def _version(package: Package) -> str:
+    version = package.descriptor.get("version")
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
+        raise CivharmError(f"{DESCRIPTOR}#/version: {version!r} cannot name release files; "
+                           "set a version such as \"1.2.0\"")
+    return version
+
+
+def _records(resource: Resource) -> list[dict]:
+    """Rows as Python values of the schema's types; refuses cells that do not convert.
+
+    ``Resource.typed`` turns a bad cell into NA; writing that would lose data silently.
+    """
+    fields = resource.schema.get("fields", [])
+    missing = [f["name"] for f in fields if f["name"] not in resource.frame.columns]
+    if missing:
+        raise CivharmError(f"{resource.path}: no column {', '.join(missing)}; run `civharm validate`")
+    typed = resource.typed
+    columns = {}
+    for f in fields:
+        name = f["name"]
+        raw, values = resource.frame[name], typed[name]
+        lost = (raw != "") & values.isna()
+        if lost.any():
+            index = int(lost.to_numpy().nonzero()[0][0])
+            raise CivharmError(f"{resource.path}:{resource.line_of(index)}: {name}: {raw.iloc[index]!r} "
+                               f"is not a valid {f.get('type')}; run `civharm validate`")
+        kind = f.get("type", "string")
+        out = []
+        for value in values.tolist():
+            if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+                out.append(None)
+            elif kind == "integer":
+                out.append(int(value))
+            elif kind == "number":
+                out.append(float(value))
+            elif kind == "date":
+                out.append(value.date())
+            else:
+                out.append(str(value))
+        columns[name] = out
+    names = list(columns)
+    return [dict(zip(names, row)) for row in zip(*columns.values())] if names else []
+
+
+def _is_active(row: dict) -> bool:
+    """Rows without a status column (the corrections log) are always shown."""
+    return row.get("status", ACTIVE) == ACTIVE
+
+
+def _active(release: Release, name: str) -> list[dict]:
+    return [row for row in release.records[name] if _is_active(row)]
+
+
+def prepare(package: Package, version: str | None = None) -> Release:
+    """Typed rows and release metadata; ``version`` labels the files (default: datapackage.json's)."""
+    if package.findings:
+        first = package.findings[0]
+        raise CivharmError(f"cannot build: {len(package.findings)} problem(s) while reading the package, "
+                           f"first {first.as_text()}; run `civharm validate`")
+    version = _version(package) if version is None else version
+    epoch, provenance = source_date_epoch(package.root)
+    records = {name: _records(resource) for name, resource in package.resources.items()}
+    return Release(package, version, epoch, provenance, records)
+
+
+def active_only_note(package: Package, version: str | None = None) -> str:
+    """The sentence every count-from artifact carries, and the build prints."""
+    version = package.descriptor.get("version", "") if version is None else version
+    incidents = package.get("incidents")
+    total = len(incidents.frame) if incidents is not None else 0
+    active = int((incidents.frame["status"] == ACTIVE).sum()) if incidents is not None and total else 0
+    return (f"Active incidents only ({active} of {total}): the XLSX, GeoJSON and HXL CSV files leave out "
+            "merged incidents (their reports count toward the incident they were merged into) and retracted "
+            "ones (withdrawn), so that nothing is counted twice or counted after withdrawal; the same goes for "
+            f"retracted reports, damage and sources. civharm-{version}.zip, civharm-{version}.sqlite and the Parquet "
+            "files hold every row.")
+
+
+# --- writers ------------------------------------------------------------------------------
+
+def _zip(entries: list[tuple[str, bytes]], when: tuple[int, ...]) -> bytes:
+    """A zip whose bytes depend only on the entries: fixed time, mode and host system."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=when)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever machine builds it
+            info.external_attr = 0o100644 << 16
+            archive.writestr(info, data, compresslevel=9)
+    return buffer.getvalue()
+
+
+def _readme(release: Release) -> str:
+    package, v = release.package, release.version
+    d = package.descriptor
+    lines = [f"# civharm {v}", "", d.get("title", ""), "", d.get("description", ""), "",
+             release.provenance, "", "## Files of this release", "", "| file | holds |", "|---|---|",
+             f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
+             f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
+             "views `active_incidents` and `current_reports` |",
+             f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
+             f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
+             f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
+             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
+             f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
+             "", "## Active incidents only", "", active_only_note(package, release.version), "",
+             "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
+             "so the history stays checkable. Counting those rows would count one event twice or count a withdrawn one.",
+             "", "## Tables", "", "| table | rows | active rows | description |", "|---|---|---|---|"]
+    for name, resource in package.resources.items():
+        rows = release.records[name]
+        description = resource.schema.get("description", "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {len(rows)} | {sum(map(_is_active, rows))} | {description} |")
+    licences = ", ".join(l.get("name", "") for l in d.get("licenses", []))
+    lines += ["", "## Licence and citation", "", f"Data: {licences}. Cite the dataset with its version ({v}) and the "
+              "original sources of the figures you use: each report row names its page and publisher.", ""]
+    return "\n".join(lines)
+
+
+def data_package_zip(release: Release) -> bytes:
+    """The package as published: the CSV bytes as committed, a descriptor with hash and bytes per resource."""
+    package = release.package
+    descriptor = copy.deepcopy(package.descriptor)
+    descriptor["created"] = release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    files: dict[str, bytes] = {}
+    for spec in descriptor["resources"]:
+        resource = package[spec["name"]]
+        spec["bytes"] = len(resource.raw)
+        spec["hash"] = "sha256:" + hashlib.sha256(resource.raw).hexdigest()
+        files[resource.path] = resource.raw
+        if resource.schema_path:
+            files[resource.schema_path] = (package.root / resource.schema_path).read_bytes()
+    for name in COMPANIONS:
+        if (package.root / name).is_file():
+            files[name] = (package.root / name).read_bytes()
+    entries = [(DESCRIPTOR, (json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n").encode("utf-8")),
+               ("README.md", _readme(release).encode("utf-8"))]
+    return _zip(entries + sorted(files.items()), release.zip_time)
+
+
+def _creation_order(package: Package) -> list[str]:
+    """Tables in descriptor order, each after the tables its foreign keys point to."""
+    order: list[str] = []
+
+    def visit(name: str, seen: tuple[str, ...]) -> None:
+        if name in order or name in seen or name not in package.resources:
+            return
+        for fk in package[name].schema.get("foreignKeys", []):
+            visit(fk.get("reference", {}).get("resource") or name, seen + (name,))
+        order.append(name)
+
+    for name in package.resources:
+        visit(name, ())
+    return order
+
+
+def write_sqlite(release: Release, path: Path) -> None:
+    """Every row with keys, indexes, column descriptions in ``_columns`` and two views."""
+    package = release.package
+    db = sqlite_utils.Database(str(path))
+    try:
+        described = []
+        for name in _creation_order(package):
+            schema = package[name].schema
+            fields = schema.get("fields", [])
+            columns = {f["name"]: SQL_TYPES.get(f.get("type"), str) for f in fields}
+            keys = schema.get("primaryKey") or None
+            keys = keys[0] if isinstance(keys, list) and len(keys) == 1 else (tuple(keys) if keys else None)
+            foreign = [(fk["fields"][0], fk["reference"].get("resource") or name, fk["reference"]["fields"][0])
+                       for fk in schema.get("foreignKeys", []) if len(fk["fields"]) == 1]
+            required = {f["name"] for f in fields if f.get("constraints", {}).get("required")}
+            db[name].create(columns, pk=keys, foreign_keys=foreign, not_null=required)
+            rows = [{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
+                    for row in release.records[name]]
+            db[name].insert_all(rows, batch_size=500)
+            for column in [fk[0] for fk in foreign] + (["status"] if "status" in columns else []):
+                db[name].create_index([column])
+            described += [{"table": name, "column": f["name"], "title": f.get("title"), "description": f.get("description"),
+                           "type": f.get("type", "string"), "hxl": f.get("hxl")} for f in fields]
+        db["_columns"].create({"table": str, "column": str, "title": str, "description": str, "type": str, "hxl": str},
+                              pk=("table", "column"))
+        db["_columns"].insert_all(described)
+        db["_package"].create({"key": str, "value": str}, pk="key")
+        db["_package"].insert_all([{"key": k, "value": v} for k, v in (
+            ("name", package.descriptor.get("name")), ("version", release.version),
+            ("created", release.created.isoformat() + "Z"), ("provenance", release.provenance),
+            ("note", active_only_note(package, release.version)))])
+        if "incidents" in package.resources:
+            db.create_view("active_incidents", "SELECT * FROM incidents WHERE status = 'active'")
+        if {"incidents", "reports"} <= set(package.resources):
+            db.create_view("current_reports", (
+                "SELECT reports.*, CASE WHEN incidents.status = 'merged' AND incidents.merged_into IS NOT NULL "
+                "THEN incidents.merged_into ELSE reports.incident_id END AS counts_toward\n"
+                "FROM reports LEFT JOIN incidents ON incidents.incident_id = reports.incident_id\n"
+                "WHERE reports.status = 'active' AND reports.superseded_by IS NULL"))
+        db.conn.commit()
+        db.vacuum()
+    except sqlite3.IntegrityError as exc:
+        raise CivharmError(f"cannot build the SQLite database: {exc}; run `civharm validate`")
+    finally:
+        db.close()
+
+
+def parquet_bytes(release: Release, name: str) -> bytes:
+    """One table with Arrow types from the schema; descriptions travel as field metadata."""
+    schema = release.package[name].schema
+    fields = [pa.field(f["name"], ARROW_TYPES.get(f.get("type"), pa.string()),
+                       nullable=not f.get("constraints", {}).get("required", False),
+                       metadata={"description": f.get("description", ""), "hxl": f.get("hxl", ""),
+                                 "title": f.get("title", "")})
+              for f in schema.get("fields", [])]
+    arrow_schema = pa.schema(fields, metadata={"description": schema.get("description", ""),
+                                               "primaryKey": json.dumps(schema.get("primaryKey", []))})
+    try:
+        table = pa.Table.from_pylist(release.records[name], schema=arrow_schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise CivharmError(f"{release.package[name].path}: cannot write Parquet: {exc}; run `civharm validate`")
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def xlsx_bytes(release: Release) -> bytes:
+    """Active rows, one sheet per table; every text cell through ``write_string`` so none runs as a formula."""
+    package = release.package
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True, "strings_to_formulas": False,
+                                        "strings_to_urls": False, "strings_to_numbers": False})
+    book.set_properties({"title": f"civharm {release.version} (active rows only)", "author": "civharm contributors",
+                         "comments": active_only_note(package, release.version), "created": release.created})
+    bold = book.add_format({"bold": True})
+    date = book.add_format({"num_format": "yyyy-mm-dd"})
+
+    def text(sheet, row: int, column: int, value: str, style=None) -> None:
+        if sheet.write_string(row, column, value, style) == -2:
+            raise CivharmError(f"XLSX: a cell of sheet {sheet.name!r} is longer than Excel's 32,767 characters")
+
+    readme = book.add_worksheet("README")
+    readme.set_column(0, 0, 24)
+    readme.set_column(1, 3, 60)
+    intro = [f"civharm {release.version}", package.descriptor.get("title", ""), active_only_note(package, release.version),
+             release.provenance, ""]
+    for row, line in enumerate(intro):
+        text(readme, row, 0, line, bold if row == 0 else None)
+    row = len(intro)
+    for cells in [["table", "rows in this workbook", "rows in the zip and SQLite", "description"]] + [
+            [name, str(len(_active(release, name))), str(len(release.records[name])),
+             resource.schema.get("description", "")] for name, resource in package.resources.items()]:
+        for column, value in enumerate(cells):
+            text(readme, row, column, value, bold if cells[0] == "table" else None)
+        row += 1
+    row += 1
+    for cells in [["column", "title", "type", "description"]] + [
+            [f"{name}.{f['name']}", f.get("title", ""), f.get("type", "string"), f.get("description", "")]
+            for name, resource in package.resources.items() for f in resource.schema.get("fields", [])]:
+        for column, value in enumerate(cells):
+            text(readme, row, column, value, bold if cells[0] == "column" else None)
+        row += 1
+
+    for name, resource in package.resources.items():
+        sheet = book.add_worksheet(name[:31])
+        fields = resource.schema.get("fields", [])
+        for column, f in enumerate(fields):
+            text(sheet, 0, column, f["name"], bold)
+        rows = _active(release, name)
+        for row, record in enumerate(rows, start=1):
+            for column, f in enumerate(fields):
+                value = record[f["name"]]
+                if value is None:
+                    continue
+                if isinstance(value, (int, float)):
+                    sheet.write_number(row, column, value)
+                elif isinstance(value, dt.date):
+                    sheet.write_datetime(row, column, value, date)
+                else:
+                    text(sheet, row, column, value)
+        sheet.freeze_panes(1, 0)
+        if fields:
+            sheet.autofilter(0, 0, max(len(rows), 1), len(fields) - 1)
+    book.close()
+    with zipfile.ZipFile(io.BytesIO(buffer.getvalue())) as packed:
+        entries = [(info.filename, packed.read(info)) for info in packed.infolist()]
+    return _zip(entries, release.zip_time)
+
+
+def _json_value(value):
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def geojson_bytes(release: Release) -> bytes:
+    """Active incidents with coordinates as RFC 7946 points ([longitude, latitude])."""
+    features, unplaced = [], 0
+    resource = release.package["incidents"]
+    for index, row in enumerate(release.records["incidents"]):
+        if not _is_active(row):
+            continue
+        lat, lon = row.get("latitude"), row.get("longitude")
+        if lat is None or lon is None:
+            unplaced += 1
+            continue
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise CivharmError(f"{resource.path}:{resource.line_of(index)}: latitude {lat}, longitude {lon} "
+                               "is not a place on Earth; run `civharm validate`")
+        properties = {k: _json_value(v) for k, v in row.items() if k not in ("latitude", "longitude")}
+        features.append({"type": "Feature", "id": row.get("incident_id"),
+                         "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": properties})
+    note = active_only_note(release.package, release.version)
+    if unplaced:
+        note += f" {unplaced} active incident(s) without coordinates are not in this file."
+    head = {"type": "FeatureCollection", "name": release.name("-incidents"),
+            "civharm:version": release.version, "civharm:note": note}
+    # One feature per line: small diffs between releases, and still one JSON document.
+    lines = ",\n".join(json.dumps(feature, ensure_ascii=False) for feature in features)
+    text = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n' + lines + ("\n" if lines else "") + "]}\n"
+    return text.encode("utf-8")
+
+
+def hxl_csv_bytes(release: Release) -> bytes:
+    """Active incidents as committed, with a second row of HXL hashtags from the schema (for HDX)."""
+    resource = release.package["incidents"]
+    fields = resource.schema.get("fields", [])
+    names = [f["name"] for f in fields]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerow([f.get("hxl", "") for f in fields])
+    active = resource.frame[resource.frame["status"] == ACTIVE]
+    writer.writerows(active[names].itertuples(index=False, name=None))
+    return out.getvalue().encode("utf-8")
+
+
+# --- the build ----------------------------------------------------------------------------
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
+    """Every artifact as (path relative to the output folder, writer); order is the build order."""
+    steps: list[tuple[str, Callable[[Path], None]]] = [
+        (release.name(".zip"), lambda p: _write(p, data_package_zip(release))),
+        (release.name(".sqlite"), lambda p: write_sqlite(release, p)),
+    ]
+    for name in release.package.resources:
+        steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
+    steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
+    if "incidents" in release.package.resources:
+        steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
+        steps.append((release.name("-incidents-hxl.csv"), lambda p: _write(p, hxl_csv_bytes(release))))
+    return steps
+
+
+def _check_out_dir(out: Path, root: Path) -> None:
+    """The output folder is replaced whole, so refuse one that holds anything else."""
+    if out.exists() and not out.is_dir():
+        raise CivharmError(f"{out}: exists and is not a folder")
+    resolved = out.resolve()
+    if root.resolve() == resolved or resolved in root.resolve().parents:
+        raise CivharmError(f"{out}: holds the package itself; choose an output folder such as dist/")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if not (p.name.startswith("civharm-") or p.name == CHECKSUMS))
+        if foreign:
+            raise CivharmError(f"{out}: holds {', '.join(foreign)}, which `civharm build` did not write; "
+                               "it replaces the whole folder, so move them or choose another --out")
+
+
+def _swap_in(staging: Path, out: Path, fault: FaultHook | None, index: int) -> None:
+    """Put ``staging`` where ``out`` is; on any failure put the old folder back."""
+    backup = staging.with_name(staging.name + ".old")
+    had_old = out.exists()
+    if had_old:
+        os.rename(out, backup)
+    try:
+        if fault is not None:
+            fault(index, out)
+        os.rename(staging, out)
+    except BaseException:
+        if had_old:
+            os.rename(backup, out)
+        raise
+    if had_old:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def build(package_path: str | Path | Package, out_dir: str | Path, *, fault: FaultHook | None = None,
+          version: str | None = None) -> list[Path]:
+    """Write every artifact and ``SHA256SUMS`` into ``out_dir``, replacing it whole, or change nothing.
+
+    ``fault(index, path)`` is called before each file is written and before the final swap;
+    tests raise from it to prove that a failure leaves ``out_dir`` as it was.
+    """
+    package = package_path if isinstance(package_path, Package) else load_package(package_path)
+    release = prepare(package, version)
+    out = Path(out_dir)
+    _check_out_dir(out, package.root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        steps = _artifacts(release)
+        for index, (relative, write) in enumerate(steps):
+            if fault is not None:
+                fault(index, out / relative)
+            write(staging / relative)
+        relatives = sorted(relative for relative, _ in steps)
+        sums = "".join(f"{hashlib.sha256((staging / r).read_bytes()).hexdigest()}  {r}\n" for r in relatives)
+        if fault is not None:
+            fault(len(steps), out / CHECKSUMS)
+        _write(staging / CHECKSUMS, sums.encode("ascii"))
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a release folder is not
+        _swap_in(staging, out, fault, len(steps) + 1)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    tops = sorted({relative.split("/", 1)[0] for relative in relatives} | {CHECKSUMS})
+    return [out / top for top in tops]

@@ -1,0 +1,389 @@
+"""`civharm build`: every artifact read back, reproducible bytes, active-only files, all-or-nothing writes."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import frictionless
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from civharm.build import FALLBACK_EPOCH, build, source_date_epoch
+from civharm.cli import main
+from civharm.findings import CivharmError
+from conftest import REPO, build_package, set_cell
+
+EPOCH = 1_700_000_000  # 2023-11-14T22:13:20Z
+ARROW = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(), "date": pa.date32()}
+FIRST = "inc_01M8BXYJ9JXC1F8JK54GB4ADWP"
+FORMULA = '=HYPERLINK("http://example.org/x","click") looks like a formula but is a summary'
+
+
+def csv_rows(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def tables(package: Path) -> dict[str, list[dict]]:
+    """Every table as the CSV module reads it: the reference the artifacts are counted against."""
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    return {r["name"]: csv_rows(package / r["path"]) for r in descriptor["resources"]}
+
+
+def schema(package: Path, name: str) -> dict:
+    return json.loads((package / "schema" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def active(rows: list[dict]) -> list[dict]:
+    return [row for row in rows if row.get("status", "active") == "active"]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(autouse=True)
+def fixed_epoch(monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory):
+    """The repository's real records, built once: (package folder, dist folder)."""
+    root = tmp_path_factory.mktemp("real")
+    package = build_package(root / "pkg", REPO / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", str(EPOCH))
+        build(package, root / "dist")
+    return package, root / "dist"
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """valid-minimal with a merged incident, a retracted damage row and formula-like text."""
+    package = build_package(tmp_path / "pkg")
+    incidents = package / "data" / "incidents.csv"
+    set_cell(incidents, 3, "status", "merged")
+    set_cell(incidents, 3, "merged_into", FIRST)
+    set_cell(incidents, 3, "status_reason", "+1 duplicate of the first incident")
+    set_cell(incidents, 2, "summary", FORMULA)
+    set_cell(package / "data" / "damage.csv", 3, "status", "retracted")
+    return package
+
+
+def version_of(package: Path) -> str:
+    return json.loads((package / "datapackage.json").read_text(encoding="utf-8"))["version"]
+
+
+# --- reproducibility and checksums -------------------------------------------------------------
+
+def test_two_builds_give_identical_files_and_sha256sums(real, tmp_path):
+    package, first = real
+    time.sleep(1.1)  # a wall-clock timestamp anywhere would now differ
+    again = build(package, tmp_path / "elsewhere" / "dist")
+    assert (first / "SHA256SUMS").read_bytes() == (tmp_path / "elsewhere" / "dist" / "SHA256SUMS").read_bytes()
+    assert snapshot(first) == snapshot(tmp_path / "elsewhere" / "dist")
+    assert [p.name for p in again] == sorted(p.name for p in first.iterdir())
+
+
+def test_sha256sums_cover_every_file_and_match(real):
+    _, dist = real
+    listed = {}
+    for line in (dist / "SHA256SUMS").read_text(encoding="ascii").splitlines():
+        digest, name = line.split("  ", 1)
+        listed[name] = digest
+    files = {name: data for name, data in snapshot(dist).items() if name != "SHA256SUMS"}
+    assert listed == {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    v = version_of(real[0])
+    assert {f"civharm-{v}.zip", f"civharm-{v}.sqlite", f"civharm-{v}.xlsx", f"civharm-{v}-incidents.geojson",
+            f"civharm-{v}-incidents-hxl.csv", f"civharm-{v}-parquet/incidents.parquet"} <= set(listed)
+
+
+def test_timestamps_inside_zip_and_xlsx_come_from_source_date_epoch(real):
+    package, dist = real
+    v = version_of(package)
+    expected = time.gmtime(EPOCH)[:6]
+    expected = expected[:5] + (expected[5] // 2 * 2,)
+    for name in (f"civharm-{v}.zip", f"civharm-{v}.xlsx"):
+        with zipfile.ZipFile(dist / name) as archive:
+            assert {info.date_time for info in archive.infolist()} == {expected}, name
+    with zipfile.ZipFile(dist / f"civharm-{v}.xlsx") as archive:
+        core = archive.read("docProps/core.xml").decode()
+    assert "<dcterms:created xsi:type=\"dcterms:W3CDTF\">2023-11-14T22:13:20Z</dcterms:created>" in core
+    with zipfile.ZipFile(dist / f"civharm-{v}.zip") as archive:
+        assert json.loads(archive.read("datapackage.json"))["created"] == "2023-11-14T22:13:20Z"
+
+
+def test_another_epoch_changes_the_zip(real, tmp_path, monkeypatch):
+    package, dist = real
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", str(EPOCH + 86400))
+    build(package, tmp_path / "dist")
+    v = version_of(package)
+    assert (dist / f"civharm-{v}.zip").read_bytes() != (tmp_path / "dist" / f"civharm-{v}.zip").read_bytes()
+
+
+def test_epoch_from_last_commit_of_the_package_folder_else_fixed(tmp_path):
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "datapackage.json").write_text("{}", encoding="utf-8")
+    assert source_date_epoch(folder, environ={})[0] == FALLBACK_EPOCH
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    env = {"GIT_COMMITTER_DATE": "1600000000 +0000", "GIT_AUTHOR_DATE": "1600000000 +0000",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin:/usr/local/bin"}
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(git[:3] + ["init", "-q"], check=True, env=env)
+    subprocess.run(git + ["add", "."], check=True, env=env)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], check=True, env=env)
+    epoch, provenance = source_date_epoch(folder, environ={})
+    assert epoch == 1600000000
+    assert provenance.startswith("Built from commit ") and "timestamps from that commit" in provenance
+    assert source_date_epoch(folder, environ={"SOURCE_DATE_EPOCH": "42"})[0] == 42
+
+
+def test_bad_source_date_epoch_is_an_error(valid_package, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(CivharmError, match="SOURCE_DATE_EPOCH: 'yesterday' is not a whole number"):
+        build(valid_package, tmp_path / "dist")
+
+
+# --- each artifact read back ---------------------------------------------------------------------
+
+def test_zip_validates_with_frictionless_and_carries_hash_and_bytes(real):
+    package, dist = real
+    v = version_of(package)
+    report = frictionless.validate(str(dist / f"civharm-{v}.zip"))
+    assert report.valid, report.flatten(["type", "note"])
+    reference = tables(package)
+    assert {task.name: task.stats.get("rows") or 0 for task in report.tasks} == {n: len(r) for n, r in reference.items()}
+    with zipfile.ZipFile(dist / f"civharm-{v}.zip") as archive:
+        descriptor = json.loads(archive.read("datapackage.json"))
+        readme = archive.read("README.md").decode()
+        for spec in descriptor["resources"]:
+            data = (package / spec["path"]).read_bytes()
+            assert archive.read(spec["path"]) == data
+            assert spec["bytes"] == len(data)
+            assert spec["hash"] == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert "Active incidents only" in readme and "hold every row" in readme
+
+
+def test_a_changed_byte_in_the_zip_fails_the_hash_check(real, tmp_path):
+    package, dist = real
+    v = version_of(package)
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(dist / f"civharm-{v}.zip") as source, zipfile.ZipFile(tampered, "w") as out:
+        for info in source.infolist():
+            data = source.read(info)
+            out.writestr(info, data.replace(b",active,", b",Active,", 1) if info.filename == "data/incidents.csv" else data)
+    report = frictionless.validate(str(tampered))
+    assert "hash-count" in {error.type for task in report.tasks for error in task.errors}
+
+
+def test_sqlite_holds_every_row_with_keys_indexes_descriptions_and_views(real):
+    package, dist = real
+    reference = tables(package)
+    db = sqlite3.connect(dist / f"civharm-{version_of(package)}.sqlite")
+    try:
+        for name, rows in reference.items():
+            assert db.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] == len(rows), name
+            keys = [row[1] for row in sorted(db.execute(f'PRAGMA table_info("{name}")'), key=lambda r: r[5]) if row[5]]
+            assert keys == schema(package, name)["primaryKey"], name
+            declared = {fk["fields"][0] for fk in schema(package, name).get("foreignKeys", [])}
+            assert {row[3] for row in db.execute(f'PRAGMA foreign_key_list("{name}")')} == declared, name
+            indexed = {row[2] for index in db.execute(f'PRAGMA index_list("{name}")')
+                       for row in db.execute(f'PRAGMA index_info("{index[1]}")')}
+            assert declared <= indexed, name
+        described = {(t, c): d for t, c, d in db.execute('SELECT "table", "column", description FROM _columns')}
+        expected = {(n, f["name"]): f["description"] for n in reference for f in schema(package, n)["fields"]}
+        assert described == expected
+        incidents, reports = reference["incidents"], reference["reports"]
+        assert db.execute("SELECT count(*) FROM active_incidents").fetchone()[0] == len(active(incidents))
+        current = [r for r in reports if r["status"] == "active" and not r["superseded_by"]]
+        assert db.execute("SELECT count(*) FROM current_reports").fetchone()[0] == len(current)
+        killed = db.execute("SELECT civilians_killed_min FROM incidents WHERE incident_id = ?", (FIRST,)).fetchone()[0]
+        assert killed == (int(incidents[0]["civilians_killed_min"]) if incidents[0]["civilians_killed_min"] else None)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        db.close()
+
+
+def test_parquet_has_every_row_and_the_schema_types(real):
+    package, dist = real
+    for name, rows in tables(package).items():
+        table = pq.read_table(dist / f"civharm-{version_of(package)}-parquet" / f"{name}.parquet")
+        assert table.num_rows == len(rows), name
+        fields = schema(package, name)["fields"]
+        assert table.schema.names == [f["name"] for f in fields]
+        for f in fields:
+            column = table.schema.field(f["name"])
+            assert column.type == ARROW[f["type"]], (name, f["name"])
+            assert column.nullable == (not f.get("constraints", {}).get("required", False)), (name, f["name"])
+            assert column.metadata[b"description"].decode() == f["description"]
+    incidents = pq.read_table(dist / f"civharm-{version_of(package)}-parquet" / "incidents.parquet").to_pylist()
+    assert [row["incident_id"] for row in incidents] == [row["incident_id"] for row in tables(package)["incidents"]]
+    assert str(incidents[0]["date_start"]) == tables(package)["incidents"][0]["date_start"]
+
+
+def test_xlsx_has_a_readme_first_then_active_rows_of_every_table(real):
+    package, dist = real
+    book = openpyxl.load_workbook(dist / f"civharm-{version_of(package)}.xlsx", read_only=True)
+    try:
+        assert book.sheetnames[0] == "README"
+        readme = " ".join(str(c) for row in book["README"].iter_rows(values_only=True) for c in row if c)
+        assert "Active incidents only" in readme and "hold every row" in readme
+        for name, rows in tables(package).items():
+            found = list(book[name].iter_rows(values_only=True))
+            assert list(found[0]) == [f["name"] for f in schema(package, name)["fields"]], name
+            assert len(found) - 1 == len(active(rows)), name
+    finally:
+        book.close()
+
+
+def test_geojson_parses_and_its_points_are_in_range(real):
+    package, dist = real
+    collection = json.loads((dist / f"civharm-{version_of(package)}-incidents.geojson").read_text(encoding="utf-8"))
+    placed = [r for r in active(tables(package)["incidents"]) if r["latitude"] and r["longitude"]]
+    assert collection["type"] == "FeatureCollection"
+    assert collection["civharm:note"].startswith("Active incidents only")
+    assert [f["id"] for f in collection["features"]] == [r["incident_id"] for r in placed]
+    for feature, row in zip(collection["features"], placed):
+        lon, lat = feature["geometry"]["coordinates"]
+        assert -180 <= lon <= 180 and -90 <= lat <= 90
+        assert (lat, lon) == (float(row["latitude"]), float(row["longitude"]))
+        for figure in ("civilians_killed_min", "all_killed_max"):
+            assert feature["properties"][figure] == (int(row[figure]) if row[figure] else None)
+
+
+def test_hxl_csv_has_tags_from_the_schema_and_active_incidents(real):
+    package, dist = real
+    rows = list(csv.reader(io.StringIO((dist / f"civharm-{version_of(package)}-incidents-hxl.csv").read_text(encoding="utf-8"))))
+    fields = schema(package, "incidents")["fields"]
+    assert rows[0] == [f["name"] for f in fields]
+    assert rows[1] == [f.get("hxl", "") for f in fields]
+    assert rows[2:] == [list(r.values()) for r in active(tables(package)["incidents"])]
+
+
+# --- active rows only where people count ---------------------------------------------------------
+
+def test_merged_and_retracted_rows_stay_out_of_count_files_but_not_the_zip_or_sqlite(mixed, tmp_path):
+    dist = tmp_path / "dist"
+    build(mixed, dist)
+    v = version_of(mixed)
+    collection = json.loads((dist / f"civharm-{v}-incidents.geojson").read_text(encoding="utf-8"))
+    assert [f["id"] for f in collection["features"]] == [FIRST]
+    assert "(1 of 2)" in collection["civharm:note"]
+    assert len((dist / f"civharm-{v}-incidents-hxl.csv").read_text(encoding="utf-8").splitlines()) == 3
+    book = openpyxl.load_workbook(dist / f"civharm-{v}.xlsx")
+    assert book["incidents"].max_row == 2 and book["damage"].max_row == 2
+    db = sqlite3.connect(dist / f"civharm-{v}.sqlite")
+    try:
+        assert db.execute("SELECT count(*) FROM incidents").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM damage").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM active_incidents").fetchone()[0] == 1
+        # the merged incident's report counts toward the incident it was merged into
+        assert {row[0] for row in db.execute("SELECT counts_toward FROM current_reports")} == {FIRST}
+    finally:
+        db.close()
+    with zipfile.ZipFile(dist / f"civharm-{v}.zip") as archive:
+        assert archive.read("data/incidents.csv") == (mixed / "data" / "incidents.csv").read_bytes()
+    assert pq.read_table(dist / f"civharm-{v}-parquet" / "incidents.parquet").num_rows == 2
+
+
+def test_formula_like_text_is_written_as_text_in_the_xlsx(mixed, tmp_path):
+    build(mixed, tmp_path / "dist")
+    path = tmp_path / "dist" / f"civharm-{version_of(mixed)}.xlsx"
+    sheet = openpyxl.load_workbook(path)["incidents"]
+    header = [cell.value for cell in sheet[1]]
+    summary = sheet.cell(row=2, column=header.index("summary") + 1)
+    assert summary.value == FORMULA and summary.data_type == "s"
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
+    assert not any(b"<f>" in xml or b"<f " in xml for xml in sheets)
+
+
+# --- all or nothing ------------------------------------------------------------------------------
+
+class Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("at", [1, 2, 5, "checksums", "swap"])
+def test_a_fault_between_two_files_leaves_dist_byte_identical(mixed, tmp_path, at):
+    dist = tmp_path / "out" / "dist"
+    steps = []
+    build(mixed, dist, fault=lambda index, path: steps.append((index, path.name)))
+    before = snapshot(dist)
+    set_cell(mixed / "data" / "incidents.csv", 2, "summary", "A different summary, so the next build differs.")
+    index = {"checksums": len(steps) - 2, "swap": len(steps) - 1}.get(at, at)
+
+    def fault(i, path):
+        if i == index:
+            raise Boom(f"injected at {i} ({path.name})")
+
+    with pytest.raises(Boom):
+        build(mixed, dist, fault=fault)
+    assert snapshot(dist) == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["dist"]  # no temporary folder left behind
+    build(mixed, dist)
+    assert snapshot(dist) != before
+
+
+def test_a_fault_on_the_first_build_leaves_no_dist(mixed, tmp_path):
+    def fault(index, path):
+        if index == 3:
+            raise Boom("injected")
+
+    with pytest.raises(Boom):
+        build(mixed, tmp_path / "out" / "dist", fault=fault)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_refuses_to_replace_a_folder_holding_other_files(valid_package, tmp_path):
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(CivharmError, match="holds notes.txt, which `civharm build` did not write"):
+        build(valid_package, dist)
+    assert (dist / "notes.txt").read_text(encoding="utf-8") == "mine"
+    with pytest.raises(CivharmError, match="holds the package itself"):
+        build(valid_package, valid_package.parent)
+
+
+def test_a_cell_that_does_not_convert_stops_the_build_with_its_place(valid_package, tmp_path):
+    set_cell(valid_package / "data" / "incidents.csv", 3, "geonames_id", "abc")
+    with pytest.raises(CivharmError) as caught:
+        build(valid_package, tmp_path / "dist")
+    assert str(caught.value) == "data/incidents.csv:3: geonames_id: 'abc' is not a valid integer; run `civharm validate`"
+    assert not (tmp_path / "dist").exists()
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+def test_cli_build_prints_the_files_and_says_active_only(valid_package):
+    result = CliRunner().invoke(main, ["build", str(valid_package)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    dist = valid_package / "dist"
+    assert result.stdout.splitlines() == [str(p) for p in sorted(dist.iterdir())]
+    first, second = result.stderr.splitlines()[:2]
+    assert first == "building version 0.1.0-dev.nogit"  # not a git repository: no commit to name
+    assert second.startswith("Active incidents only (2 of 2)") and "civharm-0.1.0-dev.nogit.zip" in second
+
+
+def test_cli_build_error_is_one_line_and_exit_2(valid_package, tmp_path):
+    out = tmp_path / "dist"
+    out.mkdir()
+    (out / "keep.me").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] + "\n" == (f"Error: {out}: holds keep.me, which `civharm build` did not write; "
+                             "it replaces the whole folder, so move them or choose another --out\n")
