@@ -1,0 +1,318 @@
+"""Fetch a published release and load any copy of the package as typed pandas tables.
+
+``download`` fetches ``<base>/<VERSION>/SHA256SUMS`` and ``<base>/<VERSION>/civharm-<VERSION>.zip``,
+checks the zip's length and checksum, and unpacks it into the cache (or a chosen folder)
+through a temporary folder beside the target and one rename: a bad checksum, a cut connection
+or an unsafe zip leaves nothing behind. The base URL has no default; it comes from
+``--base-url`` or the ``CIVHARM_RELEASES_URL`` environment variable, read here only.
+
+``load`` turns the repository, a folder, a release zip or a downloaded version into one
+DataFrame per table, typed from the schema.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from .figures import carrier_of
+from .findings import CivharmError
+from .package import DESCRIPTOR, load_package
+
+RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
+CHECKSUMS = "SHA256SUMS"
+CHUNK = 1 << 16
+TIMEOUT_SECONDS = 60
+VERSION_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]*)?")
+
+
+def release_zip_name(version: str) -> str:
+    return f"civharm-{version}.zip"
+
+
+def cache_dir(version: str | None = None) -> Path:
+    """Where downloaded versions live: ``$XDG_CACHE_HOME/civharm`` (default ``~/.cache/civharm``)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "civharm"
+    return base / version if version else base
+
+
+def release_location(base_url: str | None = None) -> str:
+    """The base URL of the releases: ``--base-url`` first, then ``$CIVHARM_RELEASES_URL``; never a guess."""
+    base = (base_url or os.environ.get(RELEASES_URL_ENV) or "").strip()
+    if not base:
+        raise CivharmError(f"no release location configured: set {RELEASES_URL_ENV} or pass --base-url")
+    return base.rstrip("/")
+
+
+def _check_version(version: str) -> None:
+    if not VERSION_PATTERN.fullmatch(version) or ".." in version:
+        raise CivharmError(f"{version!r} is not a release version (expected e.g. 1.0.0)")
+
+
+# --- fetching ---------------------------------------------------------------------------------
+
+
+def _open(url: str, timeout: float):
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - the user chose the URL
+    except urllib.error.HTTPError as exc:
+        raise CivharmError(f"{url}: HTTP {exc.code} {exc.reason}")
+    except urllib.error.URLError as exc:
+        raise CivharmError(f"cannot reach {url}: {exc.reason}")
+    except (ValueError, OSError, http.client.HTTPException) as exc:
+        raise CivharmError(f"cannot fetch {url}: {exc}")
+
+
+def _fetch(url: str, out, timeout: float) -> tuple[int, str]:
+    """Copy one URL into a binary file object; return (bytes, sha256), refusing a cut-off body."""
+    digest = hashlib.sha256()
+    size = 0
+    with _open(url, timeout) as response:
+        header = response.headers.get("Content-Length")
+        expected = int(header) if header and header.isdigit() else None
+        try:
+            while chunk := response.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        except (OSError, http.client.HTTPException) as exc:
+            of = f" of {expected}" if expected is not None else ""
+            raise CivharmError(f"{url}: connection cut after {size}{of} bytes ({type(exc).__name__})")
+    if expected is not None and size != expected:
+        raise CivharmError(f"{url}: connection cut after {size} of {expected} bytes")
+    return size, digest.hexdigest()
+
+
+def parse_checksums(text: str, display: str) -> dict[str, str]:
+    """``<sha256>  <name>`` lines (as written by sha256sum, ``*name`` for binary mode) → {name: hex}."""
+    sums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line.strip())
+        if not match:
+            raise CivharmError(f"{display}:{number}: not a '<sha256>  <file>' line: {line[:80]!r}")
+        sums[match.group(2)] = match.group(1).lower()
+    return sums
+
+
+# --- unpacking --------------------------------------------------------------------------------
+
+
+def _safe_members(archive: zipfile.ZipFile, display: str) -> list[zipfile.ZipInfo]:
+    """Every member, or an error for one that would land outside the folder (zip-slip) or is a link."""
+    members = archive.infolist()
+    for info in members:
+        name = info.filename
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) or ".." in parts:
+            raise CivharmError(f"{display}: refusing unsafe member path {name!r}")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise CivharmError(f"{display}: refusing symbolic link {name!r}")
+    return members
+
+
+def _package_root(folder: Path, display: str) -> Path:
+    """The folder holding datapackage.json: the zip's top level or its one top-level folder."""
+    if (folder / DESCRIPTOR).is_file():
+        return folder
+    entries = [p for p in folder.iterdir() if not p.name.startswith("__MACOSX")]
+    if len(entries) == 1 and (entries[0] / DESCRIPTOR).is_file():
+        return entries[0]
+    raise CivharmError(f"{display}: holds no {DESCRIPTOR} (at its top level or in its one top-level folder)")
+
+
+def unpack(zip_path: Path, into: Path, display: str | None = None) -> Path:
+    """Extract a release zip into an existing folder; return the folder holding datapackage.json."""
+    display = display or str(zip_path)
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(into, members=_safe_members(archive, display))
+    except FileNotFoundError:
+        raise CivharmError(f"{display}: file not found")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise CivharmError(f"{display}: not a readable zip file ({exc})")
+    return _package_root(into, display)
+
+
+# --- download ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """What ``download`` did: where the package is, and what was checked."""
+
+    version: str
+    target: Path
+    url: str
+    size: int
+    sha256: str
+    fetched: bool  # False when the target was already there and nothing was fetched
+
+
+def _make_parent(path: Path) -> list[Path]:
+    """Create the missing ancestors of ``path``; return them, deepest first, to undo on failure."""
+    created = []
+    for ancestor in [path.parent, *path.parent.parents]:
+        if ancestor.exists():
+            break
+        created.append(ancestor)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return created
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; an existing target is swapped out first and restored on failure."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    old.rmdir()
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def download(version: str, base_url: str | None = None, to: str | Path | None = None, *,
+             force: bool = False, timeout: float = TIMEOUT_SECONDS) -> Downloaded:
+    """Fetch, verify and unpack one release; all or nothing."""
+    base = release_location(base_url)
+    _check_version(version)
+    target = Path(to) if to is not None else cache_dir(version)
+    name = release_zip_name(version)
+    url = f"{base}/{version}/{name}"
+    if target.exists() and not force:
+        if not (target / DESCRIPTOR).is_file():
+            raise CivharmError(f"{target}: exists and holds no {DESCRIPTOR}; pass --force to replace it or choose another --to")
+        return Downloaded(version, target, url, 0, "", fetched=False)
+
+    created = _make_parent(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.download.", dir=target.parent))
+    try:
+        sums_path = staging / CHECKSUMS
+        with sums_path.open("wb") as out:
+            _fetch(f"{base}/{version}/{CHECKSUMS}", out, timeout)
+        try:
+            sums = parse_checksums(sums_path.read_text(encoding="utf-8"), f"{base}/{version}/{CHECKSUMS}")
+        except UnicodeDecodeError:
+            raise CivharmError(f"{base}/{version}/{CHECKSUMS}: not a text file")
+        if name not in sums:
+            raise CivharmError(f"{base}/{version}/{CHECKSUMS}: does not list {name}")
+        zip_path = staging / name
+        with zip_path.open("wb") as out:
+            size, digest = _fetch(url, out, timeout)
+        if digest != sums[name]:
+            raise CivharmError(f"{url}: checksum mismatch (SHA256SUMS says {sums[name]}, the file has {digest}); nothing was kept")
+        unpacked = staging / "unpacked"
+        unpacked.mkdir()
+        root = unpack(zip_path, unpacked, display=url)
+        _replace_dir(root, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return Downloaded(version, target, url, size, digest, fetched=True)
+
+
+# --- load -------------------------------------------------------------------------------------
+
+
+def _find_repository(start: Path) -> Path:
+    for folder in [start, *start.parents]:
+        if (folder / DESCRIPTOR).is_file():
+            return folder
+    raise CivharmError(f"no {DESCRIPTOR} in {start} or any folder above it; pass a folder, a release zip or a version")
+
+
+def _typed_tables(path: Path, display: str) -> dict[str, pd.DataFrame]:
+    package = load_package(path)
+    if package.findings:
+        first = package.findings[0]
+        more = f" (and {len(package.findings) - 1} more)" if len(package.findings) > 1 else ""
+        raise CivharmError(f"{display}: cannot load: {first.as_text()}{more}; run `civharm validate` for details")
+    return {name: resource.typed.reset_index(drop=True) for name, resource in package.resources.items()}
+
+
+def _active_only(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    out = dict(tables)
+    incidents = tables.get("incidents")
+    if incidents is None:
+        return out
+    active = incidents[incidents["status"] == "active"]
+    out["incidents"] = active.reset_index(drop=True)
+    reports = tables.get("reports")
+    if reports is None:
+        return out
+    carrier = carrier_of(incidents.drop_duplicates("incident_id"))
+    carried_by_active = reports["incident_id"].map(carrier).isin(set(active["incident_id"].dropna()))
+    kept = reports[(reports["status"] == "active").fillna(False) & carried_by_active.fillna(False)]
+    out["reports"] = kept.reset_index(drop=True)
+    damage = tables.get("damage")
+    if damage is not None:
+        keep = (damage["status"] == "active").fillna(False) & damage["report_id"].isin(set(kept["report_id"].dropna()))
+        out["damage"] = damage[keep].reset_index(drop=True)
+    return out
+
+
+def load(path_or_version: str | os.PathLike | None = None, *, active_only: bool = False) -> dict[str, pd.DataFrame]:
+    """Load the package as ``{table name: DataFrame}``, typed from the schema.
+
+    ``path_or_version`` is one of:
+
+    - ``None``: the repository you are in (the nearest ``datapackage.json`` at or above the
+      current directory);
+    - a folder or a ``datapackage.json``;
+    - a release zip (``….zip``), read without unpacking it anywhere lasting;
+    - a version such as ``"1.0.0"``, fetched before by ``civharm download 1.0.0`` into the cache.
+
+    Types follow the schema: integer → ``Int64`` (nullable), number → ``Float64``,
+    date → ``datetime64``, string → ``string``; an empty cell is ``<NA>``, never 0. The data
+    is not validated here: run ``civharm validate`` for that.
+
+    ``active_only=True`` keeps the incidents with status ``active``, the active reports
+    that count toward one of them, and the active damage rows of those reports. A merged
+    incident's reports count toward the incident it was merged into (as in the figure rule,
+    ``civharm.figures.carrier_of``), so they are kept when that target is active, with their
+    ``incident_id`` unchanged. Superseded reports stay (they are still in force as statements;
+    the figure rule skips them). ``sources`` and ``changes`` are returned whole.
+    """
+    if path_or_version is None:
+        tables = _typed_tables(_find_repository(Path.cwd()), DESCRIPTOR)
+    else:
+        given = str(path_or_version)
+        path = Path(path_or_version)
+        if path.suffix.lower() == ".zip":
+            if not path.is_file():
+                raise CivharmError(f"{given}: file not found")
+            with tempfile.TemporaryDirectory(prefix="civharm-load-") as folder:
+                tables = _typed_tables(unpack(path, Path(folder), display=given), given)
+        elif path.exists():
+            tables = _typed_tables(path, given)
+        elif isinstance(path_or_version, str) and VERSION_PATTERN.fullmatch(given):
+            folder = cache_dir(given)
+            if not (folder / DESCRIPTOR).is_file():
+                raise CivharmError(f"version {given} is not downloaded (looked in {folder}); run `civharm download {given}` first")
+            tables = _typed_tables(folder, given)
+        else:
+            raise CivharmError(f"{given}: no such folder, file or downloaded version")
+    return _active_only(tables) if active_only else tables
