@@ -1,0 +1,233 @@
+"""``civharm add``: add one report (and its incident, source and damage) as a single change.
+
+The contributor writes what the page says; this module fills in what can be derived (IDs,
+status, record version, dates of the change, the incident's figures by the figure rule),
+shows duplicate candidates for a new incident, validates the whole package as it would
+be, and only then writes every file at once. Nothing is written when any step fails.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import duplicates, figures
+from .atomic import FaultHook, write_files
+from .findings import CivharmError, Finding
+from .ids import new_id
+from .package import Package
+from .validate import Options, run
+
+AUTO_FIELDS = {"status", "record_version", "last_updated"}
+
+
+@dataclass
+class Submission:
+    """What the contributor supplies; ``incident`` is an existing ID or the fields of a new incident."""
+
+    report: dict
+    incident: str | dict
+    damage: list[dict] = field(default_factory=list)
+    source: dict | None = None
+
+    @classmethod
+    def from_mapping(cls, data: object, where: str) -> "Submission":
+        if not isinstance(data, dict):
+            raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
+        unknown = set(data) - {"report", "incident", "damage", "source"}
+        if unknown:
+            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: report, incident, damage, source)")
+        if not isinstance(data.get("report"), dict):
+            raise CivharmError(f"{where}: 'report' must be a mapping of report fields")
+        incident = data.get("incident")
+        if not isinstance(incident, (str, dict)):
+            raise CivharmError(f"{where}: 'incident' must be an existing incident ID or a mapping of incident fields")
+        damage = data.get("damage") or []
+        if not isinstance(damage, list) or not all(isinstance(d, dict) for d in damage):
+            raise CivharmError(f"{where}: 'damage' must be a list of mappings")
+        source = data.get("source")
+        if source is not None and not isinstance(source, dict):
+            raise CivharmError(f"{where}: 'source' must be a mapping of source fields")
+        return cls(report=data["report"], incident=incident, damage=damage, source=source)
+
+
+def read_submission(path: Path) -> Submission:
+    """Parse a YAML or JSON submission file (JSON is YAML)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CivharmError(f"{path}: cannot read: {exc}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise CivharmError(f"{path}{line}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}")
+    return Submission.from_mapping(data, str(path))
+
+
+@dataclass
+class Plan:
+    """The rows a submission adds or changes, and the files as they would be written."""
+
+    incident_id: str
+    report_id: str
+    new_incident: bool
+    candidates: list[duplicates.Candidate]
+    files: dict[Path, str]
+    changed_fields: list[str]
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def _row(resource, values: dict, today: dt.date) -> dict:
+    unknown = set(values) - set(resource.field_names)
+    if unknown:
+        raise CivharmError(f"{resource.name}: unknown field(s) {', '.join(sorted(unknown))}; see docs/codebook.md")
+    row = {name: _text(values.get(name)) for name in resource.field_names}
+    if "status" in row and not row["status"]:
+        row["status"] = "active"
+    if "record_version" in row:
+        row["record_version"] = "1"
+    if "last_updated" in row:
+        row["last_updated"] = today.isoformat()
+    return row
+
+
+def _serialise(header: list[str], rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _records(resource) -> list[dict]:
+    return resource.frame.astype(object).to_dict("records") if not resource.frame.empty else []
+
+
+def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
+    """Work out every row to add or change; touches no file."""
+    missing = [name for name in ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions") if package.get(name) is None or package[name].raw is None]
+    if missing:
+        raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
+    tables = {name: _records(package[name]) for name in ("incidents", "reports", "damage", "sources", "changes")}
+    report_id = new_id("reports")
+    new_incident = isinstance(submission.incident, dict)
+    if new_incident:
+        incident = _row(package["incidents"], {**submission.incident, "incident_id": new_id("incidents")}, today)
+        tables["incidents"].append(incident)
+        incident_id = incident["incident_id"]
+    else:
+        incident_id = submission.incident
+        if incident_id not in {r["incident_id"] for r in tables["incidents"]}:
+            raise CivharmError(f"incident {incident_id} does not exist; give the fields of a new incident instead")
+    if submission.source is not None:
+        source_id = submission.source.get("source_id")
+        if source_id in {r["source_id"] for r in tables["sources"]}:
+            raise CivharmError(f"source {source_id!r} exists already; leave 'source' out and use source_id {source_id!r} in the report")
+        tables["sources"].append(_row(package["sources"], submission.source, today))
+    tables["reports"].append(_row(package["reports"], {**submission.report, "report_id": report_id, "incident_id": incident_id}, today))
+    for damage in submission.damage:
+        tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
+    changed = _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today)
+    candidates: list[duplicates.Candidate] = []
+    if new_incident:
+        typed = _typed_incidents(package, tables["incidents"])
+        candidates = [c for c in duplicates.near_duplicates(typed) if incident_id in (c.a, c.b) and c.score >= duplicates.THRESHOLD]
+    files = {package.root / package[name].path: _serialise(package[name].header, rows) for name, rows in tables.items()}
+    original = {path: path.read_text(encoding="utf-8") for path in files}
+    files = {path: text for path, text in files.items() if original[path] != text}
+    return Plan(incident_id, report_id, new_incident, candidates, files, changed)
+
+
+def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
+    resource = package["incidents"]
+    clone = type(resource)(name=resource.name, path=resource.path, schema=resource.schema, schema_path=resource.schema_path,
+                           raw=b"", header=resource.header, frame=pd.DataFrame(rows, columns=resource.header, dtype="string"))
+    return clone.typed
+
+
+def _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today) -> list[str]:
+    """Set the incident's figures to the rule's result; log each change of an existing incident."""
+    incidents = _typed_incidents(package, tables["incidents"])
+    reports_resource = package["reports"]
+    clone = type(reports_resource)(name="reports", path=reports_resource.path, schema=reports_resource.schema, schema_path=None,
+                                   raw=b"", header=reports_resource.header,
+                                   frame=pd.DataFrame(tables["reports"], columns=reports_resource.header, dtype="string"))
+    computed = figures.compute_incident_figures(incidents, clone.typed)
+    row = next(r for r in tables["incidents"] if r["incident_id"] == incident_id)
+    changed = []
+    for column in computed.columns:
+        value = computed.at[incident_id, column]
+        new = "" if pd.isna(value) else str(int(value))
+        if row[column] != new and not row.get("figures_override_reason"):
+            old = row[column]
+            row[column] = new
+            changed.append(column)
+            if not new_incident:
+                tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": "incidents",
+                                          "record_id": incident_id, "record_version": "", "field": column, "old_value": old,
+                                          "new_value": new, "reason": f"Figure rule recomputed after adding report {report_id}.",
+                                          "report_id": report_id})
+    if changed and not new_incident:
+        version = str(int(row["record_version"]) + 1)
+        row["record_version"] = version
+        row["last_updated"] = today.isoformat()
+        for change in tables["changes"]:
+            if change["record_id"] == incident_id and change["record_version"] == "":
+                change["record_version"] = version
+    return changed
+
+
+def record_distinct(package: Package, built: Plan, note: str, today: dt.date) -> None:
+    """The contributor checked the candidates and says the new incident is a different event."""
+    resource = package["duplicate_decisions"]
+    rows = _records(resource)
+    for candidate in built.candidates:
+        rows.append(_row(resource, {"incident_a": candidate.a, "incident_b": candidate.b, "decision": "distinct", "note": note}, today))
+    built.files[package.root / resource.path] = _serialise(resource.header, rows)
+
+
+def _package_files(package: Package) -> list[str]:
+    paths = ["datapackage.json"]
+    for resource in package.resources.values():
+        paths += [p for p in (resource.path, resource.schema_path) if p]
+    return paths
+
+
+def check(package: Package, built: Plan, today: dt.date) -> list[Finding]:
+    """Validate the package as it would be after the change: the errors the change would add."""
+    before = {f for f in run(package.root, Options(today=today)).findings if f.severity.value == "error"}
+    with tempfile.TemporaryDirectory() as temp:
+        copy = Path(temp) / "pkg"
+        for relative in _package_files(package):
+            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(package.root / relative, copy / relative)
+        for path, text in built.files.items():
+            (copy / path.relative_to(package.root)).write_text(text, encoding="utf-8")
+        after = run(copy, Options(today=today)).findings
+    return [f for f in after if f.severity.value == "error" and f not in before]
+
+
+def commit(built: Plan, fault: FaultHook | None = None) -> None:
+    """Write every changed file at once, or none."""
+    write_files(built.files, fault=fault)
+
+

@@ -1,0 +1,108 @@
+"""civharm serve: Datasette metadata from the schema, and an end-to-end run in headless Chromium."""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from civharm import serve
+from civharm.package import load_package
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_metadata_comes_from_the_descriptor_and_schemas():
+    package = load_package(REPO)
+    meta = serve.metadata(package)
+    assert meta["title"] == package.descriptor["title"]
+    assert meta["license"] == "Creative Commons Attribution 4.0"
+    tables = meta["databases"]["civharm"]["tables"]
+    for resource in package.resources.values():
+        assert tables[resource.name]["columns"] == {f["name"]: f["description"] for f in resource.schema["fields"]}
+    browse = tables[serve.BROWSE_VIEW]
+    assert browse["facets"] == ["country_code", "subdivision_name", "month", "means_of_harm", "confidence"]
+    assert browse["fts_table"] == "incidents_fts"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    civharm = Path(sys.executable).with_name("civharm")
+    process = subprocess.Popen([str(civharm), "serve", str(REPO), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(base + "/", timeout=2).read()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"civharm serve did not start: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.5)
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def browse(url: str, tmp_path: Path) -> str:
+    """The DOM Chromium renders for ``url`` (after scripts and redirects)."""
+    done = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                           "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _links(dom: str, pattern: str) -> list[str]:
+    return [unescape(h) for h in re.findall(r'href="([^"]+)"', dom) if re.search(pattern, unescape(h))]
+
+
+@pytest.fixture(scope="module")
+def active_incidents():
+    rows = list(csv.DictReader((REPO / "data" / "incidents.csv").open(encoding="utf-8")))
+    return {r["incident_id"]: r for r in rows if r["status"] == "active"}
+
+
+def test_end_to_end_in_headless_chromium(server, tmp_path, active_incidents):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("Chromium not installed; .ci/run installs it")
+    # the default way in is the list of active incidents, showing the real incidents
+    dom = browse(server + "/", tmp_path)
+    assert "Active incidents" in dom
+    shown = set(re.findall(r"inc_[0-9A-HJKMNP-TV-Z]{26}", dom))
+    assert shown == set(active_incidents)
+    # a facet filters them
+    facet = _links(dom, r"country_code=UA")
+    assert facet, "no country facet link"
+    filtered = browse(server + facet[0] if facet[0].startswith("/") else facet[0], tmp_path)
+    shown_ua = set(re.findall(r"inc_[0-9A-HJKMNP-TV-Z]{26}", filtered))
+    assert shown_ua == {i for i, r in active_incidents.items() if r["country_code"] == "UA"}
+    # an incident links to its reports, and the reports link to their pages
+    incident_id = sorted(shown_ua)[0]
+    incident_page = browse(f"{server}/civharm/incidents/{incident_id}", tmp_path)
+    to_reports = _links(incident_page, rf"reports\?incident_id={incident_id}")
+    assert to_reports, "the incident page does not link to its reports"
+    reports_page = browse(server + to_reports[0], tmp_path)
+    urls = {r["url"] for r in csv.DictReader((REPO / "data" / "reports.csv").open(encoding="utf-8")) if r["incident_id"] == incident_id}
+    assert urls and all(_links(reports_page, re.escape(u)) for u in urls)
