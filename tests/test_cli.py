@@ -56,3 +56,35 @@ def test_every_command_has_help_with_an_example(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
     assert main.commands[command].help and "Example" in main.commands[command].help
+
+
+def test_github_format_escapes_and_lists_changed_files_first(valid_package, tmp_path, monkeypatch):
+    set_cell(valid_package / "data" / "incidents.csv", 2, "geonames_id", "abc")
+    set_cell(valid_package / "data" / "sources.csv", 2, "note", "=HYPERLINK(1)")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = CliRunner().invoke(main, ["validate", str(valid_package), "--format", "github", "--today", TODAY,
+                                       "--changed", "data/sources.csv"], catch_exceptions=False)
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "::error file=data/sources.csv,line=2,title=text/formula-prefix::note: '=HYPERLINK(1)' starts with '=', which spreadsheets run as a formula"
+    assert lines[1] == "::error file=data/incidents.csv,line=2,title=frictionless/type-error::geonames_id: 'abc' is not a valid integer"
+    text = summary.read_text(encoding="utf-8")
+    assert "| error | `text/formula-prefix` | `data/sources.csv:2` |" in text and "| error | `frictionless/type-error` |" in text
+
+
+def test_github_workflow_command_escaping():
+    from civharm.findings import Finding, Report
+    from civharm.render import github
+
+    finding = Finding("data/a,b:c.csv", 3, "f", "x/y", "100% bad\nnext, line: here")
+    line = github(Report([finding])).splitlines()[0]
+    assert line == "::error file=data/a%2Cb%3Ac.csv,line=3,title=x/y::f: 100%25 bad%0Anext, line: here"
+
+
+def test_report_dir_holds_json_and_data_docs(valid_package, tmp_path):
+    target = tmp_path / "report"
+    result = invoke("validate", str(valid_package), "--today", TODAY, "--report-dir", str(target))
+    assert result.exit_code == 0
+    assert json.loads((target / "report.json").read_text(encoding="utf-8"))["valid"] is True
+    assert (target / "data-docs" / "index.html").exists()

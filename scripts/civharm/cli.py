@@ -5,6 +5,7 @@ import datetime as dt
 import functools
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -66,9 +67,14 @@ def main():
               help="text for people, json for machines, github for workflow annotations.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @click.option("--today", metavar="YYYY-MM-DD", help="The day that counts as today for future-date checks [env: CIVHARM_TODAY].")
+@click.option("--base", metavar="REF", help="Also check history against this version: a git ref (origin/main, v1.0.0), "
+                                            "a released version or a release zip; deleted rows, changed IDs, unlogged "
+                                            "changes and edits of the corrections log are errors.")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Also write report.json and the Great Expectations Data Docs (HTML) into this folder.")
+@click.option("--changed", "changed", multiple=True, metavar="FILE", help="A file changed by the pull request (repeatable): github format lists its findings first.")
 @debug_option
 @handle_errors
-def validate(package, fmt, strict, today, debug):
+def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     """Validate a data package (a datapackage.json or its folder; default: here).
 
     Exit 0 when there are no errors, 1 when there are, 2 when the package cannot be read.
@@ -77,15 +83,29 @@ def validate(package, fmt, strict, today, debug):
     Examples:
       civharm validate
       civharm validate path/to/fork --format json
+      civharm validate --base origin/main
+      civharm validate --format github --changed data/reports.csv --report-dir reports/
     """
     from .validate import Options, run
 
-    report = run(package, Options(today=_parse_today(today)))
+    options = Options(today=_parse_today(today), base=base)
+    if sys.stderr.isatty():
+        click.echo("validating: structure, rules, duplicates" + (", history" if base else "") + " ...", err=True)
+    report = run(package, options)
     if fmt == "text":
         output = render.text(report, colour=sys.stdout.isatty())
+    elif fmt == "github":
+        output = render.github(report, frozenset(changed))
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file:
+            with open(summary_file, "a", encoding="utf-8") as handle:
+                handle.write(render.markdown_table(report))
     else:
         output = render.FORMATS[fmt](report)
     click.echo(output, nl=False)
+    if report_dir:
+        written = render.write_report_dir(report, package, options.today, report_dir)
+        click.echo(f"wrote {len(written)} files to {report_dir}", err=True)
     sys.exit(report.exit_code(strict))
 
 
@@ -118,3 +138,276 @@ def docs(package, check, debug):
     write_files({Path(p): documents[Path(p)] for p in stale})
     for path in stale:
         click.echo(f"wrote {path}", err=True)
+
+
+@main.command()
+@click.argument("version")
+@click.option("--base-url", metavar="URL",
+              help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
+                   "[env: CIVHARM_RELEASES_URL; no default].")
+@click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
+@click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists.")
+@debug_option
+@handle_errors
+def download(version, base_url, to, force, debug):
+    """Fetch a release, verify it against its SHA256SUMS and unpack it (all or nothing).
+
+    Prints the folder holding the package; `civharm.load(VERSION)` reads it from the cache.
+
+    \b
+    Examples:
+      CIVHARM_RELEASES_URL=https://host/path/releases civharm download 1.0.0
+      civharm download 1.0.0 --base-url https://host/path/releases --to ./civharm-1.0.0
+    """
+    from .loading import download as fetch_release
+
+    result = fetch_release(version, base_url, to, force=force)
+    if result.fetched:
+        click.echo(f"downloaded {result.url} ({result.size} bytes, sha256 {result.sha256} verified)", err=True)
+    else:
+        click.echo(f"{result.target}: already there; pass --force to fetch it again", err=True)
+    click.echo(str(result.target))
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder to write, replaced whole (default: dist/ in the package folder).")
+@debug_option
+@handle_errors
+def build(package, out, debug):
+    """Write the release files into dist/, reproducibly and all or nothing.
+
+    Files are labelled with the release version when the data is exactly a recorded release,
+    otherwise with the next version and a pre-release suffix naming the commit
+    (for example 1.1.0-dev.g1a2b3c4).
+
+    The files: the data package zip, SQLite, Parquet (one file per table), XLSX, GeoJSON, an
+    HXL CSV for HDX, and SHA256SUMS. Byte-for-byte reproducible: timestamps come from SOURCE_DATE_EPOCH, else the last commit of
+    the package folder. All or nothing: a failure leaves the output folder as it was. Prints
+    the paths written; the files people count from hold active incidents only.
+
+    \b
+    Examples:
+      civharm build
+      SOURCE_DATE_EPOCH=1735689600 civharm build path/to/fork --out /tmp/release
+    """
+    from pathlib import Path
+
+    from .build import active_only_note, build as build_release
+    from .history import build_version
+    from .package import load_package
+
+    pkg = load_package(package)
+    label = build_version(pkg.root)
+    click.echo(f"building version {label}", err=True)
+    for path in build_release(pkg, Path(out) if out else pkg.root / "dist", version=label):
+        click.echo(str(path))
+    click.echo(active_only_note(pkg, label), err=True)
+
+
+@main.command()
+@click.argument("old", metavar="A")
+@click.argument("new", metavar="[B]", required=False)
+@click.option("--package", default=".", show_default=True, type=click.Path(),
+              help="The package (and git repository) that A and B refer to; B defaults to its working copy.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True,
+              help="markdown for people, json for machines.")
+@debug_option
+@handle_errors
+def diff(old, new, package, fmt, debug):
+    """Show the row-level changes from version A to version B: records and schema.
+
+    A and B are git refs, released versions (from releases.json), release zips or folders.
+
+    \b
+    Examples:
+      civharm diff v1.0.0 v1.1.0
+      civharm diff origin/main --format json
+      civharm diff civharm-1.0.0.zip HEAD
+    """
+    from .history import compare_sources, to_json, to_markdown
+
+    changes = compare_sources(package, old, new)
+    click.echo(to_markdown(changes) if fmt == "markdown" else to_json(changes), nl=False)
+
+
+@main.command()
+@click.argument("version")
+@click.option("--package", default=".", show_default=True, type=click.Path(), help="The package to release.")
+@click.option("--base", metavar="REF", help="Compare with this version instead of the last release in releases.json.")
+@click.option("--date", metavar="YYYY-MM-DD", help="The release date [default: today; env: CIVHARM_TODAY].")
+@click.option("--dry-run", is_flag=True, help="Print the CHANGELOG section and the files it would write; write nothing.")
+@click.option("--skip-validate", is_flag=True, help="Do not run `civharm validate --base <last release>` first.")
+@debug_option
+@handle_errors
+def release(version, package, base, date, dry_run, skip_validate, debug):
+    """Release the dataset as VERSION (MAJOR.MINOR.PATCH), refusing a smaller bump than its diff needs.
+
+    Writes datapackage.json, CITATION.cff, CHANGELOG.md and releases.json, all or nothing,
+    then prints the commands that commit and tag the release (see RELEASING.md).
+
+    \b
+    Examples:
+      civharm release 1.0.0 --dry-run
+      civharm release 1.1.0
+    """
+    from .findings import CivharmError
+    from .history import last_release_source, plan_release, release as write_release
+
+    day = _parse_today(date)
+    source = base or last_release_source(package)
+    if not skip_validate:
+        from .validate import Options, run
+
+        report = run(package, Options(today=day, base=source))
+        if report.exit_code() != 0:
+            against = f" --base {source}" if source else ""
+            raise CivharmError(f"the package has {report.counts['error']} errors; run `civharm validate{against}` "
+                               "and fix them before releasing")
+    plan = (plan_release if dry_run else write_release)(package, version, day, base)
+    click.echo(plan.section, nl=False)
+    verb = "would write" if dry_run else "wrote"
+    for path in plan.files:
+        click.echo(f"{verb} {path}", err=True)
+    if not dry_run:
+        paths = " ".join(str(p) for p in plan.files)
+        click.echo(f"next: git add {paths} && git commit -m 'Release {version}' && "
+                   f"git tag -a v{version} -m 'Dataset {version}' && git push --follow-tags", err=True)
+
+
+def _prompt_fields(resource, skip: set[str], echo) -> dict:
+    """Ask for each field of a table, offering the allowed values with their definitions."""
+    values = {}
+    for field in resource.schema.get("fields", []):
+        name = field["name"]
+        if name in skip:
+            continue
+        required = field.get("constraints", {}).get("required", False)
+        definitions = field.get("civharm:definitions")
+        if definitions:
+            echo(f"\n{name}: {field.get('description', '')}")
+            for value, text in definitions.items():
+                echo(f"  {value}: {text}")
+        label = f"{name}{'' if required else ' (optional)'}"
+        kind = click.Choice(list(definitions)) if definitions and "civharm:delimiter" not in field else str
+        answer = click.prompt(label, default="" if not required else None, type=kind, show_choices=False, show_default=False)
+        if answer != "":
+            values[name] = answer
+    return values
+
+
+def _prompt_submission(pkg):
+    from .contribute import AUTO_FIELDS, Submission
+    from .figures import FIGURES
+
+    echo = functools.partial(click.echo, err=True)
+    existing = click.prompt("Existing incident ID (leave empty to create a new incident)", default="", show_default=False)
+    if existing:
+        incident = existing
+    else:
+        computed = {f"{f}_{b}" for f in FIGURES for b in ("min", "max")}
+        incident = _prompt_fields(pkg["incidents"], {"incident_id", "merged_into", "status_reason", "figures_override_reason"} | AUTO_FIELDS | computed, echo)
+    source_id = click.prompt("source_id of the publisher", type=str)
+    source = None
+    if source_id not in set(pkg["sources"].frame["source_id"]):
+        echo(f"{source_id!r} is a new source; describe it.")
+        source = {"source_id": source_id, **_prompt_fields(pkg["sources"], {"source_id"} | AUTO_FIELDS, echo)}
+    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS, echo)}
+    return Submission(report=report, incident=incident, source=source)
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--package", "package_path", default=".", show_default=True, type=click.Path(), help="The data package to add to.")
+@click.option("--yes", is_flag=True, help="Confirm without asking (without a terminal, needed when there are duplicate candidates).")
+@click.option("--distinct-note", metavar="TEXT", help="Why the new incident is not one of its duplicate candidates; recorded in duplicate_decisions.csv.")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+def add(file, package_path, yes, distinct_note, today, debug):
+    """Add a report (and a new incident, source, damage rows) from a YAML/JSON file or by prompts.
+
+    The file holds `report:` (fields of reports.csv), `incident:` (an existing incident ID, or
+    the fields of a new incident), and optionally `source:` (a new publisher) and `damage:`
+    (a list of damage rows). IDs, status, versions and the incident's figures are filled in.
+    Duplicate candidates of a new incident are shown before anything is written; the package
+    is validated as it would be; then all files are written at once, or none.
+
+    \b
+    Examples:
+      civharm add report.yaml
+      civharm add report.yaml --yes --distinct-note "Different village, 12 km away"
+      civharm add            # asks for each field in a terminal
+    """
+    from .contribute import check, commit, plan, read_submission, record_distinct
+    from .package import load_package
+
+    terminal = sys.stdin.isatty()
+    day = _parse_today(today)
+    pkg = load_package(package_path)
+    if file is None and not terminal:
+        raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
+    submission = read_submission(file) if file is not None else _prompt_submission(pkg)
+    built = plan(pkg, submission, day)
+    if built.candidates:
+        click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
+        for candidate in built.candidates:
+            other = candidate.b if candidate.a == built.incident_id else candidate.a
+            click.echo(f"  {other}: score {candidate.score:.2f} ({'; '.join(candidate.reasons)})", err=True)
+        if not yes:
+            if not terminal:
+                raise click.ClickException(
+                    "nothing written: check the candidates above; if the report is about one of them, set `incident:` to its ID; "
+                    "if it is a different event, re-run with --yes --distinct-note \"why\"")
+            click.confirm("Is the new incident a different event from all of these?", abort=True, err=True)
+        note = distinct_note or (click.prompt("Why is it different (recorded with the decision)?", err=True) if terminal and not yes else None)
+        if not note:
+            raise click.ClickException("nothing written: --distinct-note is needed to record why the new incident is a different event")
+        record_distinct(pkg, built, note, day)
+    problems = check(pkg, built, day)
+    if problems:
+        for finding in problems:
+            click.echo(f"  {finding.as_text()}  [{finding.rule_id}]", err=True)
+        raise click.ClickException(f"nothing written: the change would add {len(problems)} error(s)")
+    if terminal and not yes:
+        click.echo(f"Will write report {built.report_id} on incident {built.incident_id} "
+                   f"({'new' if built.new_incident else 'existing'}); files: {', '.join(sorted(p.name for p in built.files))}", err=True)
+        click.confirm("Write?", abort=True, err=True)
+    commit(built)
+    click.echo(built.report_id)
+    click.echo(f"added report {built.report_id} to incident {built.incident_id}" + (f"; figures changed: {', '.join(built.changed_fields)}" if built.changed_fields and not built.new_incident else ""), err=True)
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on (0 picks a free one).")
+@debug_option
+@handle_errors
+def serve(package, host, port, debug):
+    """Browse the data in Datasette: active incidents, facets, full-text search, links to reports.
+
+    The database is the one `civharm build` writes, with metadata (title, licence, column
+    descriptions, facets) generated from datapackage.json and the schemas. Stop with Ctrl-C.
+
+    \b
+    Examples:
+      civharm serve
+      civharm serve --port 8080
+    """
+    import subprocess
+    import tempfile
+
+    from . import serve as serving
+    from .package import load_package
+
+    pkg = load_package(package)
+    with tempfile.TemporaryDirectory(prefix="civharm-serve-") as folder:
+        arguments = serving.prepare(pkg, Path(folder))
+        click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+        try:
+            completed = subprocess.run([sys.executable, "-m", "datasette", "serve", *arguments, "--host", host, "--port", str(port)])
+        except KeyboardInterrupt:
+            return
+    sys.exit(completed.returncode)

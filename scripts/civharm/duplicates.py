@@ -26,27 +26,27 @@ import pandas as pd
 from rapidfuzz import fuzz
 from unidecode import unidecode
 
-from .findings import Finding, Severity
+from .findings import Finding, RuleDoc, Severity
 from .package import Package
 
 THRESHOLD = 0.7
 WINDOW_DAYS = 1
-RULES = {
-    "duplicates/exact-row": (Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
-                             "A record entered twice under two IDs counts its dead twice."),
-    "duplicates/same-statement": (Severity.ERROR, "The same statement (URL, claimant, as-of moment) is entered once per incident.",
-                                  "Two rows for one statement double its weight in the figure rule and in corroboration."),
-    "duplicates/same-figures-other-incident": (Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
-                                               "Usually one statement attached to two incidents, which counts its victims twice."),
-    "duplicates/near-duplicate": (Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (score at or above the threshold).",
-                                  "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
-    "duplicates/decision-not-done": (Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
-                                     "A decision that says merged while both incidents are active silences a real double count."),
-}
+RULES = {r.id: r for r in (
+    RuleDoc("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
+        "A record entered twice under two IDs counts its dead twice."),
+    RuleDoc("duplicates/same-statement", Severity.ERROR, "The same statement (URL, claimant, as-of moment) is entered once per incident.",
+        "Two rows for one statement double its weight in the figure rule and in corroboration."),
+    RuleDoc("duplicates/same-figures-other-incident", Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
+        "Usually one statement attached to two incidents, which counts its victims twice."),
+    RuleDoc("duplicates/near-duplicate", Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (score at or above the threshold).",
+        "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
+    RuleDoc("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
+        "A decision that says merged while both incidents are active silences a real double count."),
+)}
 
 
 def _finding(rule_id: str, file: str, line: int | None, field: str | None, message: str) -> Finding:
-    return Finding(file, line, field, rule_id, message, RULES[rule_id][0])
+    return Finding(file, line, field, rule_id, message, RULES[rule_id].severity)
 
 
 def normalise_name(name: str) -> str:

@@ -51,6 +51,20 @@ class Finding:
         return {key: data[key] for key in ("rule_id", "severity", "file", "line", "pointer", "field", "message")}
 
 
+@dataclass(frozen=True)
+class RuleDoc:
+    """What every rule declares once: id, default severity, a title and why it exists.
+
+    Semantic rules (``rules.Rule``), the duplicate gate and the history gate all carry these
+    four attributes; the codebook's rule catalogue lists them together.
+    """
+
+    id: str
+    severity: Severity
+    title: str
+    rationale: str
+
+
 def _sort_key(finding: Finding):
     return (finding.file, finding.line or 0, finding.pointer or "", finding.field or "", finding.rule_id, finding.message)
 

@@ -85,3 +85,29 @@ def markdown_table(report: Report) -> str:
 
 
 FORMATS = {"text": text, "json": as_json, "github": github}
+
+
+def write_report_dir(report: Report, package_path, today, directory) -> list:
+    """Write ``report.json`` and the GX Data Docs site (``data-docs/``) into ``directory``, all at once."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from . import rules
+    from .package import load_package
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        (staging / "report.json").write_text(as_json(report), encoding="utf-8")
+        site = rules.data_docs(load_package(package_path), today)
+        if site:
+            shutil.copytree(site, staging / "data-docs")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(p for p in target.rglob("*") if p.is_file())

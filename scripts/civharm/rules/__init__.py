@@ -108,3 +108,12 @@ def check(package: Package, today: dt.date) -> list[Finding]:
             findings.extend(registered.check(context, registered))
     findings += expectations.run(context, gx_checks)
     return findings
+
+
+def data_docs(package: Package, today: dt.date) -> str | None:
+    """Folder of the GX Data Docs site for the expectation-based rules (see ``expectations``)."""
+    from . import expectations
+
+    context = Context(package, today)
+    checks = [(r, c) for r in load_all().values() if r.engine == "gx" for c in r.check(context)]
+    return expectations.build_data_docs(context, checks)

@@ -72,3 +72,37 @@ def run(ctx, checks) -> list[Finding]:
                 row = frame.iloc[position]
                 findings.append(rule.at_row(ctx, table, position, check.field, check.message(row)))
     return findings
+
+
+def build_data_docs(ctx, checks) -> str | None:
+    """Run every expectation suite through a GX checkpoint and return the Data Docs site folder.
+
+    Only used for ``--report-dir``: a third pass, for people who want GX's own HTML view.
+    """
+    import great_expectations as gx
+
+    context = _context()
+    by_table: dict[str, list] = {}
+    for _, check in checks:
+        by_table.setdefault(check.table, []).append(check.expectation)
+    definitions = []
+    frames = {}
+    for table, expectations in sorted(by_table.items()):
+        frame = ctx.table(table)
+        if frame is None or frame.empty:
+            continue
+        n = next(_counter)
+        source = context.data_sources.add_pandas(f"docs_{table}_{n}")
+        batch_definition = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all")
+        suite = context.suites.add(gx.ExpectationSuite(name=f"civharm {table} {n}", expectations=[e.copy() for e in expectations]))
+        definitions.append(context.validation_definitions.add(gx.ValidationDefinition(name=f"{table} {n}", data=batch_definition, suite=suite)))
+        frames[table] = frame.reset_index(drop=True)
+    for definition, (table, frame) in zip(definitions, frames.items()):
+        checkpoint = context.checkpoints.add(gx.Checkpoint(
+            name=f"civharm {table} {next(_counter)}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data docs")], result_format={"result_format": "SUMMARY"}))
+        checkpoint.run(batch_parameters={"dataframe": frame})
+    sites = context.get_docs_sites_urls()
+    if not sites:
+        return None
+    return sites[0]["site_url"].removeprefix("file://").rsplit("/", 1)[0]
