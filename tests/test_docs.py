@@ -34,3 +34,18 @@ def test_every_field_is_documented_and_vocabularies_are_declared_once(schema_pat
             assert constraints["pattern"] == f"({alternatives})(;({alternatives}))*", field["name"]
         else:
             assert constraints["enum"] == list(definitions), field["name"]
+
+
+def test_readme_load_example_runs(monkeypatch, capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    exec(compile(block, "README.md", "exec"), {})
+    assert "inc_" in capsys.readouterr().out
+
+
+def test_readme_two_commands_are_the_ones_ci_runs():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = [block.split("```", 1)[0].strip() for block in readme.split("```sh\n")[1:3]]
+    assert commands[0].endswith("civharm validate") and commands[1].endswith("pytest")
+    assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8")
