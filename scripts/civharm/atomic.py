@@ -19,6 +19,7 @@ FaultHook = Callable[[int, Path], None]
 def _write_temp(target: Path, content: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.fchmod(handle, (target.stat().st_mode & 0o777) if target.exists() else 0o644)  # mkstemp makes 0600
     with os.fdopen(handle, "wb") as out:
         out.write(content)
         out.flush()

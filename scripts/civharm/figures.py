@@ -41,15 +41,22 @@ def bounds(values: pd.Series, qualifiers: pd.Series) -> tuple[pd.Series, pd.Seri
 
 def carrier_of(incidents: pd.DataFrame) -> pd.Series:
     """Map every incident ID to the incident that carries its reports (itself, or its merge target)."""
-    ids = incidents["incident_id"]
-    target = incidents["merged_into"].where(incidents["status"] == "merged")
-    return pd.Series(target.fillna(ids).to_numpy(), index=ids.to_numpy())
+    unique = incidents.drop_duplicates("incident_id")  # a repeated ID is a structural error, reported elsewhere
+    ids = unique["incident_id"]
+    target = unique["merged_into"].where(unique["status"] == "merged")
+    return pd.Series(target.fillna(ids).to_numpy(dtype=object), index=ids.to_numpy(dtype=object), dtype=object)
+
+
+def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
+    """For each incident ID, the incident that carries its reports (an unknown ID carries itself)."""
+    mapped = incident_ids.astype(object).map(carrier_of(incidents))
+    return mapped.where(mapped.notna(), incident_ids.astype(object))
 
 
 def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
     """Active, not superseded reports, with ``carrier_id`` = the incident they count toward."""
     current = reports[(reports["status"] == "active") & reports["superseded_by"].isna()].copy()
-    current["carrier_id"] = current["incident_id"].map(carrier_of(incidents))
+    current["carrier_id"] = carrier_ids(current["incident_id"], incidents)
     return current
 
 

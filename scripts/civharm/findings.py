@@ -65,6 +65,14 @@ class RuleDoc:
     rationale: str
 
 
+def quote(value: object, limit: int = 80) -> str:
+    """``repr`` of a cell for a message, cut to ``limit`` characters so a huge cell gives a short line."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(str(value)):,} characters)"
+
+
 def _sort_key(finding: Finding):
     return (finding.file, finding.line or 0, finding.pointer or "", finding.field or "", finding.rule_id, finding.message)
 

@@ -30,10 +30,8 @@ class Context:
     def table(self, name: str) -> pd.DataFrame | None:
         """The typed frame of a table, or None when it is absent or lacks schema columns."""
         resource = self.package.get(name)
-        if resource is None or resource.raw is None or resource.frame.empty and not resource.header:
-            return None
-        if not set(resource.field_names) <= set(resource.frame.columns):
-            return None  # a missing column is a structural error already; rules need all columns
+        if resource is None or not resource.usable:
+            return None  # a missing or repeated column is a structural error already; rules need all columns
         return resource.typed
 
 

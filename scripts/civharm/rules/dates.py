@@ -47,7 +47,7 @@ def _period_end(start: pd.Series, precision: pd.Series) -> pd.Series:
       "A month-precision date stored as one day would be counted as a precise date; coarse dates are intervals.")
 def precision_mismatch(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
+    if frame is None or frame.empty:
         return
     start, end, precision = frame["date_start"], frame["date_end"], frame["date_precision"]
     expected_start = start.where(precision == "day", start.where(precision != "month", start.dt.to_period("M").dt.start_time))
@@ -64,7 +64,7 @@ def precision_mismatch(ctx, rule):
       "A page cannot report an event that had not happened yet; the report is attached to the wrong incident or a date is wrong.")
 def published_before_incident(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
-    if reports is None or incidents is None:
+    if reports is None or incidents is None or reports.empty or incidents.empty:
         return
     starts = incidents.drop_duplicates("incident_id").set_index("incident_id")["date_start"]
     incident_start = reports["incident_id"].map(starts)

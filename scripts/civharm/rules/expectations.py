@@ -42,7 +42,9 @@ def _run_suite(frame: pd.DataFrame, expectations: list, result_format: str):
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=f"civharm_{n}", data=batch_definition, suite=suite))
     result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": result_format})
     context.data_sources.delete(f"civharm_{n}")
-    return result.results
+    # GX groups results by expectation type, not in suite order: put them back in our order by id.
+    by_id = {outcome.expectation_config.id: outcome for outcome in result.results}
+    return [by_id[expectation.id] for expectation in suite.expectations]
 
 
 def run(ctx, checks) -> list[Finding]:

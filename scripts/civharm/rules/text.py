@@ -5,7 +5,7 @@ import unicodedata
 
 import pandas as pd
 
-from ..findings import Severity
+from ..findings import Severity, quote
 from . import rule
 
 CONTROL = r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]"
@@ -14,7 +14,7 @@ CONTROL = r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]"
 def _string_cells(ctx):
     """(table, field, column) for every string field, raw text as stored."""
     for resource in ctx.package.resources.values():
-        if resource.raw is None:
+        if resource.raw is None or len(set(resource.header)) != len(resource.header):
             continue
         for field in resource.schema.get("fields", []):
             if field.get("type", "string") == "string" and field["name"] in resource.frame.columns:
@@ -34,7 +34,7 @@ def not_nfc(ctx, rule):
         flags = non_ascii.copy()
         flags[non_ascii] = [unicodedata.normalize("NFC", v) != v for v in column[non_ascii]]
         mask = pd.Series(flags, index=column.index)
-        yield from _each(rule, resource, column, mask, field, lambda v: f"{v!r} is not NFC-normalised")
+        yield from _each(rule, resource, column, mask, field, lambda v: f"{quote(v)} is not NFC-normalised")
 
 
 @rule("text/untrimmed", Severity.ERROR, "Text has no leading or trailing white space.",
@@ -42,7 +42,7 @@ def not_nfc(ctx, rule):
 def untrimmed(ctx, rule):
     for resource, field, column in _string_cells(ctx):
         mask = column.str.match(r"^\s") | column.str.contains(r"\s$", regex=True)
-        yield from _each(rule, resource, column, mask, field, lambda v: f"{v!r} has leading or trailing white space")
+        yield from _each(rule, resource, column, mask, field, lambda v: f"{quote(v)} has leading or trailing white space")
 
 
 @rule("text/line-break", Severity.ERROR, "Text cells are single-line.",
@@ -50,7 +50,7 @@ def untrimmed(ctx, rule):
 def line_break(ctx, rule):
     for resource, field, column in _string_cells(ctx):
         mask = column.str.contains(r"[\r\n]", regex=True)
-        yield from _each(rule, resource, column, mask, field, lambda v: f"{v[:60]!r} contains a line break")
+        yield from _each(rule, resource, column, mask, field, lambda v: f"{quote(v, 60)} contains a line break")
 
 
 @rule("text/control-character", Severity.ERROR, "Text has no control or invisible formatting characters.",
@@ -58,7 +58,7 @@ def line_break(ctx, rule):
 def control_character(ctx, rule):
     for resource, field, column in _string_cells(ctx):
         mask = column.str.contains(CONTROL, regex=True) & ~column.str.contains(r"[\r\n]", regex=True)
-        yield from _each(rule, resource, column, mask, field, lambda v: f"{v[:60]!r} contains a control or invisible character")
+        yield from _each(rule, resource, column, mask, field, lambda v: f"{quote(v, 60)} contains a control or invisible character")
 
 
 @rule("text/formula-prefix", Severity.ERROR, "No text cell starts with =, +, - or @.",
@@ -66,4 +66,4 @@ def control_character(ctx, rule):
 def formula_prefix(ctx, rule):
     for resource, field, column in _string_cells(ctx):
         mask = column.str.match(r"^[=+\-@]")
-        yield from _each(rule, resource, column, mask, field, lambda v: f"{v[:60]!r} starts with {v[0]!r}, which spreadsheets run as a formula")
+        yield from _each(rule, resource, column, mask, field, lambda v: f"{quote(v, 60)} starts with {v[0]!r}, which spreadsheets run as a formula")

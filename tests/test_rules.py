@@ -1,0 +1,193 @@
+"""Every semantic rule fails its fixture exactly where and how it promises, and is documented.
+
+A fixture is ``tests/fixtures/rules/<module>/<rule-name>[-<variant>]/case.json``: edits to a
+copy of valid-minimal (see ``conftest.apply_edit``), the exact findings as sorted
+[file, line or JSON pointer, field, rule_id] in ``expect``, their messages in ``message``,
+and ``xfail`` when a known bug keeps the rule from firing. Rule ids come from the registry,
+so a new rule without a fixture or a codebook entry fails here.
+
+Every run costs about a second, so the fixtures run up front in forked workers; each test
+then reads its own outcome.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import re
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from civharm.cli import main
+from civharm.findings import Severity
+from civharm.rules import load_all
+from civharm.validate import Options, run
+from conftest import FIXTURES, REPO, TODAY, case_dirs, materialise
+
+RULE_FIXTURES = FIXTURES / "rules"
+CASES = case_dirs("rules")
+REGISTRY = load_all()
+IN_FUTURE = RULE_FIXTURES / "dates" / "in-future" / "case.json"  # sources.csv last_updated 2026-11-27
+TIMEOUT = 60
+
+
+def load(case_file: Path) -> dict:
+    return json.loads(case_file.read_text(encoding="utf-8"))
+
+
+def rule_of(case_file: Path) -> str:
+    """``dates/end-before-start`` for ``rules/dates/end-before-start-variant/case.json``."""
+    module, name = case_file.parent.parent.name, case_file.parent.name
+    names = [rule_id.split("/", 1)[1] for rule_id in REGISTRY if rule_id.startswith(module + "/")]
+    owners = [n for n in names if name == n or name.startswith(n + "-")]
+    return f"{module}/{max(owners, key=len)}" if owners else f"{module}/?{name}"
+
+
+def outcome(job: tuple) -> dict:
+    """Run one job and return plain data, so it can leave a worker.
+
+    ``("run", case_file, today)`` validates through the Python API; ``("cli", case_file,
+    env_today, flag_today)`` through ``civharm validate --format json``.
+    """
+    kind, case_file, *dates = job
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            root, _ = materialise(case_file, Path(tmp))
+            if kind == "run":
+                report = run(root, Options(today=dt.date.fromisoformat(dates[0])))
+                return {"exit_code": report.exit_code(), "findings": [
+                    (f.file, f.line if f.line is not None else f.pointer, f.field, f.rule_id, f.message, f.severity.value)
+                    for f in report.findings]}
+            env_today, flag_today = dates
+            args = ["validate", str(root), "--format", "json"] + (["--today", flag_today] if flag_today else [])
+            result = CliRunner(env={"CIVHARM_TODAY": env_today}).invoke(main, args, catch_exceptions=False)
+            return {"exit_code": result.exit_code, "stdout": result.stdout}
+        except Exception:  # noqa: BLE001 - reported by the test as a failure with its traceback
+            return {"raised": traceback.format_exc()}
+
+
+class Outcomes:
+    """``function(input)`` for every input, computed ahead in forked workers where possible."""
+
+    def __init__(self, function, inputs: list):
+        self.function = function
+        self.pending, self.done, self.pool = {}, {}, None
+        workers = min(4, os.cpu_count() or 1)
+        if len(inputs) < 2 or workers < 2 or sys.platform != "linux":
+            return  # computed on demand in this process
+        self.done[inputs[0]] = function(inputs[0])  # warms imports and caches before forking
+        self.pool = multiprocessing.get_context("fork").Pool(workers)
+        self.pending = {item: self.pool.apply_async(function, (item,)) for item in inputs[1:]}
+
+    def __getitem__(self, item) -> dict:
+        if item not in self.done:
+            pending = self.pending.pop(item, None)
+            self.done[item] = pending.get(TIMEOUT) if pending is not None else self.function(item)
+        result = self.done[item]
+        if "raised" in result:
+            pytest.fail(f"validation raised:\n{result['raised']}")
+        return result
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+TODAY_JOBS = [
+    ("run", IN_FUTURE, "2026-11-27"),
+    ("cli", IN_FUTURE, "2026-11-26", None),
+    ("cli", IN_FUTURE, "2026-11-27", None),
+    ("cli", IN_FUTURE, "2026-11-27", TODAY),
+]
+
+
+@pytest.fixture(scope="module")
+def outcomes(request):
+    """Jobs of this module's selected tests: each fixture at TODAY, plus the today-switch runs."""
+    jobs = {}  # in the order the tests will ask for them
+    for item in request.session.items:
+        spec = getattr(item, "callspec", None)
+        if getattr(item, "module", None) is request.module:
+            if spec is not None and "case_file" in spec.params:
+                jobs[("run", spec.params["case_file"], TODAY)] = None
+            if item.name == "test_today_decides_what_is_in_the_future":
+                jobs.update(dict.fromkeys(TODAY_JOBS))
+    results = Outcomes(outcome, list(jobs))
+    yield results
+    results.close()
+
+
+def case_param(case_file: Path):
+    reason = load(case_file).get("xfail")
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    return pytest.param(case_file, id=str(case_file.parent.relative_to(RULE_FIXTURES)), marks=marks)
+
+
+def expected_exit_code(expect: list) -> int:
+    """1 when a promised finding is an error (structural findings always are), else 0."""
+    severities = [REGISTRY[e[3]].severity if e[3] in REGISTRY else Severity.ERROR for e in expect]
+    return 1 if Severity.ERROR in severities else 0
+
+
+def test_valid_minimal_has_no_rule_findings(valid_package):
+    report = run(valid_package, Options(today=dt.date.fromisoformat(TODAY)))
+    assert [(f.location(), f.rule_id, f.message) for f in report.findings] == []
+
+
+@pytest.mark.parametrize("case_file", [case_param(c) for c in CASES])
+def test_rule_fixture_gives_exactly_its_findings(case_file, outcomes):
+    case = load(case_file)
+    result = outcomes[("run", case_file, TODAY)]
+    found = result["findings"]
+    assert case["expect"], "a fixture must promise at least one finding"
+    assert len(case["message"]) == len(case["expect"]), "one message per expected finding"
+    assert [list(f[:4]) for f in found] == case["expect"]
+    assert [f[4] for f in found] == case["message"]
+    assert rule_of(case_file) in {e[3] for e in case["expect"]}, "a fixture must promise the rule it is named after"
+    for file, where, field, rule_id, message, severity in found:
+        if rule_id in REGISTRY:
+            assert severity == REGISTRY[rule_id].severity.value
+    assert result["exit_code"] == expected_exit_code(case["expect"])
+
+
+@pytest.mark.parametrize("rule_id", sorted(REGISTRY))
+def test_every_rule_has_a_fixture_title_and_rationale(rule_id):
+    rule = REGISTRY[rule_id]
+    assert rule.title.strip() and rule.rationale.strip()
+    assert isinstance(rule.severity, Severity)
+    fixtures = [c for c in CASES if rule_of(c) == rule_id]
+    assert fixtures, f"no fixture: add tests/fixtures/rules/{rule_id}/case.json"
+    assert any(rule_id in {e[3] for e in load(c)["expect"]} for c in fixtures)
+
+
+def test_every_fixture_is_named_after_a_registered_rule():
+    orphans = [str(c.parent.relative_to(RULE_FIXTURES)) for c in CASES if rule_of(c) not in REGISTRY]
+    assert orphans == []
+
+
+@pytest.mark.parametrize("rule_id", sorted(REGISTRY))
+def test_codebook_documents_every_rule(rule_id):
+    codebook = (REPO / "docs" / "codebook.md").read_text(encoding="utf-8")
+    assert re.search(rf"(?<![\w/-]){re.escape(rule_id)}(?![\w/-])", codebook), f"{rule_id} is not in docs/codebook.md"
+
+
+def test_today_decides_what_is_in_the_future(outcomes):
+    """sources.csv last_updated 2026-11-27 is in the future on 2026-11-26 only; --today beats CIVHARM_TODAY."""
+    assert outcomes[("run", IN_FUTURE, TODAY)]["exit_code"] == 1
+    assert outcomes[("run", IN_FUTURE, "2026-11-27")] == {"exit_code": 0, "findings": []}
+
+    def in_future(job):
+        result = outcomes[job]
+        rules = [f["rule_id"] for f in json.loads(result["stdout"])["findings"]]
+        return result["exit_code"], rules
+
+    assert in_future(("cli", IN_FUTURE, "2026-11-26", None)) == (1, ["dates/in-future"])
+    assert in_future(("cli", IN_FUTURE, "2026-11-27", None)) == (0, [])
+    assert in_future(("cli", IN_FUTURE, "2026-11-27", TODAY)) == (1, ["dates/in-future"])
