@@ -102,10 +102,9 @@ def _synthetic_incidents(n: int, seed: int = 42) -> pd.DataFrame:
         precision = "month" if rng.random() < 0.05 else "day"
         first = day.replace(day=1) if precision == "month" else day
         last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date() if precision == "month" else day
-        rows.append({"incident_id": f"inc_{i:026d}", "status": "active", "country_code": "UA",
-                     "subdivision_code": rng.choice(["UA-63", "UA-12", "UA-30", "UA-65", None]),
-                     "date_start": pd.Timestamp(first), "date_end": pd.Timestamp(last)})
-    return pd.DataFrame(rows)
+        rows.append(_incident(i, subdivision_code=rng.choice(["UA-63", "UA-12", "UA-30", "UA-65", pd.NA]),
+                              date_start=pd.Timestamp(first), date_end=pd.Timestamp(last), date_precision=precision))
+    return _typed(pd.DataFrame(rows))
 
 
 def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unplaced_incidents():
@@ -120,13 +119,12 @@ def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unplaced_incidents
 
 
 def test_month_precision_incident_is_compared_with_a_day_in_that_month():
-    incidents = pd.DataFrame([
-        {"incident_id": "inc_A", "status": "active", "country_code": "RU", "subdivision_code": "RU-KRS",
-         "date_start": pd.Timestamp("2024-03-01"), "date_end": pd.Timestamp("2024-03-31")},
-        {"incident_id": "inc_B", "status": "active", "country_code": "RU", "subdivision_code": None,
-         "date_start": pd.Timestamp("2024-03-14"), "date_end": pd.Timestamp("2024-03-14")},
-    ])
-    assert duplicates.candidate_pairs(incidents).values.tolist() == [["inc_A", "inc_B"]]
+    incidents = _typed(pd.DataFrame([
+        _incident(1, country_code="RU", subdivision_code="RU-KRS", date_start=pd.Timestamp("2024-03-01"),
+                  date_end=pd.Timestamp("2024-03-31"), date_precision="month"),
+        _incident(2, country_code="RU", subdivision_code=pd.NA),
+    ]))
+    assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"]]
 
 
 def test_same_statement_twice_is_an_error(valid_package):
@@ -170,3 +168,43 @@ def test_exact_row_under_a_new_id_is_an_error(valid_package):
     _append(damage, dict(row, damage_id="dmg_01M8C000000000000000000009"))
     findings = [f for f in run(valid_package, OPTIONS).findings if f.rule_id == "duplicates/exact-row"]
     assert [(f.file, f.line, f.field) for f in findings] == [("data/damage.csv", 4, "damage_id")]
+
+
+def _typed(incidents: pd.DataFrame) -> pd.DataFrame:
+    incidents["geonames_id"] = incidents["geonames_id"].astype("Int64")
+    for column in ("latitude", "longitude"):
+        incidents[column] = incidents[column].astype("Float64")
+    for column in ("incident_id", "status", "country_code", "subdivision_code", "date_precision", "locality_en", "locality_original", "means_of_harm"):
+        incidents[column] = incidents[column].astype("string")
+    return incidents
+
+
+def _incident(i, **values):
+    base = {"incident_id": f"inc_{i:026d}", "status": "active", "country_code": "UA", "subdivision_code": "UA-63",
+            "date_start": pd.Timestamp("2024-03-14"), "date_end": pd.Timestamp("2024-03-14"), "date_precision": "day",
+            "geonames_id": pd.NA, "latitude": pd.NA, "longitude": pd.NA, "locality_en": pd.NA, "locality_original": pd.NA,
+            "means_of_harm": "missile"}
+    base.update(values)
+    return base
+
+
+def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
+    """The vectorised score (all pairs at once, in DuckDB) must equal score_pair, which explains a pair."""
+    kharkiv = {"geonames_id": 706483, "latitude": 49.98177, "longitude": 36.25475, "locality_en": "Kharkiv"}
+    rows = [
+        _incident(1, **kharkiv),
+        _incident(2, locality_en="Kharkov"),                                   # transliteration, no GeoNames ID
+        _incident(3, locality_en="Kharkivv", date_start=pd.Timestamp("2024-03-15"), date_end=pd.Timestamp("2024-03-15")),  # fuzzy
+        _incident(4, subdivision_code=pd.NA, means_of_harm="drone;missile"),   # no subdivision: country-wide block
+        _incident(5, date_start=pd.Timestamp("2024-03-01"), date_end=pd.Timestamp("2024-03-31"), date_precision="month",
+                  means_of_harm="unknown"),
+        _incident(6, geonames_id=706369, latitude=50.02, longitude=36.33, locality_en="Derhachi"),  # near Kharkiv, other place
+        _incident(7, locality_en="Lviv", latitude=49.83826, longitude=24.02324, geonames_id=702550, means_of_harm="artillery"),
+        _incident(8, **kharkiv, date_start=pd.Timestamp("2024-03-16"), date_end=pd.Timestamp("2024-03-16")),
+    ]
+    incidents = _typed(pd.DataFrame(rows))
+    scored = duplicates.scored_pairs(incidents)
+    assert len(scored) >= 20
+    by_id = incidents.set_index("incident_id", drop=False)
+    for a, b, score in scored.itertuples(index=False):
+        assert duplicates.score_pair(by_id.loc[a], by_id.loc[b]).score == pytest.approx(score), (a, b)

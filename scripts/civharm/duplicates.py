@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import duckdb
 import pandas as pd
-from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 from unidecode import unidecode
 
 from .findings import Finding, RuleDoc, Severity
@@ -60,13 +60,11 @@ def _alternate_names(country: str) -> dict[str, frozenset[int]]:
     from .rules.places import gazetteer
 
     places = gazetteer()
-    index: dict[str, set[int]] = {}
-    for geonames_id, row in places[places["countrycode"] == country].iterrows():
-        for name in [row["name"], *row["alternatenames"]]:
-            key = normalise_name(name)
-            if key:
-                index.setdefault(key, set()).add(int(geonames_id))
-    return {k: frozenset(v) for k, v in index.items()}
+    places = places[places["countrycode"] == country]
+    names = pd.concat([places["name"], places["alternatenames"].explode()]).dropna()
+    normalised = pd.Series([normalise_name(n) for n in names.to_numpy()], index=names.index)
+    normalised = normalised[normalised != ""]
+    return {key: frozenset(int(i) for i in ids) for key, ids in normalised.groupby(normalised).groups.items()}
 
 
 def place_ids(country: str, *names) -> frozenset[int]:
@@ -97,34 +95,135 @@ class Candidate:
     reasons: tuple[str, ...]
 
 
+MEANS_BITS = {name: 1 << i for i, name in enumerate(
+    ("missile", "rocket_mlrs", "artillery", "drone", "aerial_bomb", "ground_fighting", "mine_uxo", "falling_debris", "other", "unknown"))}
+
+
+def _incident_frame(incidents: pd.DataFrame) -> pd.DataFrame:
+    """Active, dated incidents as plain columns DuckDB can join and score."""
+    mask = ((incidents["status"] == "active") & incidents["date_start"].notna() & incidents["date_end"].notna()).fillna(False)
+    active = incidents[mask.to_numpy(dtype=bool)].drop_duplicates("incident_id")
+
+    def text(column):
+        return active[column].astype(object).where(active[column].notna(), "").to_numpy()
+
+    def number(column):
+        return active[column].astype("Float64").to_numpy(dtype=float, na_value=float("nan"))
+
+    means = active["means_of_harm"].astype(object).fillna("").map(
+        lambda value: sum(MEANS_BITS.get(part, 0) for part in str(value).split(";")))
+    return pd.DataFrame({
+        "id": text("incident_id"), "country": text("country_code"), "subdivision": text("subdivision_code"),
+        "start": active["date_start"].to_numpy(), "end": active["date_end"].to_numpy(),
+        "day_precision": (active["date_precision"] == "day").fillna(False).to_numpy(dtype=bool),
+        "geonames": number("geonames_id"), "lat": number("latitude"), "lon": number("longitude"),
+        "name": [normalise_name(v) if v else "" for v in text("locality_en")],
+        "means": means.to_numpy(dtype="int64"),
+    })
+
+
+def _place_keys(frame: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
+    """(incident, GeoNames ID) for every GeoNames place an incident's locality names can mean.
+
+    Names are looked up once per distinct (country, English name, original name), not per incident.
+    """
+    by_id = incidents.drop_duplicates("incident_id").set_index("incident_id").reindex(frame["id"])
+    names = pd.DataFrame({
+        "id": frame["id"].to_numpy(), "country": frame["country"].to_numpy(),
+        "en": by_id["locality_en"].astype(object).where(by_id["locality_en"].notna(), "").to_numpy(),
+        "original": by_id["locality_original"].astype(object).where(by_id["locality_original"].notna(), "").to_numpy(),
+    })
+    lookup = {key: sorted(place_ids(key[0], key[1], key[2])) if key[0] else []
+              for key in set(zip(names["country"], names["en"], names["original"]))}
+    names["gid"] = [lookup[key] for key in zip(names["country"], names["en"], names["original"])]
+    keys = names[["id", "gid"]].explode("gid").dropna()
+    own = pd.DataFrame({"id": frame["id"], "gid": frame["geonames"]}).dropna()
+    keys = pd.concat([keys, own]).astype({"id": object, "gid": "int64"}).drop_duplicates()
+    return keys.reset_index(drop=True)
+
+
+BLOCKING_SQL = f"""
+    WITH widened AS (  -- each interval widened by the window on one side only: they meet iff within the window
+        SELECT id, country, subdivision,
+               unnest(generate_series(CAST("start" AS DATE) - INTERVAL {WINDOW_DAYS} DAY,
+                                      CAST("end" AS DATE) + INTERVAL {WINDOW_DAYS} DAY, INTERVAL 1 DAY)) AS day
+        FROM incidents
+    ), exact AS (
+        SELECT id, country, subdivision,
+               unnest(generate_series(CAST("start" AS DATE), CAST("end" AS DATE), INTERVAL 1 DAY)) AS day
+        FROM incidents
+    )
+    SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
+    FROM widened x JOIN exact y ON x.country = y.country AND x.day = y.day AND x.id <> y.id
+    WHERE x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = ''
+"""
+
+# The same score as ``score_pair``, over all candidate pairs at once; ``tests/test_duplicates.py`` keeps them equal.
+SCORING_SQL = f"""
+    WITH pairs AS ({BLOCKING_SQL}),
+    shared AS (
+        SELECT DISTINCT p.a, p.b FROM pairs p
+        JOIN keys ka ON ka.id = p.a JOIN keys kb ON kb.id = p.b AND ka.gid = kb.gid
+    ),
+    measured AS (
+        SELECT p.a, p.b,
+            CASE
+                WHEN NOT isnan(x.geonames) AND x.geonames = y.geonames THEN 1.0
+                WHEN x.name <> '' AND y.name <> '' THEN CASE
+                    WHEN s.a IS NOT NULL THEN 1.0
+                    WHEN 100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) >= 80 THEN 0.8
+                    ELSE 0.0 END
+                WHEN x.subdivision <> '' AND x.subdivision = y.subdivision THEN 0.5
+                ELSE 0.3
+            END AS place,
+            CASE WHEN isnan(x.lat) OR isnan(y.lat) THEN NULL ELSE
+                6371.0 * 2 * asin(sqrt(pow(sin(radians(y.lat - x.lat) / 2), 2)
+                    + cos(radians(x.lat)) * cos(radians(y.lat)) * pow(sin(radians(y.lon - x.lon) / 2), 2))) END AS km,
+            CASE WHEN x.day_precision AND y.day_precision THEN
+                CASE abs(date_diff('day', CAST(x."start" AS DATE), CAST(y."start" AS DATE))) WHEN 0 THEN 1.0 WHEN 1 THEN 0.8 ELSE 0.5 END
+                ELSE 0.6 END AS date,
+            CASE WHEN ((x.means | y.means) & {MEANS_BITS["unknown"]}) <> 0 THEN 0.5
+                 WHEN (x.means & y.means) <> 0 THEN 1.0 ELSE 0.0 END AS means
+        FROM pairs p JOIN incidents x ON x.id = p.a JOIN incidents y ON y.id = p.b
+        LEFT JOIN shared s ON s.a = p.a AND s.b = p.b
+    ),
+    placed AS (
+        SELECT a, b, date, means,
+            CASE WHEN place < 1.0 AND km IS NOT NULL AND km <= 10 THEN greatest(place, 0.8)
+                 WHEN place < 1.0 AND km IS NOT NULL AND km > 50 THEN 0.0 ELSE place END AS place
+        FROM measured
+    )
+    SELECT a, b, CASE WHEN place = 0.0 THEN least(s, {THRESHOLD} - 0.01) ELSE s END AS score
+    FROM (SELECT a, b, place, 0.45 * place + 0.35 * date + 0.2 * means AS s FROM placed)
+"""
+
+
+def _connect():
+    connection = duckdb.connect()
+    connection.execute("SET enable_progress_bar = false")  # it would print into --format json output
+    return connection
+
+
 def candidate_pairs(incidents: pd.DataFrame) -> pd.DataFrame:
     """Blocking: pairs of active incidents sharing a country, a day (±1) and a compatible subdivision."""
-    active = incidents[(incidents["status"] == "active") & incidents["date_start"].notna() & incidents["date_end"].notna()]
-    frame = pd.DataFrame({
-        "id": active["incident_id"].astype(str).to_numpy(),
-        "country": active["country_code"].astype(object).where(active["country_code"].notna(), "").to_numpy(),
-        "subdivision": active["subdivision_code"].astype(object).where(active["subdivision_code"].notna(), "").to_numpy(),
-        "start": active["date_start"].to_numpy(),
-        "end": active["date_end"].to_numpy(),
-    })
+    frame = _incident_frame(incidents)
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b"])
-    connection = duckdb.connect()
-    connection.register("incidents", frame)
-    pairs = connection.execute(f"""
-        WITH days AS (
-            SELECT id, country, subdivision,
-                   unnest(generate_series(CAST("start" AS DATE) - INTERVAL {WINDOW_DAYS} DAY,
-                                          CAST("end" AS DATE) + INTERVAL {WINDOW_DAYS} DAY, INTERVAL 1 DAY)) AS day
-            FROM incidents
-        )
-        SELECT DISTINCT x.id AS a, y.id AS b
-        FROM days x JOIN days y ON x.country = y.country AND x.day = y.day AND x.id < y.id
-        WHERE x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = ''
-        ORDER BY a, b
-    """).df()
-    connection.close()
-    return pairs
+    with _connect() as connection:
+        connection.register("incidents", frame)
+        return connection.execute(BLOCKING_SQL + " ORDER BY a, b").df()
+
+
+def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0) -> pd.DataFrame:
+    """Every candidate pair with its score, computed in DuckDB; pairs below ``minimum`` are dropped."""
+    frame = _incident_frame(incidents)
+    if len(frame) < 2:
+        return pd.DataFrame(columns=["a", "b", "score"])
+    keys = _place_keys(frame, incidents)
+    with _connect() as connection:
+        connection.register("incidents", frame)
+        connection.register("keys", keys)
+        return connection.execute(f"SELECT * FROM ({SCORING_SQL}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
 
 
 def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
@@ -138,7 +237,7 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
     elif pd.notna(x["locality_en"]) and pd.notna(y["locality_en"]):  # noqa: SIM114
         ids_x = place_ids(x["country_code"], x["locality_en"], x["locality_original"]) | ({int(x["geonames_id"])} if pd.notna(x["geonames_id"]) else set())
         ids_y = place_ids(y["country_code"], y["locality_en"], y["locality_original"]) | ({int(y["geonames_id"])} if pd.notna(y["geonames_id"]) else set())
-        similarity = fuzz.ratio(normalise_name(x["locality_en"]), normalise_name(y["locality_en"]))
+        similarity = 100 * Levenshtein.normalized_similarity(normalise_name(x["locality_en"]), normalise_name(y["locality_en"]))
         if ids_x & ids_y:
             place = 1.0
             reasons.append(f"'{x['locality_en']}' and '{y['locality_en']}' are names of the same GeoNames place {min(ids_x & ids_y)}")
@@ -179,16 +278,17 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
     else:
         means = 0.0
         reasons.append(f"different means ({', '.join(sorted(means_x))} / {', '.join(sorted(means_y))})")
-    score = round(0.45 * place + 0.35 * date + 0.2 * means, 2)
+    score = 0.45 * place + 0.35 * date + 0.2 * means
     if place == 0.0:
         score = min(score, THRESHOLD - 0.01)
     return Candidate(x["incident_id"], y["incident_id"], score, tuple(reasons))
 
 
-def near_duplicates(incidents: pd.DataFrame) -> list[Candidate]:
-    pairs = candidate_pairs(incidents)
+def near_duplicates(incidents: pd.DataFrame, minimum: float = THRESHOLD) -> list[Candidate]:
+    """Pairs scoring at least ``minimum``: scored in DuckDB, then explained one by one."""
+    pairs = scored_pairs(incidents, minimum)
     by_id = incidents.drop_duplicates("incident_id").set_index("incident_id", drop=False)
-    return [score_pair(by_id.loc[a], by_id.loc[b]) for a, b in pairs.itertuples(index=False)]
+    return [score_pair(by_id.loc[a], by_id.loc[b]) for a, b in pairs[["a", "b"]].itertuples(index=False)]
 
 
 def _content_duplicates(resource) -> list[Finding]:
@@ -214,12 +314,10 @@ def check(package: Package) -> list[Finding]:
     findings: list[Finding] = []
     for name in ("incidents", "reports", "damage", "sources"):
         resource = package.get(name)
-        if resource is not None and resource.raw is not None and set(resource.field_names) <= set(resource.frame.columns):
+        if resource is not None and resource.usable:
             findings += _content_duplicates(resource)
     incidents_res, reports_res = package.get("incidents"), package.get("reports")
-    if incidents_res is None or reports_res is None or incidents_res.raw is None or reports_res.raw is None:
-        return findings
-    if not (set(incidents_res.field_names) <= set(incidents_res.frame.columns) and set(reports_res.field_names) <= set(reports_res.frame.columns)):
+    if incidents_res is None or reports_res is None or not (incidents_res.usable and reports_res.usable):
         return findings
     incidents, reports = incidents_res.typed, reports_res.typed
     findings += _same_statement(reports_res, reports, incidents)
@@ -229,11 +327,11 @@ def check(package: Package) -> list[Finding]:
 
 
 def _same_statement(resource, reports: pd.DataFrame, incidents: pd.DataFrame) -> list[Finding]:
-    from .figures import carrier_of
+    from .figures import carrier_ids
 
-    carrier = reports["incident_id"].map(carrier_of(incidents)).fillna(reports["incident_id"])
+    carrier = carrier_ids(reports["incident_id"], incidents)
     keyed = pd.DataFrame({"carrier": carrier, "url": reports["url"], "claimant": reports["claimant"].str.casefold().str.strip(), "as_of": reports["as_of"]})
-    active = (reports["status"] == "active").to_numpy(dtype=bool)
+    active = (reports["status"] == "active").fillna(False).to_numpy(dtype=bool)
     keyed = keyed[active]
     repeated = keyed.duplicated(keep=False)
     findings = []
@@ -253,7 +351,7 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
 
     columns = [c for f in FIGURES for c in (f, f"{f}_qualifier")]
     has_figure = reports[list(FIGURES)].notna().any(axis=1)
-    active = reports[(reports["status"] == "active") & has_figure]
+    active = reports[((reports["status"] == "active") & has_figure).fillna(False).to_numpy(dtype=bool)]
     if active.empty:
         return []
     day = active["as_of"].str.slice(0, 10)
@@ -268,7 +366,7 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
 
 def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Finding]]:
     resource = package.get("duplicate_decisions")
-    if resource is None or resource.raw is None or not set(resource.field_names) <= set(resource.frame.columns):
+    if resource is None or not resource.usable:
         return {}, []
     frame = resource.typed
     decided: dict[tuple[str, str], str] = {}
