@@ -1,4 +1,4 @@
-"""Release artifacts for the package's current version: zip, SQLite, Parquet, XLSX, GeoJSON, HXL CSV.
+"""Release artifacts for the package's current version: zip, SQLite, Parquet, XLSX, GeoJSON, HXL CSV, charts.
 
 Why it is built this way:
 
@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 import sqlite_utils
 import xlsxwriter
 
+from . import charts
 from .atomic import FaultHook
 from .findings import CivharmError
 from .package import DESCRIPTOR, Package, Resource, load_package
@@ -216,6 +217,8 @@ def _readme(release: Release) -> str:
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
              f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
+             f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
+             "(min–max band), overall and per country by subdivision; incidents by means of harm |",
              f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
              "", "## Active incidents only", "", active_only_note(package, release.version), "",
              "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
@@ -465,6 +468,8 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     if "incidents" in release.package.resources:
         steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
         steps.append((release.name("-incidents-hxl.csv"), lambda p: _write(p, hxl_csv_bytes(release))))
+        for file, content in charts.contents(release.package, release.version).items():
+            steps.append((f"{release.name('-charts')}/{file}", lambda p, c=content: _write(p, charts.draw(c))))
     return steps
 
 

@@ -115,7 +115,7 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
 @debug_option
 @handle_errors
 def docs(package, check, debug):
-    """Regenerate the documents made from the schemas and the rule registry (docs/codebook.md).
+    """Regenerate the documents made from the schemas, the rule registry and the data (docs/codebook.md, docs/chart.png).
 
     \b
     Examples:
@@ -125,12 +125,15 @@ def docs(package, check, debug):
     from pathlib import Path
 
     from .atomic import write_files
-    from .docs import render_all
+    from .docs import image_is_current, render_all, render_images
     from .package import load_package
 
     pkg = load_package(package)
     documents = {pkg.root / path: text for path, text in render_all(pkg).items()}
     stale = [str(p) for p, text in documents.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+    images = {pkg.root / path: data for path, data in render_images(pkg).items()}
+    stale += [str(p) for p, data in images.items() if not image_is_current(p.read_bytes() if p.exists() else None, data)]
+    documents.update(images)
     if check:
         for path in stale:
             click.echo(f"{path}: out of date; run `civharm docs`", err=True)

@@ -1,0 +1,200 @@
+"""Charts: months never get coarse-dated incidents, ranges stay ranges, the README chart matches data/."""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import shutil
+
+import matplotlib
+import pandas as pd
+import PIL
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from civharm import charts
+from civharm.build import build
+from civharm.cli import main
+from civharm.package import load_package
+from conftest import REPO, build_package, set_cell
+
+COMMITTED = REPO / "docs" / "chart.png"
+
+
+def frame(*rows) -> pd.DataFrame:
+    """Typed incidents: (start, end, precision, killed min, killed max, injured min, injured max)."""
+    columns = ["date_start", "date_end", "date_precision", "civilians_killed_min", "civilians_killed_max",
+               "civilians_injured_min", "civilians_injured_max"]
+    data = pd.DataFrame(rows, columns=columns)
+    for column in columns[:2]:
+        data[column] = pd.to_datetime(data[column])
+    for column in columns[3:]:
+        data[column] = data[column].astype("Int64")
+    return data
+
+
+def locked(name: str) -> str | None:
+    match = re.search(rf"^{name}==(\S+)$", (REPO / "requirements.lock").read_text(encoding="utf-8"), re.M | re.I)
+    return match.group(1) if match else None
+
+
+@pytest.fixture
+def real_copy(tmp_path):
+    """The repository's data, descriptor, schemas and docs in a folder the test may change."""
+    root = build_package(tmp_path / "pkg", REPO / "data")
+    shutil.copytree(REPO / "docs", root / "docs")
+    return root
+
+
+# --- the numbers -------------------------------------------------------------------------------
+
+def test_coarse_dated_incidents_are_counted_apart_never_spread_over_months():
+    series = charts.monthly(frame(
+        ("2024-01-15", "2024-01-15", "day", 2, 2, None, None),
+        ("2024-03-01", "2024-03-31", "month", 1, 5, 4, 4),
+        ("2024-01-01", "2024-12-31", "year", 10, 10, 7, 9),
+        ("2024-01-20", "2024-02-10", "day", 3, 3, None, None),  # a range across two months is not one month
+    ))
+    killed = series["civilians_killed"]
+    assert series["months"] == ["2024-01", "2024-02", "2024-03"]
+    assert [(b["low"], b["high"]) for b in killed["per_month"]] == [(2, 2), (None, None), (1, 5)]
+    assert [b["incidents"] for b in killed["per_month"]] == [1, 0, 1]
+    assert (killed["coarse"]["low"], killed["coarse"]["high"], killed["coarse"]["incidents"]) == (13, 13, 2)
+    assert series["coarse_incidents"] == 2
+    assert (killed["all"]["low"], killed["all"]["high"]) == (16, 20)
+    injured = series["civilians_injured"]
+    assert [(b["low"], b["high"]) for b in injured["per_month"]] == [(None, None), (None, None), (4, 4)]
+    assert (injured["coarse"]["low"], injured["coarse"]["high"]) == (7, 9)
+
+
+def test_open_maxima_stand_in_with_their_minimum_and_are_counted_unknown_stays_unknown():
+    series = charts.monthly(frame(
+        ("2024-05-02", "2024-05-02", "day", 101, None, None, None),  # "over 100": max open
+        ("2024-05-09", "2024-05-09", "day", 3, 6, None, None),
+        ("2024-05-11", "2024-05-11", "day", None, 4, None, None),  # "up to 4": min open
+        ("2024-05-12", "2024-05-12", "day", None, None, None, None),
+    ))
+    may = series["civilians_killed"]["per_month"][0]
+    assert may == {"incidents": 4, "given": 3, "low": 104, "high": 111, "open_max": 1, "no_min": 1}
+    assert series["civilians_injured"]["per_month"][0]["low"] is None  # no figure: no bar, not a zero bar
+
+
+def test_month_of_places_day_and_month_precision_only():
+    day, first, last = pd.Timestamp("2024-03-14"), pd.Timestamp("2024-03-01"), pd.Timestamp("2024-03-31")
+    assert charts.month_of(day, day, "day") == "2024-03"
+    assert charts.month_of(first, last, "month") == "2024-03"
+    assert charts.month_of(pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31"), "year") is None
+    assert charts.month_of(pd.NaT, day, "day") is None
+
+
+def test_inactive_incidents_are_left_out_and_the_caption_says_what_is_counted(valid_package):
+    set_cell(valid_package / "data" / "incidents.csv", 3, "status", "retracted")
+    content = charts.contents(load_package(valid_package))[charts.README_CHART]
+    overall = content["panels"][0][1]
+    assert overall["incidents"] == 1
+    assert overall["civilians_killed"]["all"]["given"] == 0
+    caption = " ".join(content["caption"])
+    assert "civharm 0.1.0" in caption and "CC-BY-4.0" in caption
+    assert "active incidents only (1 of 2 incidents)" in caption and "recorded in this dataset, not a total" in caption
+
+
+def test_a_year_dated_incident_gets_its_own_bar_and_a_caption_note(valid_package):
+    incidents = valid_package / "data" / "incidents.csv"
+    for field, value in (("date_precision", "year"), ("date_start", "2023-01-01"), ("date_end", "2023-12-31")):
+        set_cell(incidents, 3, field, value)
+    content = charts.contents(load_package(valid_package))[charts.README_CHART]
+    overall = content["panels"][0][1]
+    assert overall["months"] == ["2024-03"] and content["coarse_slot"]
+    assert overall["civilians_killed"]["coarse"]["low"] == 25
+    assert "counted apart" in " ".join(content["caption"])
+
+
+def test_means_of_harm_counts_an_incident_once_under_each_of_its_means():
+    counts = charts.means_of_harm(pd.DataFrame({"means_of_harm": ["missile;drone", "drone", "drone;drone", None]}),
+                                  ["missile", "drone", "artillery"])
+    assert counts == {"missile": 1, "drone": 3, "artillery": 0}
+
+
+# --- the README chart ------------------------------------------------------------------------
+
+def test_committed_readme_chart_matches_the_data():
+    package = load_package(REPO)
+    expected = charts.data_hash(charts.contents(package)[charts.README_CHART])
+    assert COMMITTED.exists(), "docs/chart.png is missing: run `civharm docs`"
+    assert charts.embedded(COMMITTED.read_bytes())[charts.DATA_KEY] == expected, \
+        "docs/chart.png no longer shows data/: run `civharm docs`"
+    if (matplotlib.__version__, PIL.__version__) == (locked("matplotlib"), locked("pillow")):
+        assert COMMITTED.read_bytes() == charts.readme_chart(package), "docs/chart.png is stale: run `civharm docs`"
+
+
+def test_a_changed_figure_changes_the_hash_and_docs_redraws_the_chart(real_copy):
+    runner = CliRunner()
+    before = runner.invoke(main, ["docs", str(real_copy), "--check"])
+    assert "chart.png" not in before.stderr
+    set_cell(real_copy / "data" / "incidents.csv", 16, "civilians_killed_min", "7")  # was 6
+    fresh = charts.readme_chart(load_package(real_copy))
+    assert charts.embedded(fresh)[charts.DATA_KEY] != charts.embedded(COMMITTED.read_bytes())[charts.DATA_KEY]
+    assert not charts.is_current(COMMITTED.read_bytes(), fresh)
+    after = runner.invoke(main, ["docs", str(real_copy), "--check"])
+    assert after.exit_code == 1 and "docs/chart.png: out of date; run `civharm docs`" in after.stderr
+    assert runner.invoke(main, ["docs", str(real_copy)]).exit_code == 0
+    assert (real_copy / "docs" / "chart.png").read_bytes() == fresh
+
+
+def test_another_renderer_with_the_same_data_is_current_but_the_same_renderer_must_match_bytes():
+    fresh = charts.readme_chart(load_package(REPO))
+
+    def resave(renderer: str, level: int) -> bytes:
+        info = PngInfo()
+        for key, value in charts.embedded(fresh).items():
+            info.add_text(key, renderer if key == charts.RENDERER_KEY else value)
+        out = io.BytesIO()
+        Image.open(io.BytesIO(fresh)).save(out, format="png", pnginfo=info, compress_level=level)
+        return out.getvalue()
+
+    assert charts.is_current(resave("matplotlib 0.0; pillow 0.0", 1), fresh)
+    assert not charts.is_current(resave(charts.embedded(fresh)[charts.RENDERER_KEY], 1), fresh)
+    assert not charts.is_current(b"not a png", fresh) and not charts.is_current(None, fresh)
+
+
+def test_drawing_is_reproducible_and_ignores_local_matplotlib_settings(monkeypatch):
+    content = charts.contents(load_package(REPO))[charts.README_CHART]
+    charts._DRAWN.clear()
+    first = charts.draw(content)
+    charts._DRAWN.clear()
+    with matplotlib.rc_context({"font.size": 20, "axes.facecolor": "black", "lines.linewidth": 4}):
+        again = charts.draw(content)
+    assert first == again
+    text = charts.embedded(first)
+    assert set(text) == {"Title", charts.DATA_KEY, charts.RENDERER_KEY}  # no software or time stamp
+    with Image.open(io.BytesIO(first)) as image:
+        assert image.format == "PNG" and image.size[0] == charts.WIDTH * charts.DPI
+
+
+# --- the build -----------------------------------------------------------------------------------
+
+def test_build_writes_every_chart_into_dist_and_lists_it_in_sha256sums(valid_package, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    dist = tmp_path / "dist"
+    build(valid_package, dist, version="0.1.0")
+    listed = dict(reversed(line.split("  ", 1)) for line in (dist / "SHA256SUMS").read_text().splitlines())
+    folder = "civharm-0.1.0-charts"
+    expected = charts.contents(load_package(valid_package), "0.1.0")
+    assert sorted(p.name for p in (dist / folder).iterdir()) == sorted(expected) == \
+        ["means-of-harm.png", "monthly-RU.png", "monthly.png"]
+    for name, content in expected.items():
+        data = (dist / folder / name).read_bytes()
+        assert listed[f"{folder}/{name}"] == hashlib.sha256(data).hexdigest()
+        assert charts.embedded(data)[charts.DATA_KEY] == charts.data_hash(content)
+        assert "civharm 0.1.0 · data licence CC-BY-4.0" in content["caption"][0]
+
+
+def test_a_package_without_active_incidents_still_draws_every_chart(valid_package, recwarn):
+    for line in (2, 3):
+        set_cell(valid_package / "data" / "incidents.csv", line, "status", "retracted")
+    drawn = charts.render(load_package(valid_package))
+    assert sorted(drawn) == ["means-of-harm.png", "monthly.png"]
+    assert all(data.startswith(b"\x89PNG") for data in drawn.values())
+    assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
