@@ -375,8 +375,9 @@ def test_cli_build_prints_the_files_and_says_active_only(valid_package):
     dist = valid_package / "dist"
     assert result.stdout.splitlines() == [str(p) for p in sorted(dist.iterdir())]
     first, second = result.stderr.splitlines()[:2]
-    assert first == "building version 0.1.0-dev.nogit"  # not a git repository: no commit to name
-    assert second.startswith("Active incidents only (2 of 2)") and "civharm-0.1.0-dev.nogit.zip" in second
+    version = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))["version"]
+    assert first == f"building version {version}-dev.nogit"  # not a git repository: no commit to name
+    assert second.startswith("Active incidents only (2 of 2)") and f"civharm-{version}-dev.nogit.zip" in second
 
 
 def test_cli_build_error_is_one_line_and_exit_2(valid_package, tmp_path):

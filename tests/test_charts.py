@@ -96,7 +96,8 @@ def test_inactive_incidents_are_left_out_and_the_caption_says_what_is_counted(va
     assert overall["incidents"] == 1
     assert overall["civilians_killed"]["all"]["given"] == 0
     caption = " ".join(content["caption"])
-    assert "civharm 0.1.0" in caption and "CC-BY-4.0" in caption
+    version = load_package(valid_package).descriptor["version"]
+    assert f"civharm {version}" in caption and "CC-BY-4.0" in caption
     assert "active incidents only (1 of 2 incidents)" in caption and "recorded in this dataset, not a total" in caption
 
 

@@ -45,8 +45,12 @@ def commit(root: Path, message: str = "change") -> str:
 def repo(tmp_path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
-    for name in ("datapackage.json", "CITATION.cff", "CHANGELOG.md"):
+    for name in ("datapackage.json", "CITATION.cff"):
         shutil.copy(REPO / name, root / name)
+    descriptor = root / "datapackage.json"  # an unreleased package, whatever the repository's release state
+    descriptor.write_text(re.sub(r'"version": "[^"]*"', '"version": "0.1.0"', descriptor.read_text(encoding="utf-8"), count=1), encoding="utf-8")
+    # a changelog of its own, so the tests do not depend on the repository's release state
+    (root / "CHANGELOG.md").write_text("# Dataset changelog\n\n## Unreleased\n\n- First records: the test package.\n", encoding="utf-8")
     for folder in ("schema", "data"):
         shutil.copytree(REPO / folder, root / folder)
     git(root, "init", "-q")
