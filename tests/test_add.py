@@ -119,3 +119,31 @@ def test_a_fault_between_two_file_writes_leaves_data_byte_identical(real):
 def test_no_prompt_without_a_terminal(real):
     result = CliRunner().invoke(main, ["add", "--package", str(real)], input="")
     assert result.exit_code == 2 and "without a terminal" in result.output
+
+
+def test_prompts_offer_definitions_skip_unused_qualifiers_and_write_after_confirmation(real, monkeypatch):
+    from civharm import cli
+
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
+               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "y"]
+    result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", TODAY], input="\n".join(answers) + "\n",
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "  regional_authority: Governor, regional or city administration of the place harmed." in result.output
+    assert "'bogus' is not one of exact, at_least, more_than, about, up_to (or leave it empty)" in result.output
+    assert "civilians_injured_qualifier" not in result.output  # no figure, so no qualifier question
+    incident = load_package(real)["incidents"].frame.set_index("incident_id").loc[TYOTKINO_ID]
+    assert incident["civilians_killed_min"] == "1" and incident["record_version"] == "2"
+
+
+def test_answering_no_writes_nothing(real, monkeypatch):
+    from civharm import cli
+
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    before = snapshot(real)
+    answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
+               "regional_authority", "2024-03-14", "", "unknown", "", "", "", "", "", "", "n"]
+    result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", TODAY], input="\n".join(answers) + "\n")
+    assert result.exit_code == 1 and "Aborted" in result.output
+    assert snapshot(real) == before

@@ -279,12 +279,32 @@ def release(version, package, base, date, dry_run, skip_validate, debug):
                    f"git tag -a v{version} -m 'Dataset {version}' && git push --follow-tags", err=True)
 
 
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer prompts (tests replace this to drive the prompts)."""
+    return sys.stdin.isatty()
+
+
+def _optional_choice(allowed: list[str]):
+    """A click value type that accepts one of ``allowed`` or nothing (an optional field)."""
+    def convert(value: str) -> str:
+        if value == "" or value in allowed:
+            return value
+        raise click.UsageError(f"{value!r} is not one of {', '.join(allowed)} (or leave it empty)")
+    return convert
+
+
 def _prompt_fields(resource, skip: set[str], echo) -> dict:
-    """Ask for each field of a table, offering the allowed values with their definitions."""
+    """Ask for each field of a table, offering the allowed values with their definitions.
+
+    A qualifier is asked for only when its figure was given (``civilians_killed`` →
+    ``civilians_killed_qualifier``; ``count`` → ``count_qualifier``).
+    """
     values = {}
     for field in resource.schema.get("fields", []):
         name = field["name"]
         if name in skip:
+            continue
+        if name.endswith("_qualifier") and name.removesuffix("_qualifier") not in values:
             continue
         required = field.get("constraints", {}).get("required", False)
         definitions = field.get("civharm:definitions")
@@ -293,8 +313,13 @@ def _prompt_fields(resource, skip: set[str], echo) -> dict:
             for value, text in definitions.items():
                 echo(f"  {value}: {text}")
         label = f"{name}{'' if required else ' (optional)'}"
-        kind = click.Choice(list(definitions)) if definitions and "civharm:delimiter" not in field else str
-        answer = click.prompt(label, default="" if not required else None, type=kind, show_choices=False, show_default=False)
+        if definitions and "civharm:delimiter" not in field:
+            kind = click.Choice(list(definitions)) if required else None
+            value_proc = None if required else _optional_choice(list(definitions))
+        else:
+            kind, value_proc = str, None
+        answer = click.prompt(label, default="" if not required else None, type=kind, value_proc=value_proc,
+                              show_choices=False, show_default=False)
         if answer != "":
             values[name] = answer
     return values
@@ -346,7 +371,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
     from .contribute import check, commit, plan, read_submission, record_distinct
     from .package import load_package
 
-    terminal = sys.stdin.isatty()
+    terminal = stdin_is_terminal()
     day = _parse_today(today)
     pkg = load_package(package_path)
     if file is None and not terminal:
