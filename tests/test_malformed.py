@@ -16,10 +16,7 @@ then reads its own outcome.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import signal
-import sys
 import tempfile
 import traceback
 from contextlib import contextmanager
@@ -29,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from civharm.cli import main
-from conftest import FIXTURES, TODAY, case_dirs, materialise
+from conftest import FIXTURES, TODAY, Outcomes, case_dirs, materialise
 
 TIMEOUT = 60
 MAX_MESSAGE = 500  # characters: a message quotes a value, not a whole file
@@ -74,31 +71,6 @@ def validate_case(case_file: Path) -> dict:
     return {"exit_code": result.exit_code, "stdout": result.stdout, "output": result.output}
 
 
-class Outcomes:
-    """``function(input)`` for every input, computed ahead in forked workers where possible."""
-
-    def __init__(self, function, inputs: list):
-        self.function = function
-        self.pending, self.done, self.pool = {}, {}, None
-        workers = min(4, os.cpu_count() or 1)
-        if len(inputs) < 2 or workers < 2 or sys.platform != "linux":
-            return  # computed on demand in this process
-        self.done[inputs[0]] = function(inputs[0])  # warms imports and caches before forking
-        self.pool = multiprocessing.get_context("fork").Pool(workers)
-        self.pending = {item: self.pool.apply_async(function, (item,)) for item in inputs[1:]}
-
-    def __getitem__(self, item) -> dict:
-        if item not in self.done:
-            pending = self.pending.pop(item, None)
-            self.done[item] = pending.get(TIMEOUT * 2) if pending is not None else self.function(item)
-        return self.done[item]
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-
-
 def selected_params(request, name: str) -> list:
     """The values of parameter ``name`` over this module's selected tests (so ``-k`` runs only those)."""
     values = {}  # in the order the tests will ask for them
@@ -111,7 +83,7 @@ def selected_params(request, name: str) -> list:
 
 @pytest.fixture(scope="module")
 def outcomes(request):
-    results = Outcomes(validate_case, selected_params(request, "case_file"))
+    results = Outcomes(validate_case, selected_params(request, "case_file"), TIMEOUT * 2)
     yield results
     results.close()
 

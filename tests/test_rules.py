@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
-import os
 import re
-import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -28,7 +25,7 @@ from civharm.cli import main
 from civharm.findings import Severity
 from civharm.rules import load_all
 from civharm.validate import Options, run
-from conftest import FIXTURES, REPO, TODAY, case_dirs, materialise
+from conftest import FIXTURES, Outcomes, REPO, TODAY, case_dirs, materialise
 
 RULE_FIXTURES = FIXTURES / "rules"
 CASES = case_dirs("rules")
@@ -39,6 +36,16 @@ TIMEOUT = 60
 
 def load(case_file: Path) -> dict:
     return json.loads(case_file.read_text(encoding="utf-8"))
+
+
+class RaisingOutcomes(Outcomes):
+    """Outcomes that fail the test when validation raised instead of reporting."""
+
+    def __getitem__(self, item) -> dict:
+        result = super().__getitem__(item)
+        if "raised" in result:
+            pytest.fail(f"validation raised:\n{result['raised']}")
+        return result
 
 
 def rule_of(case_file: Path) -> str:
@@ -72,34 +79,6 @@ def outcome(job: tuple) -> dict:
             return {"raised": traceback.format_exc()}
 
 
-class Outcomes:
-    """``function(input)`` for every input, computed ahead in forked workers where possible."""
-
-    def __init__(self, function, inputs: list):
-        self.function = function
-        self.pending, self.done, self.pool = {}, {}, None
-        workers = min(4, os.cpu_count() or 1)
-        if len(inputs) < 2 or workers < 2 or sys.platform != "linux":
-            return  # computed on demand in this process
-        self.done[inputs[0]] = function(inputs[0])  # warms imports and caches before forking
-        self.pool = multiprocessing.get_context("fork").Pool(workers)
-        self.pending = {item: self.pool.apply_async(function, (item,)) for item in inputs[1:]}
-
-    def __getitem__(self, item) -> dict:
-        if item not in self.done:
-            pending = self.pending.pop(item, None)
-            self.done[item] = pending.get(TIMEOUT) if pending is not None else self.function(item)
-        result = self.done[item]
-        if "raised" in result:
-            pytest.fail(f"validation raised:\n{result['raised']}")
-        return result
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-
-
 TODAY_JOBS = [
     ("run", IN_FUTURE, "2026-11-27"),
     ("cli", IN_FUTURE, "2026-11-26", None),
@@ -119,7 +98,7 @@ def outcomes(request):
                 jobs[("run", spec.params["case_file"], TODAY)] = None
             if item.name == "test_today_decides_what_is_in_the_future":
                 jobs.update(dict.fromkeys(TODAY_JOBS))
-    results = Outcomes(outcome, list(jobs))
+    results = RaisingOutcomes(outcome, list(jobs), TIMEOUT)
     yield results
     results.close()
 

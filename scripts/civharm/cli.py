@@ -424,8 +424,9 @@ def serve(package, host, port, debug):
       civharm serve
       civharm serve --port 8080
     """
-    import subprocess
     import tempfile
+
+    from datasette.cli import serve as datasette_serve
 
     from . import serve as serving
     from .package import load_package
@@ -434,8 +435,5 @@ def serve(package, host, port, debug):
     with tempfile.TemporaryDirectory(prefix="civharm-serve-") as folder:
         arguments = serving.prepare(pkg, Path(folder))
         click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-        try:
-            completed = subprocess.run([sys.executable, "-m", "datasette", "serve", *arguments, "--host", host, "--port", str(port)])
-        except KeyboardInterrupt:
-            return
-    sys.exit(completed.returncode)
+        # In this process, so that stopping civharm stops the server too (no orphaned child).
+        datasette_serve.main([*arguments, "--host", host, "--port", str(port)], standalone_mode=False)
