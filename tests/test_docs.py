@@ -49,3 +49,12 @@ def test_readme_two_commands_are_the_ones_ci_runs():
     commands = [block.split("```", 1)[0].strip() for block in readme.split("```sh\n")[1:3]]
     assert commands[0].endswith("civharm validate") and commands[1].endswith("pytest")
     assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_benchmark_table_is_the_latest_run_in_results():
+    """benchmarks/run.py appends each run to benchmarks/RESULTS.md; the README shows the latest one."""
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    latest = results.rsplit("\n## ", 1)[1]
+    table = latest[latest.index("| reports"):].strip()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert table in readme, "copy the latest table of benchmarks/RESULTS.md into the README's Performance section"
