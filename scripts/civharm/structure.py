@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from frictionless import errors as ferrors
 from frictionless import system
 
-from .findings import Finding
+from .findings import Finding, quote
 from .package import DESCRIPTOR, Package, Resource
 
 ERROR_LIMIT = 10_000_000
@@ -44,7 +44,7 @@ _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 def _wording(kind: str, title: str, cell, note: str, field: dict | None, line_of=None) -> str:
     """A sentence that quotes the bad value and says what was expected."""
-    quoted = repr(cell) if cell not in (None, "") else "an empty cell"
+    quoted = quote(cell) if cell not in (None, "") else "an empty cell"
     if kind == "type-error":
         expected = field["type"] if field else note
         hint = " (YYYY-MM-DD)" if expected == "date" else ""
@@ -120,19 +120,47 @@ def check(package: Package) -> list[Finding]:
 
 
 def check_with_frictionless(package: Package) -> list[Finding]:
-    """The oracle: stock frictionless 5 over the same descriptor, error limit raised."""
+    """The oracle: stock frictionless 5 over the same descriptor, error limit raised.
+
+    frictionless gives up on a whole package when one schema is invalid, and stops checking
+    a table whose foreign keys point into an unreadable file. So each table is also checked
+    on its own (foreign keys left out), and every problem of every table is reported.
+    """
     loadable = _loadable(package)
     if not loadable:
         return []
-    descriptor = _frictionless_descriptor(package, {r.name for r in loadable})
     findings: list[Finding] = []
+    descriptor = _frictionless_descriptor(package, {r.name for r in loadable})
+    report = _validate(package, descriptor)
+    if isinstance(report, Finding):
+        findings.append(report)
+    else:
+        findings += _task_findings(package, report)
+    for resource in loadable:
+        alone = _frictionless_descriptor(package, {resource.name})
+        for spec in alone["resources"]:
+            spec["schema"] = {k: v for k, v in spec["schema"].items() if k != "foreignKeys"}
+        single = _validate(package, alone)
+        if isinstance(single, Finding):
+            findings.append(Finding(resource.schema_path or DESCRIPTOR, None, None, single.rule_id, single.message, pointer=""))
+        else:
+            findings += _task_findings(package, single)
+    if any(f.file != DESCRIPTOR for f in findings):  # a package-level failure is explained by the per-table ones
+        findings = [f for f in findings if not (f.file == DESCRIPTOR and f.pointer == "")]
+    return list(dict.fromkeys(findings))
+
+
+def _validate(package: Package, descriptor: dict):
     with system.use_context(trusted=False):
         try:
-            fpackage = frictionless.Package(descriptor, basepath=str(package.root))
-            report = fpackage.validate(limit_errors=ERROR_LIMIT)
+            return frictionless.Package(descriptor, basepath=str(package.root)).validate(limit_errors=ERROR_LIMIT)
         except frictionless.FrictionlessException as exc:
             error = exc.error
-            return [Finding(DESCRIPTOR, None, None, f"frictionless/{error.type}", _message(error), pointer="")]
+            return Finding(DESCRIPTOR, None, None, f"frictionless/{error.type}", _message(error), pointer="")
+
+
+def _task_findings(package: Package, report) -> list[Finding]:
+    findings: list[Finding] = []
     for task in report.tasks:
         resource = package.get(task.name)
         path = resource.path if resource else task.name
@@ -142,13 +170,16 @@ def check_with_frictionless(package: Package) -> list[Finding]:
             if error.type == "primary-key" and resource is not None:
                 field = ",".join(resource.schema.get("primaryKey", [])) or None
             if row is None:
-                pointer = f"/resources/{[r['name'] for r in descriptor['resources']].index(task.name)}" if resource else ""
                 if error.type in ("schema-error", "field-error"):
                     findings.append(Finding(resource.schema_path or DESCRIPTOR, None, field, f"frictionless/{error.type}", _message(error), pointer=""))
                 elif error.type in ("blank-header", "duplicate-label", "extra-label", "missing-label", "incorrect-label", "blank-label"):
                     findings.append(Finding(path, 1, field or getattr(error, "label", None), f"frictionless/{error.type}", _message(error)))
-                else:
+                elif error.type == "resource-error":  # the descriptor is at fault (a foreign key into a missing table)
+                    names = [r.get("name") for r in package.descriptor.get("resources", []) if isinstance(r, dict)]
+                    pointer = f"/resources/{names.index(task.name)}" if task.name in names else ""
                     findings.append(Finding(DESCRIPTOR, None, field, f"frictionless/{error.type}", _message(error), pointer=pointer))
+                else:  # the file as a whole (empty, unreadable, wrong encoding): named, at its first line
+                    findings.append(Finding(path, 1, field, f"frictionless/{error.type}", _message(error)))
                 continue
             findings.append(Finding(path, resource.line_of(row - 2) if resource else row, field, f"frictionless/{error.type}", _message(error, resource)))
     return findings
