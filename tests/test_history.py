@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from civharm import history
+from civharm import history, releases
 from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.ids import new_id
@@ -406,7 +406,7 @@ def release(root: Path, version: str, *extra: str):
 def test_first_release_writes_version_changelog_and_record(repo):
     result = release(repo, "1.0.0")
     assert result.exit_code == 0, result.output
-    assert history.recorded_versions(repo) == {"datapackage.json": "1.0.0", "CITATION.cff": "1.0.0",
+    assert releases.recorded_versions(repo) == {"datapackage.json": "1.0.0", "CITATION.cff": "1.0.0",
                                                "CHANGELOG.md": "1.0.0", "releases.json": "1.0.0"}
     changelog = (repo / "CHANGELOG.md").read_text(encoding="utf-8")
     assert f"## Unreleased\n\n## 1.0.0 ({DAY})\n\nFirst release: " in changelog
@@ -460,7 +460,7 @@ def test_release_fault_between_two_files_changes_nothing(repo):
             raise OSError("disk full (injected)")
 
     with pytest.raises(OSError, match="injected"):
-        history.release(repo, "1.0.0", dt.date.fromisoformat(DAY), fault=fault)
+        releases.release(repo, "1.0.0", dt.date.fromisoformat(DAY), fault=fault)
     after = {n: (repo / n).read_bytes() if (repo / n).exists() else None for n in names}
     assert after == before
     assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
@@ -487,20 +487,20 @@ def test_release_refuses_an_invalid_package(repo, monkeypatch):
 def test_build_version_labels_builds_between_releases(repo):
     short = git(repo, "rev-parse", "--short=7", "HEAD")
     version = json.loads((repo / "datapackage.json").read_text())["version"]
-    assert history.build_version(repo) == f"{version}-dev.g{short}"
+    assert releases.build_version(repo) == f"{version}-dev.g{short}"
     assert release(repo, "1.0.0").exit_code == 0
-    assert history.build_version(repo) == "1.0.0"  # the files are the release's
+    assert releases.build_version(repo) == "1.0.0"  # the files are the release's
     commit(repo, "Release 1.0.0")
     new_incident(repo)
     short = git(repo, "rev-parse", "--short=7", "HEAD")
-    assert history.build_version(repo) == f"1.1.0-dev.g{short}.dirty"
+    assert releases.build_version(repo) == f"1.1.0-dev.g{short}.dirty"
     head = commit(repo, "add")
-    assert re.fullmatch(rf"1\.1\.0-dev\.g{head[:7]}", history.build_version(repo))
+    assert re.fullmatch(rf"1\.1\.0-dev\.g{head[:7]}", releases.build_version(repo))
 
 
 def test_the_repository_keeps_its_recorded_versions_equal():
     """datapackage.json, CITATION.cff, the newest CHANGELOG.md section and releases.json agree."""
-    recorded = history.recorded_versions(REPO)
+    recorded = releases.recorded_versions(REPO)
     assert recorded["datapackage.json"] == recorded["CITATION.cff"]
     for name in ("CHANGELOG.md", "releases.json"):
         assert recorded[name] in (None, recorded["datapackage.json"]), name

@@ -198,7 +198,7 @@ def build(package, out, debug):
     from pathlib import Path
 
     from .build import active_only_note, build as build_release
-    from .history import build_version
+    from .releases import build_version
     from .package import load_package
 
     pkg = load_package(package)
@@ -256,7 +256,8 @@ def release(version, package, base, date, dry_run, skip_validate, debug):
       civharm release 1.1.0
     """
     from .findings import CivharmError
-    from .history import last_release_source, plan_release, release as write_release
+    from .history import last_release_source
+    from .releases import plan_release, release as write_release
 
     day = _parse_today(date)
     source = base or last_release_source(package)
