@@ -5,7 +5,6 @@ import csv
 import datetime as dt
 import io
 import random
-import shutil
 
 import pandas as pd
 import pytest

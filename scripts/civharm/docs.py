@@ -6,8 +6,6 @@ committed copy differs.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 from . import charts, duplicates, figures, history, rules
 from .package import Package

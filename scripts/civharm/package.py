@@ -21,7 +21,6 @@ import pyarrow.csv as pacsv
 from .findings import CivharmError, Finding
 
 DESCRIPTOR = "datapackage.json"
-TABLES = ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions")
 
 
 def _json_pointer(*parts: object) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from itertools import groupby
 
-from .findings import Finding, Report
+from .findings import Report
 
 JSON_SHAPE_VERSION = 1
 COLOURS = {"error": "\x1b[31m", "warning": "\x1b[33m", "info": "\x1b[36m"}

@@ -65,6 +65,11 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
+def rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.Index:
+    """Index labels of the rows where ``mask`` is true (missing counts as false)."""
+    return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
+
+
 def _register(rule_id: str, severity: Severity, title: str, rationale: str, engine: str):
     def register(function):
         module = function.__module__.rsplit(".", 1)[-1]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import great_expectations as gx
-import pandas as pd
 
 from ..figures import FIGURES
 from ..findings import Severity

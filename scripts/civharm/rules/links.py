@@ -9,11 +9,8 @@ import pyarrow.compute as pc
 
 from ..figures import current_reports
 from ..findings import Severity
-from . import rule
+from . import rows_where, rule
 
-
-def _rows(frame, mask):
-    return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
 
 
 def url_problem(url: str) -> str | None:
@@ -49,7 +46,7 @@ def bad_url(ctx, rule):
     # RE2 (pyarrow), whose $ is the end of the text: a trailing line break is not plain
     plain = pc.fill_null(pc.match_substring_regex(pa.array(urls.astype(object), pa.large_string(), from_pandas=True), PLAIN_URL), False)
     plain = pd.Series(plain.to_numpy(zero_copy_only=False), index=urls.index)
-    for index in _rows(frame, urls.notna() & ~plain):
+    for index in rows_where(frame, urls.notna() & ~plain):
         problem = url_problem(frame.at[index, "url"])
         if problem:
             yield rule.at_row(ctx, "reports", index, "url", f"{frame.at[index, 'url'][:80]!r} {problem}")
@@ -64,11 +61,11 @@ def merge_target(ctx, rule):
     status = frame.drop_duplicates("incident_id").set_index("incident_id")["status"]
     merged = frame["status"] == "merged"
     target = frame["merged_into"]
-    for index in _rows(frame, merged & target.isna()):
+    for index in rows_where(frame, merged & target.isna()):
         yield rule.at_row(ctx, "incidents", index, "merged_into", "a merged incident must name the incident it was merged into")
-    for index in _rows(frame, ~merged & target.notna()):
+    for index in rows_where(frame, ~merged & target.notna()):
         yield rule.at_row(ctx, "incidents", index, "merged_into", f"only a merged incident names merged_into (status is {frame.at[index, 'status']})")
-    for index in _rows(frame, merged & target.notna()):
+    for index in rows_where(frame, merged & target.notna()):
         goal = target[index]
         if goal == frame.at[index, "incident_id"]:
             yield rule.at_row(ctx, "incidents", index, "merged_into", "an incident cannot be merged into itself")
@@ -82,7 +79,7 @@ def status_reason(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None:
         return
-    for index in _rows(frame, frame["status"].isin(["merged", "retracted"]) & frame["status_reason"].isna()):
+    for index in rows_where(frame, frame["status"].isin(["merged", "retracted"]) & frame["status_reason"].isna()):
         yield rule.at_row(ctx, "incidents", index, "status_reason", f"a {frame.at[index, 'status']} incident needs a reason")
 
 
@@ -93,7 +90,7 @@ def no_current_report(ctx, rule):
     if incidents is None or reports is None:
         return
     carried = set(current_reports(incidents, reports)["carrier_id"].dropna())
-    for index in _rows(incidents, (incidents["status"] == "active") & ~incidents["incident_id"].isin(carried)):
+    for index in rows_where(incidents, (incidents["status"] == "active") & ~incidents["incident_id"].isin(carried)):
         yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
 
 
@@ -108,7 +105,7 @@ def superseded_by(ctx, rule):
     carrier = carrier_of(incidents)
     by_id = reports.drop_duplicates("report_id").set_index("report_id")
     as_of = pd.to_datetime(by_id["as_of"], format="ISO8601", errors="coerce")
-    for index in _rows(reports, reports["superseded_by"].notna()):
+    for index in rows_where(reports, reports["superseded_by"].notna()):
         this, later = reports.at[index, "report_id"], reports.at[index, "superseded_by"]
         if later == this:
             yield rule.at_row(ctx, "reports", index, "superseded_by", "a statement cannot supersede itself")
@@ -135,5 +132,5 @@ def republished_from_self(ctx, rule):
     frame = ctx.table("reports")
     if frame is None:
         return
-    for index in _rows(frame, frame["republished_from"] == frame["source_id"]):
+    for index in rows_where(frame, frame["republished_from"] == frame["source_id"]):
         yield rule.at_row(ctx, "reports", index, "republished_from", f"{frame.at[index, 'source_id']} cannot republish itself")

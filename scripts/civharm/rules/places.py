@@ -8,7 +8,7 @@ import pandas as pd
 import pycountry
 
 from ..findings import Severity
-from . import rule
+from . import rows_where, rule
 
 COORDINATE_TOLERANCE = 0.001  # degrees (~100 m): what rounding can explain
 BOX_MARGIN = 0.5  # degrees around the extent of a country's GeoNames places
@@ -33,9 +33,6 @@ def country_boxes() -> pd.DataFrame:
     return box + pd.Series({"lat_min": -BOX_MARGIN, "lat_max": BOX_MARGIN, "lon_min": -BOX_MARGIN, "lon_max": BOX_MARGIN})
 
 
-def _rows(frame: pd.DataFrame, mask: pd.Series):
-    return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
-
 
 @rule("places/unknown-country", Severity.ERROR, "country_code is an ISO 3166-1 alpha-2 code.",
       "A code that is not a country cannot be mapped, filtered or joined to other data.")
@@ -46,7 +43,7 @@ def unknown_country(ctx, rule):
             continue
         codes = frame["country_code"]
         known = codes.map(lambda c: pycountry.countries.get(alpha_2=c) is not None if isinstance(c, str) else True)
-        for index in _rows(frame, ~known.astype(bool)):
+        for index in rows_where(frame, ~known.astype(bool)):
             yield rule.at_row(ctx, table, index, "country_code", f"{codes[index]!r} is not an ISO 3166-1 alpha-2 country code")
 
 
@@ -56,7 +53,7 @@ def subdivision_not_in_country(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None:
         return
-    rows = _rows(frame, frame["subdivision_code"].notna())
+    rows = rows_where(frame, frame["subdivision_code"].notna())
     if not len(rows):
         return
     triples = frame.loc[rows, ["subdivision_code", "country_code", "subdivision_name"]].astype(object)
@@ -89,15 +86,15 @@ def coordinates_without_gazetteer(ctx, rule):
     has_point = frame["latitude"].notna() & frame["longitude"].notna()
     partial = frame["latitude"].notna() != frame["longitude"].notna()
     is_locality = frame["location_precision"] == "locality"
-    for index in _rows(frame, partial):
+    for index in rows_where(frame, partial):
         yield rule.at_row(ctx, "incidents", index, "longitude" if frame.at[index, "latitude"] is not pd.NA and pd.notna(frame.at[index, "latitude"]) else "latitude", "latitude and longitude must be set together")
-    for index in _rows(frame, has_point & ~has_id):
+    for index in rows_where(frame, has_point & ~has_id):
         yield rule.at_row(ctx, "incidents", index, "geonames_id", "coordinates are set without the GeoNames ID they come from")
-    for index in _rows(frame, has_id & ~has_point & ~partial):
+    for index in rows_where(frame, has_id & ~has_point & ~partial):
         yield rule.at_row(ctx, "incidents", index, "latitude", "geonames_id is set but the coordinates are empty; copy them from GeoNames")
-    for index in _rows(frame, is_locality & ~has_id):
+    for index in rows_where(frame, is_locality & ~has_id):
         yield rule.at_row(ctx, "incidents", index, "location_precision", "locality precision needs a GeoNames ID; a place not in GeoNames has precision area")
-    for index in _rows(frame, ~is_locality & frame["location_precision"].notna() & (has_id | has_point)):
+    for index in rows_where(frame, ~is_locality & frame["location_precision"].notna() & (has_id | has_point)):
         yield rule.at_row(ctx, "incidents", index, "location_precision", f"{frame.at[index, 'location_precision']} precision must not carry a GeoNames ID or coordinates")
 
 
@@ -108,7 +105,7 @@ def geonames_mismatch(ctx, rule):
     if frame is None or not frame["geonames_id"].notna().any():
         return
     places = gazetteer()
-    rows = _rows(frame, frame["geonames_id"].notna())
+    rows = rows_where(frame, frame["geonames_id"].notna())
     ids = frame.loc[rows, "geonames_id"].astype("int64").to_numpy()
     known = pd.Series(ids).isin(places.index).to_numpy()  # one lookup for all rows, not one per row
     for index, geonames_id in zip(rows[~known], ids[~known]):
@@ -141,7 +138,7 @@ def outside_country(ctx, rule):
     boxes = country_boxes()
     box = boxes.reindex(frame["country_code"].astype(object)).set_axis(frame.index)
     inside = frame["latitude"].between(box["lat_min"], box["lat_max"]) & frame["longitude"].between(box["lon_min"], box["lon_max"])
-    for index in _rows(frame, located & box["lat_min"].notna() & ~inside.fillna(False).astype(bool)):
+    for index in rows_where(frame, located & box["lat_min"].notna() & ~inside.fillna(False).astype(bool)):
         b = box.loc[index]
         yield rule.at_row(ctx, "incidents", index, "latitude",
                           f"({frame.at[index, 'latitude']}, {frame.at[index, 'longitude']}) is outside {frame.at[index, 'country_code']} "
