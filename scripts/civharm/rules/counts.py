@@ -25,23 +25,23 @@ def min_above_max(ctx):
                   "Children killed/injured are at most civilians killed/injured (incidents and reports).",
                   "Children are counted among the civilians; more children than civilians means one figure is wrong or mis-scoped.")
 def children_above_civilians(ctx):
-    checks = []
-    for harm in ("killed", "injured"):
-        for bound in ("min", "max"):
-            checks.append(_pair("incidents", f"children_{harm}_{bound}", f"civilians_{harm}_{bound}", "children are counted among civilians"))
-        checks.append(_pair("reports", f"children_{harm}", f"civilians_{harm}", "children are counted among civilians"))
-    return checks
+    return _within("children", "civilians", "children are counted among civilians")
 
 
 @expectation_rule("counts/civilians-above-all", Severity.ERROR,
                   "Civilians killed/injured are at most the all-status figure when both are given.",
                   "The all-status figure includes civilians; a smaller one means a figure was put in the wrong column.")
 def civilians_above_all(ctx):
+    return _within("civilians", "all", "the all-status figure includes civilians")
+
+
+def _within(part: str, whole: str, why: str) -> list[Check]:
+    """``part`` ≤ ``whole`` for killed and injured: incident min and max, and each report's value."""
     checks = []
     for harm in ("killed", "injured"):
         for bound in ("min", "max"):
-            checks.append(_pair("incidents", f"civilians_{harm}_{bound}", f"all_{harm}_{bound}", "the all-status figure includes civilians"))
-        checks.append(_pair("reports", f"civilians_{harm}", f"all_{harm}", "the all-status figure includes civilians"))
+            checks.append(_pair("incidents", f"{part}_{harm}_{bound}", f"{whole}_{harm}_{bound}", why))
+        checks.append(_pair("reports", f"{part}_{harm}", f"{whole}_{harm}", why))
     return checks
 
 

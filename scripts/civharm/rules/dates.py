@@ -17,12 +17,17 @@ DATE_FIELDS = {
 }
 
 
+def _not_before(table: str, later: str, earlier: str) -> Check:
+    """Expect ``later`` on or after ``earlier`` where both are set."""
+    return Check(table, later, gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"),
+        lambda row: f"{row[later]:%Y-%m-%d} is before {earlier} {row[earlier]:%Y-%m-%d}")
+
+
 @expectation_rule("dates/end-before-start", Severity.ERROR, "date_end is on or after date_start.",
                   "An interval that ends before it starts makes the incident undatable.")
 def end_before_start(ctx):
-    return [Check("incidents", "date_end", gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A="date_end", column_B="date_start", or_equal=True, ignore_row_if="either_value_is_missing"),
-        lambda row: f"{row['date_end']:%Y-%m-%d} is before date_start {row['date_start']:%Y-%m-%d}")]
+    return [_not_before("incidents", "date_end", "date_start")]
 
 
 @expectation_rule("dates/in-future", Severity.ERROR, "No date is after today (set by --today or CIVHARM_TODAY).",
@@ -78,9 +83,7 @@ def published_before_incident(ctx, rule):
 @expectation_rule("dates/accessed-before-published", Severity.ERROR, "A report is not accessed before it was published.",
                   "The access date records when the page was read; it cannot precede the page.")
 def accessed_before_published(ctx):
-    return [Check("reports", "accessed_date", gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A="accessed_date", column_B="published_date", or_equal=True, ignore_row_if="either_value_is_missing"),
-        lambda row: f"{row['accessed_date']:%Y-%m-%d} is before published_date {row['published_date']:%Y-%m-%d}")]
+    return [_not_before("reports", "accessed_date", "published_date")]
 
 
 @rule("dates/as-of-format", Severity.ERROR, "as_of is a real date (and time) not after today.",
