@@ -95,7 +95,8 @@ def test_transliterations_meet_in_geonames_alternate_names(a, b):
 KHARKIV = {"geonames_id": 706483, "latitude": 49.98177, "longitude": 36.25475, "locality_en": "Kharkiv"}
 DERHACHI = {"geonames_id": 706369, "latitude": 50.02, "longitude": 36.33, "locality_en": "Derhachi"}
 PLACES = [KHARKIV, DERHACHI, {"locality_en": "Kharkov"}, {"locality_en": "Kharkivv"}, {"locality_en": "Derhachy"},
-          {"locality_en": "Lozova"}, {}, {}, {}]
+          {"locality_en": "Lozova"}, {"locality_en": "Kharkiv"}, {k: v for k, v in KHARKIV.items() if k != "locality_en"},
+          {"locality_en": "Pisochyn", "latitude": 49.9575, "longitude": 36.1158}, {}, {}, {}]
 
 
 def _random_incidents(n: int, seed: int = 42, days: int = 1000) -> pd.DataFrame:
@@ -119,7 +120,7 @@ def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unsubdivided_incid
     pairs = duplicates.candidate_pairs(incidents)
     assert len(pairs) < 3000 * 2999 // 2 / 20
     ids = set(pairs["a"]) | set(pairs["b"])
-    placed = incidents["locality_en"].notna()
+    placed = incidents["locality_en"].notna() | incidents["geonames_id"].notna() | incidents["latitude"].notna()
     coarse = incidents["date_precision"] != "day"
     unsubdivided = incidents["subdivision_code"].isna()
     assert ids & set(incidents[coarse & placed]["incident_id"]) and ids & set(incidents[unsubdivided & placed]["incident_id"])
@@ -141,7 +142,9 @@ def test_pruned_blocking_keeps_every_pair_at_or_above_the_threshold(seed):
 def test_the_pruning_bounds_follow_from_the_weights():
     assert duplicates.best_score(0.5, 0.6) < duplicates.THRESHOLD <= duplicates.best_score(0.5, 1.0)
     assert duplicates.best_score(0.3, 1.0) < duplicates.THRESHOLD <= duplicates.best_score(1.0, 0.6)
-    assert not duplicates.PLACELESS_COARSE_CAN_MATCH and not duplicates.PLACELESS_UNSUBDIVIDED_CAN_MATCH
+    assert duplicates.best_score(0.0, 1.0) < duplicates.THRESHOLD <= duplicates.best_score(0.8, 1.0)
+    assert duplicates.best_score(0.5, 1.0, 0.5) < duplicates.THRESHOLD
+    assert duplicates.KEYED
 
 
 def test_month_precision_incident_is_compared_with_a_day_in_that_month():
@@ -238,3 +241,23 @@ def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
     by_id = incidents.set_index("incident_id", drop=False)
     for a, b, score in scored.itertuples(index=False):
         assert duplicates.score_pair(by_id.loc[a], by_id.loc[b]).score == pytest.approx(score), (a, b)
+
+
+def test_same_figures_warns_once_per_repeated_row_naming_the_first_on_another_incident():
+    from types import SimpleNamespace
+
+    from civharm.figures import FIGURES
+
+    def report(n, incident, url):
+        row = {"report_id": f"rep_{n}", "incident_id": incident, "url": url, "source_id": "src-a", "status": "active",
+               "as_of": "2024-03-14T10:00"}
+        row.update({f: pd.NA for f in FIGURES} | {f"{f}_qualifier": pd.NA for f in FIGURES})
+        return row | {"all_killed": 2, "all_killed_qualifier": "exact"}
+
+    reports = pd.DataFrame([report(1, "inc_a", "u1"), report(2, "inc_a", "u2"), report(3, "inc_b", "u3"),
+                            report(4, "inc_a", "u4"), report(5, "inc_c", "u1")])
+    resource = SimpleNamespace(path="data/reports.csv", line_of=lambda i: i + 2)
+    found = [(f.line, f.message.split(" on incident")[0]) for f in duplicates._same_figures(resource, reports)]
+    assert found == [(4, "rep_3 has the same source, date and figures as rep_1 (line 2)"),
+                     (5, "rep_4 has the same source, date and figures as rep_3 (line 4)"),
+                     (6, "rep_5 has the same source, date and figures as rep_2 (line 3)")]  # rep_1 shares its URL

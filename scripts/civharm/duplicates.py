@@ -3,12 +3,13 @@
 Near-duplicates are found in two steps so the search stays sub-quadratic:
 
 1. **Blocking** (DuckDB): every active incident is expanded to the days of its date
-   interval widened by one day, and incidents sharing a country, a day and a compatible
-   subdivision (equal, or missing on one side) become candidate pairs. Coarse dates are
-   intervals, so an event of "March 2024" meets one of 14 March; the join on days stays
-   near-linear where a range join does not. Pairs that cannot reach the threshold whatever
-   else agrees (an incident with no locality, GeoNames ID or coordinates, against a coarse
-   date or across a missing subdivision) are not generated; the bounds follow from the weights.
+   interval (one side widened by a day), and incidents of one country whose days meet,
+   whose subdivisions agree (equal, or missing on one side) and who share a key become
+   candidate pairs. The keys are what a pair needs to reach the threshold at all (see
+   ``blocking_sql``): a GeoNames place, alike locality names, a grid cell within 10 km, or,
+   for an incident without a locality name, its subdivision and a means of harm. Coarse dates
+   are intervals, so an event of "March 2024" meets one of 14 March; joins on keys and days
+   stay near-linear where a range join, or a join on days alone, does not.
 2. **Scoring** each candidate on place (same GeoNames ID, or locality names that meet in
    GeoNames' alternate names across transliterations), distance, date overlap and means
    of harm. Figures never rule a pair out: tolls rise over days.
@@ -22,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
@@ -63,7 +65,7 @@ def _haversine_km(lat1, lon1, lat2, lon2) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0 * 2 * math.asin(math.sqrt(a))
+    return EARTH_KM * 2 * math.asin(math.sqrt(a))
 
 
 def _same(a, b) -> bool:
@@ -128,65 +130,112 @@ def _place_keys(frame: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
 
 
 WEIGHTS = {"place": 0.45, "date": 0.35, "means": 0.2}
+NAME_SIMILARITY = 80  # per cent (Levenshtein) at which two locality names count as alike
+NEAR_KM = 10  # coordinates this close make a place match
 
 
-def best_score(place: float, date: float) -> float:
-    """The highest score a pair can reach with these place and date scores (means agreeing)."""
-    return WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * 1.0
+def best_score(place: float, date: float, means: float = 1.0) -> float:
+    """The highest score a pair can reach with these place, date and means scores."""
+    return WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * means
 
 
-# A pair with an incident that has no locality name, GeoNames ID or coordinates ("placeless")
-# scores place 0.5 at best (same subdivision), 0.3 when a subdivision is missing; a pair with
-# a coarse date scores date 0.6. Blocking leaves out the pairs these bounds keep below the
-# threshold; tests/test_duplicates.py checks against all pairs that nothing above it is lost.
-PLACELESS_COARSE_CAN_MATCH = best_score(0.5, 0.6) >= THRESHOLD
-PLACELESS_UNSUBDIVIDED_CAN_MATCH = best_score(0.3, 1.0) >= THRESHOLD
+# The place score is 0.5 at best for a pair in which one side has no locality name (same
+# subdivision), 0.3 when a subdivision is missing too, unless the pair shares a GeoNames place
+# (1.0) or lies within NEAR_KM (0.8); two named places score 0 unless their names or points
+# meet. The date score is 0.6 when a date is coarse, the means score 0.5 when a side's means are
+# unknown. So a pair can reach the threshold only if it shares a place key, has alike names,
+# lies within NEAR_KM, or has an unnamed side, two day-precision dates in one subdivision and a
+# means of harm in common: the keyed blocking generates exactly those pairs.
+# tests/test_duplicates.py checks against the unkeyed blocking that nothing above it is lost.
+UNNAMED_COARSE_CAN_MATCH = best_score(0.5, 0.6) >= THRESHOLD
+UNNAMED_UNSUBDIVIDED_CAN_MATCH = best_score(0.3, 1.0) >= THRESHOLD
+UNNAMED_UNKNOWN_MEANS_CAN_MATCH = best_score(0.5, 1.0, 0.5) >= THRESHOLD
+DIFFERENT_NAMES_CAN_MATCH = best_score(0.0, 1.0) >= THRESHOLD
+KEYED = not (UNNAMED_COARSE_CAN_MATCH or UNNAMED_UNSUBDIVIDED_CAN_MATCH or UNNAMED_UNKNOWN_MEANS_CAN_MATCH or DIFFERENT_NAMES_CAN_MATCH)
+
+_EXPAND = """unnest(generate_series(CAST("start" AS DATE) - INTERVAL {pad} DAY, CAST("end" AS DATE) + INTERVAL {pad} DAY, INTERVAL 1 DAY))"""
+WIDENED, EXACT = _EXPAND.format(pad=WINDOW_DAYS), _EXPAND.format(pad=0)
+# each incident once per means of harm it names, unless its means are unknown
+MEANS_OF = f"""(SELECT *, unnest(list_filter(range({len(MEANS_BITS)}), lambda b: (means >> b) & 1 = 1)) AS bit
+    FROM incidents WHERE means & {MEANS_BITS["unknown"]} = 0) {{side}}"""
+EARTH_KM = 6371.0
+CELL = 0.1  # degrees of latitude and longitude per grid cell
+LON_CELLS = 3600
 
 
 def blocking_sql(prune: bool = True) -> str:
-    """SQL for the candidate pairs (a, b), a < b, of the registered ``incidents`` frame.
+    """SQL for the candidate pairs (a, b), a < b, of the registered ``incidents``, ``keys`` and ``alike`` tables.
 
-    Every incident is expanded to the days of its interval; ``widened`` adds the window on
-    one side only, so two incidents meet iff their intervals are within the window. Pairs
-    share a country and a day, and a subdivision unless one side has none. With ``prune``,
-    pairs that cannot reach the threshold whatever their means are not generated: a
-    placeless incident meets only day-precision incidents of its own subdivision.
+    Every incident is expanded to the days of its interval; the ``x`` side adds the window on
+    one side only, so two incidents meet iff their intervals are within the window. Pairs share
+    a country, and a subdivision unless one side has none. Without ``prune`` that is all
+    (the reference). With it (the default), a pair must also meet on a key: a GeoNames place,
+    alike locality names, a grid cell within NEAR_KM, or, for a side without a locality name,
+    its subdivision with two day-precision dates.
     """
-    can_match = "TRUE"
-    keep = "TRUE"
-    if prune:
-        keep = " AND ".join(["TRUE"]
-                            + ([] if PLACELESS_COARSE_CAN_MATCH else ["(placed OR day_precision)"])
-                            + ([] if PLACELESS_UNSUBDIVIDED_CAN_MATCH else ["(placed OR subdivision <> '')"]))
-        can_match = " AND ".join(["TRUE"]
-                                 + ([] if PLACELESS_COARSE_CAN_MATCH else ["((x.placed AND y.placed) OR (x.day_precision AND y.day_precision))"])
-                                 + ([] if PLACELESS_UNSUBDIVIDED_CAN_MATCH else ["((x.placed AND y.placed) OR (x.subdivision <> '' AND y.subdivision <> ''))"]))
+    if not (prune and KEYED):
+        return f"""
+    WITH widened AS (SELECT id, country, subdivision, {WIDENED} AS day FROM incidents),
+    exact AS (SELECT id, country, subdivision, {EXACT} AS day FROM incidents)
+    SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
+    FROM widened x JOIN exact y ON x.country = y.country AND x.day = y.day AND x.id <> y.id
+    WHERE x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = ''
+"""
+    reach = math.degrees(NEAR_KM * 1.001 / EARTH_KM)  # latitude degrees within NEAR_KM, with a margin for rounding
+    lon_reach = f"""CASE WHEN abs(lat) + {reach} >= 89.9 THEN 180.0 ELSE least(180.0, degrees(2 * asin(least(1.0,
+        sin({NEAR_KM * 1.001 / EARTH_KM / 2}) / sqrt(cos(radians(abs(lat))) * cos(radians(abs(lat) + {reach}))))))) END"""
+    wrap = f"(({{}}) % {LON_CELLS} + {LON_CELLS}) % {LON_CELLS}"
     return f"""
-    WITH kept AS (SELECT * FROM incidents WHERE {keep}),
-    widened AS (
-        SELECT id, country, subdivision, placed, day_precision,
-               unnest(generate_series(CAST("start" AS DATE) - INTERVAL {WINDOW_DAYS} DAY,
-                                      CAST("end" AS DATE) + INTERVAL {WINDOW_DAYS} DAY, INTERVAL 1 DAY)) AS day
-        FROM kept
-    ), exact AS (
-        SELECT id, country, subdivision, placed, day_precision,
-               unnest(generate_series(CAST("start" AS DATE), CAST("end" AS DATE), INTERVAL 1 DAY)) AS day
-        FROM kept
-    ), met AS (
-        -- same subdivision: the window relation is symmetric, so one orientation (x.id < y.id) finds each pair
-        SELECT x.id AS xid, y.id AS yid FROM widened x JOIN exact y
-            ON x.country = y.country AND x.subdivision = y.subdivision AND x.day = y.day AND x.id < y.id
-        WHERE x.subdivision <> '' AND {can_match}
-        UNION ALL
-        -- a subdivision missing on one side: compared with the whole country
-        SELECT x.id, y.id FROM widened x JOIN exact y ON x.country = y.country AND x.day = y.day AND x.id <> y.id
-        WHERE (x.subdivision = '' OR y.subdivision = '') AND {can_match}
-    )
-    SELECT DISTINCT least(xid, yid) AS a, greatest(xid, yid) AS b FROM met
+    WITH xdays AS MATERIALIZED (SELECT id, country, subdivision, {WIDENED} AS day FROM incidents),
+    ydays AS MATERIALIZED (SELECT id, country, subdivision, {EXACT} AS day FROM incidents),
+    cells AS MATERIALIZED (
+        SELECT id, row * {LON_CELLS} + {wrap.format("col")} AS cell FROM (
+            SELECT id, unnest(generate_series(CAST(floor((lat - {reach}) / {CELL}) AS BIGINT), CAST(floor((lat + {reach}) / {CELL}) AS BIGINT))) AS row,
+                   unnest(generate_series(CAST(floor((lon - lon_reach) / {CELL}) AS BIGINT), CAST(floor((lon + lon_reach) / {CELL}) AS BIGINT))) AS col
+            FROM (SELECT id, lat, lon, {lon_reach} AS lon_reach FROM incidents WHERE NOT isnan(lat) AND NOT isnan(lon)))
+    ),
+    -- each side as (key, day, id); x's days carry the window
+    x_keys AS (
+        SELECT 'g' || k.gid AS key, d.* FROM keys k JOIN xdays d ON d.id = k.id  -- a GeoNames place both may be
+        UNION ALL SELECT 'n' || s.other, d.* FROM incidents x JOIN alike s ON s.name = x.name JOIN xdays d ON d.id = x.id  -- alike names
+        UNION ALL SELECT 'c' || c.cell, d.* FROM cells c JOIN xdays d ON d.id = c.id  -- a cell within NEAR_KM
+        UNION ALL SELECT 's' || x.country || x.subdivision || '/' || x.bit, d.* FROM {MEANS_OF.format(side="x")} JOIN xdays d ON d.id = x.id
+            WHERE x.name = '' AND x.day_precision AND x.subdivision <> ''  -- unnamed: its subdivision, to the day, a means in common
+    ),
+    y_keys AS (
+        SELECT 'g' || k.gid AS key, d.* FROM keys k JOIN ydays d ON d.id = k.id
+        UNION ALL SELECT 'n' || y.name, d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.name <> ''
+        UNION ALL SELECT 'c' || (CAST(floor(y.lat / {CELL}) AS BIGINT) * {LON_CELLS} + {wrap.format(f"CAST(floor(y.lon / {CELL}) AS BIGINT)")}), d.*
+            FROM incidents y JOIN ydays d ON d.id = y.id WHERE NOT isnan(y.lat) AND NOT isnan(y.lon)
+        UNION ALL SELECT 's' || y.country || y.subdivision || '/' || y.bit, d.* FROM {MEANS_OF.format(side="y")} JOIN ydays d ON d.id = y.id
+            WHERE y.day_precision AND y.subdivision <> ''
+    ),
+    SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
+    FROM x_keys x JOIN y_keys y ON y.key = x.key AND y.day = x.day AND y.country = x.country
+    WHERE x.id <> y.id AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
 """
 
 
-# The same score as ``score_pair``, over all candidate pairs at once; ``tests/test_duplicates.py`` keeps them equal.
+def alike_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """(name, other): normalised locality names of one country at least NAME_SIMILARITY % alike, each name with itself too.
+
+    Compared among distinct names, which are bounded by a country's places, not by the
+    number of incidents.
+    """
+    from rapidfuzz import process
+
+    found = [pd.DataFrame({"name": pd.Series([], dtype=object), "other": pd.Series([], dtype=object)})]
+    named = frame[frame["name"] != ""]
+    for _, names in named.groupby("country")["name"]:
+        unique = np.array(sorted(set(names)), dtype=object)
+        for start in range(0, len(unique), 1000):
+            scores = process.cdist(unique[start:start + 1000], unique, scorer=Levenshtein.normalized_similarity,
+                                   score_cutoff=NAME_SIMILARITY / 100 - 1e-9, workers=-1)
+            rows, columns = np.nonzero(scores)
+            found.append(pd.DataFrame({"name": unique[start + rows], "other": unique[columns]}))
+    return pd.concat(found, ignore_index=True)
+
+
 def scoring_sql(prune: bool = True) -> str:
     """SQL scoring every candidate pair: the same score as ``score_pair``, all pairs at once."""
     return f"""
@@ -201,13 +250,13 @@ def scoring_sql(prune: bool = True) -> str:
                 WHEN NOT isnan(x.geonames) AND x.geonames = y.geonames THEN 1.0
                 WHEN x.name <> '' AND y.name <> '' THEN CASE
                     WHEN s.a IS NOT NULL THEN 1.0
-                    WHEN 100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) >= 80 THEN 0.8
+                    WHEN 100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) >= {NAME_SIMILARITY} THEN 0.8
                     ELSE 0.0 END
                 WHEN x.subdivision <> '' AND x.subdivision = y.subdivision THEN 0.5
                 ELSE 0.3
             END AS place,
             CASE WHEN isnan(x.lat) OR isnan(y.lat) THEN NULL ELSE
-                6371.0 * 2 * asin(sqrt(pow(sin(radians(y.lat - x.lat) / 2), 2)
+                {EARTH_KM} * 2 * asin(sqrt(pow(sin(radians(y.lat - x.lat) / 2), 2)
                     + cos(radians(x.lat)) * cos(radians(y.lat)) * pow(sin(radians(y.lon - x.lon) / 2), 2))) END AS km,
             CASE WHEN x.day_precision AND y.day_precision THEN
                 CASE abs(date_diff('day', CAST(x."start" AS DATE), CAST(y."start" AS DATE))) WHEN 0 THEN 1.0 WHEN 1 THEN 0.8 ELSE 0.5 END
@@ -219,7 +268,7 @@ def scoring_sql(prune: bool = True) -> str:
     ),
     placed AS (
         SELECT a, b, date, means,
-            CASE WHEN place < 1.0 AND km IS NOT NULL AND km <= 10 THEN greatest(place, 0.8)
+            CASE WHEN place < 1.0 AND km IS NOT NULL AND km <= {NEAR_KM} THEN greatest(place, 0.8)
                  WHEN place < 1.0 AND km IS NOT NULL AND km > 50 THEN 0.0 ELSE place END AS place
         FROM measured
     )
@@ -234,13 +283,19 @@ def _connect():
     return connection
 
 
+def _register(connection, frame: pd.DataFrame, incidents: pd.DataFrame) -> None:
+    connection.register("incidents", frame)
+    connection.register("keys", _place_keys(frame, incidents))
+    connection.register("alike", alike_names(frame))
+
+
 def candidate_pairs(incidents: pd.DataFrame, prune: bool = True) -> pd.DataFrame:
     """Blocking: pairs of active incidents sharing a country, a day (±1) and a compatible subdivision."""
     frame = _incident_frame(incidents)
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b"])
     with _connect() as connection:
-        connection.register("incidents", frame)
+        _register(connection, frame, incidents)
         return connection.execute(blocking_sql(prune) + " ORDER BY a, b").df()
 
 
@@ -252,10 +307,8 @@ def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0, prune: bool = Tr
     frame = _incident_frame(incidents)
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b", "score"])
-    keys = _place_keys(frame, incidents)
     with _connect() as connection:
-        connection.register("incidents", frame)
-        connection.register("keys", keys)
+        _register(connection, frame, incidents)
         return connection.execute(f"SELECT * FROM ({scoring_sql(prune)}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
 
 
@@ -274,7 +327,7 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
         if ids_x & ids_y:
             place = 1.0
             reasons.append(f"'{x['locality_en']}' and '{y['locality_en']}' are names of the same GeoNames place {min(ids_x & ids_y)}")
-        elif similarity >= 80:
+        elif similarity >= NAME_SIMILARITY:
             place = 0.8
             reasons.append(f"locality names '{x['locality_en']}' and '{y['locality_en']}' are {similarity:.0f}% alike")
         else:
@@ -287,7 +340,7 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
         reasons.append("place too coarse on one side to compare")
     if pd.notna(x["latitude"]) and pd.notna(y["latitude"]) and place < 1.0:  # a point beats a name
         km = _haversine_km(x["latitude"], x["longitude"], y["latitude"], y["longitude"])
-        if km <= 10:
+        if km <= NEAR_KM:
             place = max(place, 0.8)
             reasons.append(f"{km:.1f} km apart")
         elif km > 50:
@@ -380,6 +433,11 @@ def _same_statement(resource, reports: pd.DataFrame, incidents: pd.DataFrame) ->
 
 
 def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
+    """One warning per statement that repeats an earlier one's source, day and figures on another incident.
+
+    Each row names the first earlier such statement (with another URL): a busy outlet's day
+    yields one warning per repeated row, not one per pair, so the list stays readable.
+    """
     from .figures import FIGURES
 
     columns = [c for f in FIGURES for c in (f, f"{f}_qualifier")]
@@ -387,14 +445,29 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
     active = reports[((reports["status"] == "active") & has_figure).fillna(False).to_numpy(dtype=bool)]
     if active.empty:
         return []
-    day = active["as_of"].str.slice(0, 10)
-    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=day).astype(object).fillna("")
-    merged = keyed.merge(keyed, on=["source_id", "day"] + columns, suffixes=("", "_other"))
-    merged = merged[(merged["incident_id"] != merged["incident_id_other"]) & (merged["url"] != merged["url_other"]) & (merged["report_id"] < merged["report_id_other"])]
-    lines = {rid: resource.line_of(i) for i, rid in reports["report_id"].items()}
-    return [_finding("duplicates/same-figures-other-incident", resource.path, lines[row.report_id_other], "incident_id",
-                     f"{row.report_id_other} has the same source, date and figures as {row.report_id} (line {lines[row.report_id]}) on incident {row.incident_id}; is one statement attached to two incidents?")
-            for row in merged.itertuples()]
+    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=active["as_of"].str.slice(0, 10)).astype(object).fillna("")
+    group = keyed.groupby(["source_id", "day"] + columns, sort=False).ngroup()
+    spread = keyed["incident_id"].groupby(group).transform("nunique")
+    shared = keyed[(spread > 1).to_numpy()].assign(group=group[(spread > 1).to_numpy()])
+    findings = []
+    for _, rows in shared[["group", "incident_id", "url", "report_id"]].groupby("group", sort=False):
+        earlier: list = []
+        first = other = None  # the group's first row, and its first row on another incident
+        for row in rows.itertuples():
+            partner = first if first is not None and row.incident_id != first.incident_id else other
+            if partner is not None and partner.url == row.url:  # rare: look further back
+                partner = next((p for p in earlier if p.incident_id != row.incident_id and p.url != row.url), None)
+            if first is None:
+                first = row
+            elif other is None and row.incident_id != first.incident_id:
+                other = row
+            earlier.append(row)
+            if partner is not None:
+                findings.append(_finding(
+                    "duplicates/same-figures-other-incident", resource.path, resource.line_of(row.Index), "incident_id",
+                    f"{row.report_id} has the same source, date and figures as {partner.report_id} (line {resource.line_of(partner.Index)}) "
+                    f"on incident {partner.incident_id}; is one statement attached to two incidents?"))
+    return findings
 
 
 def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Finding]]:

@@ -22,10 +22,14 @@ MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "co
 
 @dataclass(frozen=True)
 class Context:
-    """What every rule may read: the package, and the day that counts as today."""
+    """What every rule may read: the package, the day that counts as today, and a memo.
+
+    ``memo`` holds what several rules derive from the same columns (computed once per run).
+    """
 
     package: Package
     today: dt.date
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def table(self, name: str) -> pd.DataFrame | None:
         """The typed frame of a table, or None when it is absent or lacks schema columns."""

@@ -47,6 +47,30 @@ def _run_suite(frame: pd.DataFrame, expectations: list, result_format: str):
     return [by_id[expectation.id] for expectation in suite.expectations]
 
 
+def _columns(expectation) -> list[str]:
+    config = expectation.configuration.kwargs
+    return [config[key] for key in ("column", "column_A", "column_B") if key in config]
+
+
+def _gx_frame(frame: pd.DataFrame, expectations: list) -> pd.DataFrame:
+    """The columns the expectations read, with dates in nanoseconds.
+
+    GX hashes the whole batch and compares datetime columns in a vectorised way only at
+    nanosecond resolution (anything else goes value by value through Python). A date
+    outside the nanosecond range (before 1677 or after 2262) keeps its resolution: slower,
+    still checked.
+    """
+    columns = list(dict.fromkeys(name for e in expectations for name in _columns(e)))
+    slim = frame[columns].reset_index(drop=True)
+    for name in columns:
+        if pd.api.types.is_datetime64_dtype(slim[name]) and not pd.api.types.is_datetime64_ns_dtype(slim[name]):
+            try:
+                slim[name] = slim[name].astype("datetime64[ns]")
+            except (OverflowError, ValueError):
+                pass
+    return slim
+
+
 def run(ctx, checks) -> list[Finding]:
     """Turn each row an expectation rejects into a Finding of its rule."""
     findings: list[Finding] = []
@@ -57,7 +81,7 @@ def run(ctx, checks) -> list[Finding]:
         frame = ctx.table(table)
         if frame is None or frame.empty:
             continue
-        gx_frame = frame.reset_index(drop=True)
+        gx_frame = _gx_frame(frame, [check.expectation for _, check in items])
         passed = _run_suite(gx_frame, [check.expectation for _, check in items], "BOOLEAN_ONLY")
         failing = [items[i] for i, outcome in enumerate(passed) if not outcome.success]
         if not failing:
