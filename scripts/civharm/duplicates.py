@@ -192,7 +192,7 @@ def blocking_sql(prune: bool = True) -> str:
         SELECT id, row * {LON_CELLS} + {wrap.format("col")} AS cell FROM (
             SELECT id, unnest(generate_series(CAST(floor((lat - {reach}) / {CELL}) AS BIGINT), CAST(floor((lat + {reach}) / {CELL}) AS BIGINT))) AS row,
                    unnest(generate_series(CAST(floor((lon - lon_reach) / {CELL}) AS BIGINT), CAST(floor((lon + lon_reach) / {CELL}) AS BIGINT))) AS col
-            FROM (SELECT id, lat, lon, {lon_reach} AS lon_reach FROM incidents WHERE NOT isnan(lat) AND NOT isnan(lon)))
+            FROM (SELECT id, lat, lon, {lon_reach} AS lon_reach FROM incidents WHERE abs(lat) <= 90 AND abs(lon) <= 180))  -- NaN and out-of-range points (structural errors) never compare as near
     ),
     -- each side as (key, day, id); x's days carry the window
     x_keys AS (
@@ -206,7 +206,7 @@ def blocking_sql(prune: bool = True) -> str:
         SELECT 'g' || k.gid AS key, d.* FROM keys k JOIN ydays d ON d.id = k.id
         UNION ALL SELECT 'n' || y.name, d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.name <> ''
         UNION ALL SELECT 'c' || (CAST(floor(y.lat / {CELL}) AS BIGINT) * {LON_CELLS} + {wrap.format(f"CAST(floor(y.lon / {CELL}) AS BIGINT)")}), d.*
-            FROM incidents y JOIN ydays d ON d.id = y.id WHERE NOT isnan(y.lat) AND NOT isnan(y.lon)
+            FROM incidents y JOIN ydays d ON d.id = y.id WHERE abs(y.lat) <= 90 AND abs(y.lon) <= 180
         UNION ALL SELECT 's' || y.country || y.subdivision || '/' || y.bit, d.* FROM {MEANS_OF.format(side="y")} JOIN ydays d ON d.id = y.id
             WHERE y.day_precision AND y.subdivision <> ''
     ),
@@ -448,25 +448,29 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
     keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=active["as_of"].str.slice(0, 10)).astype(object).fillna("")
     group = keyed.groupby(["source_id", "day"] + columns, sort=False).ngroup()
     spread = keyed["incident_id"].groupby(group).transform("nunique")
-    shared = keyed[(spread > 1).to_numpy()].assign(group=group[(spread > 1).to_numpy()])
+    shared = (spread > 1).to_numpy()
+    rows = pd.DataFrame({"group": group[shared].to_numpy(), "index": keyed.index[shared], "incident": keyed["incident_id"][shared].to_numpy(),
+                         "url": keyed["url"][shared].to_numpy(), "report": keyed["report_id"][shared].to_numpy()})
+    rows = rows.sort_values(["group", "index"], kind="stable")
     findings = []
-    for _, rows in shared[["group", "incident_id", "url", "report_id"]].groupby("group", sort=False):
-        earlier: list = []
-        first = other = None  # the group's first row, and its first row on another incident
-        for row in rows.itertuples():
-            partner = first if first is not None and row.incident_id != first.incident_id else other
-            if partner is not None and partner.url == row.url:  # rare: look further back
-                partner = next((p for p in earlier if p.incident_id != row.incident_id and p.url != row.url), None)
-            if first is None:
-                first = row
-            elif other is None and row.incident_id != first.incident_id:
-                other = row
-            earlier.append(row)
-            if partner is not None:
-                findings.append(_finding(
-                    "duplicates/same-figures-other-incident", resource.path, resource.line_of(row.Index), "incident_id",
-                    f"{row.report_id} has the same source, date and figures as {partner.report_id} (line {resource.line_of(partner.Index)}) "
-                    f"on incident {partner.incident_id}; is one statement attached to two incidents?"))
+    current = None
+    for group_id, index, incident, url, report in zip(*(rows[c].tolist() for c in rows.columns)):
+        if group_id != current:
+            current, earlier, first, other = group_id, [], None, None  # ``other``: the first row on another incident
+        row = (index, incident, url, report)
+        partner = first if first is not None and incident != first[1] else other
+        if partner is not None and partner[2] == url:  # rare: look further back
+            partner = next((p for p in earlier if p[1] != incident and p[2] != url), None)
+        if first is None:
+            first = row
+        elif other is None and incident != first[1]:
+            other = row
+        earlier.append(row)
+        if partner is not None:
+            findings.append(_finding(
+                "duplicates/same-figures-other-incident", resource.path, resource.line_of(index), "incident_id",
+                f"{report} has the same source, date and figures as {partner[3]} (line {resource.line_of(partner[0])}) "
+                f"on incident {partner[1]}; is one statement attached to two incidents?"))
     return findings
 
 

@@ -60,9 +60,12 @@ def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFr
     return current
 
 
-def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
-    """The figure rule over typed tables; one row per carrying incident ID, ``<figure>_min``/``_max`` columns."""
-    current = current_reports(incidents, reports)
+def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, current: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The figure rule over typed tables; one row per carrying incident ID, ``<figure>_min``/``_max`` columns.
+
+    ``current`` may pass ``current_reports(incidents, reports)`` when the caller has it already.
+    """
+    current = current_reports(incidents, reports) if current is None else current
     out = pd.DataFrame(index=pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id"))
     for figure in FIGURES:
         given = current[current[figure].notna()]

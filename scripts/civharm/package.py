@@ -79,7 +79,7 @@ class Resource:
             elif kind == "date":
                 frame[name] = pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
             else:
-                frame[name] = column.where(column != "", None).astype("string")
+                frame[name] = column.where(column != "", None).astype(pd.StringDtype("pyarrow"))
         return pd.DataFrame(frame, index=self.frame.index)
 
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from ..figures import current_reports
 from ..findings import Finding, Severity
 from ..package import Package
 
@@ -37,6 +38,15 @@ class Context:
         if resource is None or not resource.usable:
             return None  # a missing or repeated column is a structural error already; rules need all columns
         return resource.typed
+
+    def current_reports(self) -> pd.DataFrame | None:
+        """Current reports with the incident they count toward (``figures.current_reports``), derived once per run."""
+        incidents, reports = self.table("incidents"), self.table("reports")
+        if incidents is None or reports is None:
+            return None
+        if "current-reports" not in self.memo:
+            self.memo["current-reports"] = current_reports(incidents, reports)
+        return self.memo["current-reports"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..figures import current_reports
 from ..findings import Severity
 from . import rule
 
@@ -28,7 +27,7 @@ def high_needs_two_originators(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    current = current_reports(incidents, reports)
+    current = ctx.current_reports()
     counts = originators(current).groupby(current["carrier_id"]).nunique()
     high = incidents[(incidents["status"] == "active") & (incidents["confidence"] == "high")]
     for index in high.index:

@@ -18,7 +18,7 @@ def rule_mismatch(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    computed = compute_incident_figures(incidents, reports)
+    computed = compute_incident_figures(incidents, reports, ctx.current_reports())
     checked = incidents[(incidents["status"] == "active") & incidents["figures_override_reason"].isna()]
     expected = computed.reindex(checked["incident_id"].to_numpy()).set_axis(checked.index)
     for column in computed.columns:

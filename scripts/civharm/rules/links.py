@@ -7,7 +7,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..figures import current_reports
 from ..findings import Severity
 from . import rows_where, rule
 
@@ -89,8 +88,9 @@ def no_current_report(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    carried = set(current_reports(incidents, reports)["carrier_id"].dropna())
-    for index in rows_where(incidents, (incidents["status"] == "active") & ~incidents["incident_id"].isin(carried)):
+    carried = pa.array(ctx.current_reports()["carrier_id"].dropna().unique(), type=pa.string())
+    has_report = pd.Series(pc.is_in(pa.array(incidents["incident_id"].array), value_set=carried).to_numpy(zero_copy_only=False), index=incidents.index)
+    for index in rows_where(incidents, (incidents["status"] == "active") & ~has_report):
         yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
 
 
