@@ -84,6 +84,16 @@ MEANS_BITS = {name: 1 << i for i, name in enumerate(
     ("missile", "rocket_mlrs", "artillery", "drone", "aerial_bomb", "ground_fighting", "mine_uxo", "falling_debris", "other", "unknown"))}
 
 
+def _per_distinct(values: pd.Series, function) -> np.ndarray:
+    """``function`` of each value, computed once per distinct value (names and means repeat a lot)."""
+    codes, uniques = pd.factorize(values.astype(object).where(values.notna(), ""))
+    return np.array([function(u) for u in uniques], dtype=object)[codes] if len(uniques) else np.array([], dtype=object)
+
+
+def _means_bits(value: str) -> int:
+    return sum(MEANS_BITS.get(part, 0) for part in value.split(";"))
+
+
 def _incident_frame(incidents: pd.DataFrame) -> pd.DataFrame:
     """Active, dated incidents as plain columns DuckDB can join and score."""
     mask = ((incidents["status"] == "active") & incidents["date_start"].notna() & incidents["date_end"].notna()).fillna(False)
@@ -95,37 +105,28 @@ def _incident_frame(incidents: pd.DataFrame) -> pd.DataFrame:
     def number(column):
         return active[column].astype("Float64").to_numpy(dtype=float, na_value=float("nan"))
 
-    means = active["means_of_harm"].astype(object).fillna("").map(
-        lambda value: sum(MEANS_BITS.get(part, 0) for part in str(value).split(";")))
     return pd.DataFrame({
         "id": text("incident_id"), "country": text("country_code"), "subdivision": text("subdivision_code"),
         "start": active["date_start"].to_numpy(), "end": active["date_end"].to_numpy(),
         "day_precision": (active["date_precision"] == "day").fillna(False).to_numpy(dtype=bool),
         "geonames": number("geonames_id"), "lat": number("latitude"), "lon": number("longitude"),
-        "name": [normalise_name(v) if v else "" for v in text("locality_en")],
-        "placed": (active["locality_en"].notna() | active["geonames_id"].notna()
-                   | (active["latitude"].notna() & active["longitude"].notna())).fillna(False).to_numpy(dtype=bool),
-        "means": means.to_numpy(dtype="int64"),
+        "name": _per_distinct(active["locality_en"], lambda v: normalise_name(v) if v else ""),
+        "en": text("locality_en"), "original": text("locality_original"),
+        "means": _per_distinct(active["means_of_harm"], _means_bits).astype("int64"),
     })
 
 
-def _place_keys(frame: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
+def _place_keys(frame: pd.DataFrame) -> pd.DataFrame:
     """(incident, GeoNames ID) for every GeoNames place an incident's locality names can mean.
 
     Names are looked up once per distinct (country, English name, original name), not per incident.
     """
-    by_id = incidents.drop_duplicates("incident_id").set_index("incident_id").reindex(frame["id"])
-    names = pd.DataFrame({
-        "id": frame["id"].to_numpy(), "country": frame["country"].to_numpy(),
-        "en": by_id["locality_en"].astype(object).where(by_id["locality_en"].notna(), "").to_numpy(),
-        "original": by_id["locality_original"].astype(object).where(by_id["locality_original"].notna(), "").to_numpy(),
-    })
-    lookup = {key: sorted(place_ids(key[0], key[1], key[2])) if key[0] else []
-              for key in set(zip(names["country"], names["en"], names["original"]))}
-    names["gid"] = [lookup[key] for key in zip(names["country"], names["en"], names["original"])]
-    keys = names[["id", "gid"]].explode("gid").dropna()
+    named = frame.loc[(frame["en"] != "") | (frame["original"] != ""), ["id", "country", "en", "original"]]
+    distinct = named[["country", "en", "original"]].drop_duplicates()
+    distinct["gid"] = [sorted(place_ids(c, e, o)) if c else [] for c, e, o in distinct.itertuples(index=False)]
+    found = named.merge(distinct.explode("gid").dropna(), on=["country", "en", "original"])[["id", "gid"]]
     own = pd.DataFrame({"id": frame["id"], "gid": frame["geonames"]}).dropna()
-    keys = pd.concat([keys, own]).astype({"id": object, "gid": "int64"}).drop_duplicates()
+    keys = pd.concat([found, own]).astype({"id": object, "gid": "int64"}).drop_duplicates()
     return keys.reset_index(drop=True)
 
 
@@ -283,9 +284,9 @@ def _connect():
     return connection
 
 
-def _register(connection, frame: pd.DataFrame, incidents: pd.DataFrame) -> None:
+def _register(connection, frame: pd.DataFrame) -> None:
     connection.register("incidents", frame)
-    connection.register("keys", _place_keys(frame, incidents))
+    connection.register("keys", _place_keys(frame))
     connection.register("alike", alike_names(frame))
 
 
@@ -295,7 +296,7 @@ def candidate_pairs(incidents: pd.DataFrame, prune: bool = True) -> pd.DataFrame
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b"])
     with _connect() as connection:
-        _register(connection, frame, incidents)
+        _register(connection, frame)
         return connection.execute(blocking_sql(prune) + " ORDER BY a, b").df()
 
 
@@ -308,7 +309,7 @@ def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0, prune: bool = Tr
     if len(frame) < 2:
         return pd.DataFrame(columns=["a", "b", "score"])
     with _connect() as connection:
-        _register(connection, frame, incidents)
+        _register(connection, frame)
         return connection.execute(f"SELECT * FROM ({scoring_sql(prune)}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
 
 

@@ -66,14 +66,21 @@ def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, cur
     ``current`` may pass ``current_reports(incidents, reports)`` when the caller has it already.
     """
     current = current_reports(incidents, reports) if current is None else current
-    out = pd.DataFrame(index=pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id"))
+    ids = pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id")
+    carrier = ids.get_indexer(current["carrier_id"].astype(object))  # one string lookup; -1: a carrier that is not an incident
+    out = pd.DataFrame(index=ids)
     for figure in FIGURES:
-        given = current[current[figure].notna()]
-        low, high = bounds(given[figure], given[f"{figure}_qualifier"])
-        frame = pd.DataFrame({"carrier_id": given["carrier_id"], "low": low, "high": high,
-                              "open": high.isna().to_numpy(dtype=bool)})
-        grouped = frame.groupby("carrier_id")
-        out[f"{figure}_min"] = grouped["low"].min().reindex(out.index).astype("Int64")
-        open_max = grouped["open"].any().reindex(out.index, fill_value=False).astype(bool)
-        out[f"{figure}_max"] = grouped["high"].max().reindex(out.index).astype("Int64").mask(open_max, pd.NA)
+        given = (current[figure].notna().to_numpy(dtype=bool)) & (carrier >= 0)
+        low, high = bounds(current[figure][given], current[f"{figure}_qualifier"][given])
+        position = carrier[given]
+        grouped_low, grouped_high = low.groupby(position), high.groupby(position)
+        minimum = pd.array([pd.NA] * len(ids), dtype="Int64")
+        maximum = pd.array([pd.NA] * len(ids), dtype="Int64")
+        lowest = grouped_low.min()
+        minimum[lowest.index.to_numpy()] = lowest.to_numpy()
+        highest = grouped_high.max()
+        open_ended = high.isna().groupby(position).any()
+        highest = highest[~open_ended.reindex(highest.index, fill_value=False).to_numpy(dtype=bool)]
+        maximum[highest.index.to_numpy()] = highest.to_numpy()
+        out[f"{figure}_min"], out[f"{figure}_max"] = minimum, maximum
     return out

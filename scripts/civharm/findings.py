@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 class Severity(str, enum.Enum):
@@ -46,9 +46,8 @@ class Finding:
         return ": ".join(parts)
 
     def as_dict(self) -> dict:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        return {key: data[key] for key in ("rule_id", "severity", "file", "line", "pointer", "field", "message")}
+        return {"rule_id": self.rule_id, "severity": self.severity.value, "file": self.file, "line": self.line,
+                "pointer": self.pointer, "field": self.field, "message": self.message}
 
 
 @dataclass(frozen=True)

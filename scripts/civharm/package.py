@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from .findings import CivharmError, Finding
@@ -71,9 +72,7 @@ class Resource:
             column = self.frame[name]
             kind = f.get("type", "string")
             if kind == "integer":  # as frictionless reads them: surrounding blanks and a sign allowed, int64 range
-                stripped = column.str.strip()
-                plain = stripped.str.fullmatch(r"[+-]?[0-9]{1,18}")
-                frame[name] = pd.to_numeric(stripped.where(plain, None), errors="coerce").astype("Int64")
+                frame[name] = _integers(column)
             elif kind == "number":
                 frame[name] = pd.to_numeric(column.where(column != "", None), errors="coerce").astype("Float64")
             elif kind == "date":
@@ -81,6 +80,19 @@ class Resource:
             else:
                 frame[name] = column.where(column != "", None).astype(pd.StringDtype("pyarrow"))
         return pd.DataFrame(frame, index=self.frame.index)
+
+
+def _integers(column: pd.Series) -> pd.Series:
+    """Cells that are whole numbers (blanks around, a sign, at most 18 digits) as nullable int64; the rest NA.
+
+    Parsed by Arrow, not Python: an empty cell stays NA, never 0.
+    """
+    text = pc.utf8_trim_whitespace(pa.array(column.array, type=pa.string()))
+    plain = pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$")
+    numbers = pc.cast(pc.replace_substring_regex(pc.if_else(plain, text, None), r"^\+", ""), pa.int64())
+    values = pc.fill_null(numbers, 0).to_numpy(zero_copy_only=False)
+    missing = pc.is_null(numbers).to_numpy(zero_copy_only=False)
+    return pd.Series(pd.arrays.IntegerArray(values.astype("int64"), missing.astype(bool)), index=column.index)
 
 
 @dataclass

@@ -41,9 +41,15 @@ def as_json(report: Report) -> str:
         "version": JSON_SHAPE_VERSION,
         "valid": report.exit_code() == 0,
         "summary": {**report.summary, "counts": report.counts},
-        "findings": [f.as_dict() for f in report.findings],
+        "findings": [],
     }
-    return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    if not report.findings:
+        return json.dumps(payload, ensure_ascii=False, indent=2) + "\n"
+    # one finding per line: json's C encoder only runs without indent, and a million findings must not take minutes
+    head = json.dumps(payload, ensure_ascii=False, indent=2).removesuffix("[]\n}")
+    assert head.endswith('"findings": '), head[-40:]
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    return head + "[\n    " + ",\n    ".join(encode(f.as_dict()) for f in report.findings) + "\n  ]\n}\n"
 
 
 def _escape_data(value: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +28,22 @@ def without_cascades(rule_findings: list[Finding], structural: list[Finding]) ->
     return [f for f in rule_findings if (f.file, f.line) not in broken]
 
 
+def _import_great_expectations() -> None:
+    try:
+        import great_expectations  # noqa: F401
+    except Exception:  # noqa: BLE001 - the rules import it again and report the failure properly
+        pass
+
+
 def run(path: str | Path, options: Options) -> Report:
     """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
     package = load_package(path)
     findings = list(package.findings)
     if options.base:  # first, so that an unreadable base stops the run before the slow checks
         findings += history.check_against(package, options.base)
+    # Importing GX takes seconds of pure Python; the structure checks are mostly Arrow kernels
+    # that leave the interpreter free, so the import runs beside them (the rules wait for it).
+    threading.Thread(target=_import_great_expectations, daemon=True).start()
     structural = structure.check(package)
     findings += structural
     findings += without_cascades(rules.check(package, options.today) + duplicates.check(package), structural)
