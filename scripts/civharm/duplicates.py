@@ -446,10 +446,11 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
     active = reports[((reports["status"] == "active") & has_figure).fillna(False).to_numpy(dtype=bool)]
     if active.empty:
         return []
-    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=active["as_of"].str.slice(0, 10)).astype(object).fillna("")
-    group = keyed.groupby(["source_id", "day"] + columns, sort=False).ngroup()
-    spread = keyed["incident_id"].groupby(group).transform("nunique")
+    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=active["as_of"].str.slice(0, 10))
+    group = keyed.groupby(["source_id", "day"] + columns, sort=False, dropna=False).ngroup()  # missing = missing, as in a CSV
+    spread = pd.Series(pd.factorize(keyed["incident_id"])[0], index=keyed.index).groupby(group).transform("nunique")
     shared = (spread > 1).to_numpy()
+    keyed = keyed[["incident_id", "url", "report_id"]].astype(object).fillna("")
     rows = pd.DataFrame({"group": group[shared].to_numpy(), "index": keyed.index[shared], "incident": keyed["incident_id"][shared].to_numpy(),
                          "url": keyed["url"][shared].to_numpy(), "report": keyed["report_id"][shared].to_numpy()})
     rows = rows.sort_values(["group", "index"], kind="stable")

@@ -78,8 +78,21 @@ class Resource:
             elif kind == "date":
                 frame[name] = pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
             else:
-                frame[name] = column.where(column != "", None).astype(pd.StringDtype("pyarrow"))
+                frame[name] = _empty_as_missing(column)
         return pd.DataFrame(frame, index=self.frame.index)
+
+
+def _empty_as_missing(column: pd.Series) -> pd.Series:
+    """Text cells with empty ones as NA, sharing the cells' bytes (a new validity bitmap only)."""
+    chunks = []
+    cells = pa.array(column.array, type=pa.string())
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
+        valid = pc.and_(pc.not_equal(chunk, ""), pc.is_valid(chunk))
+        if chunk.offset == 0 and valid.offset == 0:
+            chunks.append(pa.Array.from_buffers(pa.string(), len(chunk), [valid.buffers()[1], *chunk.buffers()[1:]]))
+        else:  # a sliced chunk: its bitmap would not line up, so copy
+            chunks.append(pc.if_else(valid, chunk, pa.scalar(None, pa.string())))
+    return pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array(chunks, type=pa.string())), index=column.index)
 
 
 def _integers(column: pd.Series) -> pd.Series:
