@@ -28,3 +28,20 @@ def test_structure_fixture_fails_where_promised(case_file, tmp_path):
     assert case["expect"], "a fixture must promise at least one finding"
     assert locate(report) == sorted(case["expect"])
     assert report.exit_code() == 1
+
+
+def test_a_row_with_thousands_of_surplus_cells_is_reported_once_with_its_count(valid_package):
+    """frictionless copies the row once per surplus cell (minutes for 20,000); the row is cut before it looks."""
+    import time
+
+    damage = valid_package / "data" / "damage.csv"
+    lines = damage.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].rstrip("\n") + ",x" * 20_000 + "\n"
+    damage.write_text("".join(lines), encoding="utf-8")
+    start = time.perf_counter()
+    report = run(valid_package, Options(today=dt.date(2026, 11, 26)))
+    assert time.perf_counter() - start < 30
+    extra = [f for f in report.findings if f.rule_id == "frictionless/extra-cell"]
+    assert [(f.file, f.line) for f in extra] == [("data/damage.csv", 2)]
+    assert extra[0].message.endswith("(the row has 20,000 cells more than the header; they are reported once)")
+    assert damage.read_text(encoding="utf-8").count(",x") == 20_000  # the package itself is untouched

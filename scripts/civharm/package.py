@@ -41,6 +41,7 @@ class Resource:
     frame: pd.DataFrame = field(default_factory=pd.DataFrame)
     lines: list[int] = field(default_factory=list)  # physical line of each data row
     ragged: bool = False  # some row has more or fewer cells than the header
+    surplus: dict[int, int] = field(default_factory=dict)  # row index → cells beyond the header's, for rows that have any
 
     @property
     def usable(self) -> bool:
@@ -152,7 +153,7 @@ def _safe_path(root: Path, relative: object) -> Path | None:
     return candidate
 
 
-def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool]:
+def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
     """Parse CSV bytes into string cells, keeping each row's physical line number.
 
     The fast path (pyarrow, every column read as text) covers well-formed files in which
@@ -182,7 +183,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
             if table.num_columns == len(header) and table.num_rows + 1 == lines and not body.count(b"\n\n"):
                 frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
-                return header, frame, list(range(2, len(frame) + 2)), False
+                return header, frame, list(range(2, len(frame) + 2)), False, {}
         except (pa.ArrowInvalid, ValueError):
             pass
     return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings)
@@ -192,6 +193,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     rows, lines = [], []
     ragged = False
+    surplus: dict[int, int] = {}
     header: list[str] | None = None
     start = 1
     try:
@@ -205,6 +207,8 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
                 continue
             if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
                 ragged = True
+                if len(row) > len(header):
+                    surplus[len(rows)] = len(row) - len(header)
                 row = (row + [""] * len(header))[: len(header)]
             rows.append(row)
             lines.append(start)
@@ -213,7 +217,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
         findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
     header = header or []
     frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
-    return header, frame, lines, ragged
+    return header, frame, lines, ragged, surplus
 
 
 def load_package(path: str | Path = ".") -> Package:
@@ -268,7 +272,7 @@ def load_package(path: str | Path = ".") -> Package:
         resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
                             schema_path=schema_path, raw=raw)
         if raw is not None:
-            resource.header, resource.frame, resource.lines, resource.ragged = _split_rows(raw, display_path, findings)
+            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings)
         resources[name] = resource
     if not listed:
         findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))

@@ -18,9 +18,14 @@ physical CSV line, and worded the same way on both paths. No finding is ever dro
 from __future__ import annotations
 
 import csv
+import dataclasses
+import io
 import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import frictionless
 import numpy as np
@@ -129,9 +134,61 @@ def check_with_frictionless(package: Package) -> list[Finding]:
     loadable = _loadable(package)
     if not loadable:
         return []
+    with _long_rows_cut(package, loadable) as (basepath, cut):
+        findings = _check_with_frictionless(package, loadable, basepath)
+    return [_noting_cut_cells(f, cut) for f in findings]
+
+
+LONG_ROW = 100  # surplus cells of one row beyond which frictionless gets the row cut to one surplus cell
+
+
+@contextmanager
+def _long_rows_cut(package: Package, loadable: list[Resource]):
+    """Yield (folder for frictionless to read, {(file, line): surplus cells}) with very long rows cut.
+
+    frictionless builds one error per surplus cell and copies the whole row into each, so a
+    row with 20,000 surplus cells takes minutes. Such a row (on one physical line) is handed
+    over with only its first surplus cell, in a copy of the data files; the finding then says
+    how many cells there were. Other files and rows are copied byte for byte.
+    """
+    long_rows = {r.name: {i: n for i, n in r.surplus.items() if n > LONG_ROW} for r in loadable}
+    if not any(long_rows.values()):
+        yield package.root, {}
+        return
+    cut: dict[tuple[str, int], int] = {}
+    with tempfile.TemporaryDirectory(prefix="civharm-") as folder:
+        for resource in loadable:
+            spec = next(s for s in package.descriptor["resources"] if isinstance(s, dict) and s.get("name") == resource.name)
+            target = Path(folder) / spec["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            lines = resource.raw.splitlines(keepends=True)
+            for index, extra in long_rows[resource.name].items():
+                first = resource.lines[index] - 1
+                last = resource.lines[index + 1] - 1 if index + 1 < len(resource.lines) else len(lines)
+                if last - first != 1:
+                    continue  # a row over several lines: left whole (slow, but its line numbers stay right)
+                text = lines[first].decode("utf-8", errors="replace")
+                ending = text[len(text.rstrip("\r\n")):]
+                cells = next(csv.reader([text.rstrip("\r\n")]))[: len(resource.header) + 1]
+                out = io.StringIO()
+                csv.writer(out, lineterminator=ending).writerow(cells)
+                lines[first] = out.getvalue().encode("utf-8")
+                cut[(resource.path, resource.lines[index])] = extra
+            target.write_bytes(b"".join(lines))
+        yield folder, cut
+
+
+def _noting_cut_cells(finding: Finding, cut: dict[tuple[str, int], int]) -> Finding:
+    extra = cut.get((finding.file, finding.line))
+    if extra is None or finding.rule_id != "frictionless/extra-cell":
+        return finding
+    return dataclasses.replace(finding, message=f"{finding.message} (the row has {extra:,} cells more than the header; they are reported once)")
+
+
+def _check_with_frictionless(package: Package, loadable: list[Resource], basepath) -> list[Finding]:
     findings: list[Finding] = []
     descriptor = _frictionless_descriptor(package, {r.name for r in loadable})
-    report = _validate(package, descriptor)
+    report = _validate(package, descriptor, basepath)
     if isinstance(report, Finding):
         findings.append(report)
     else:
@@ -140,7 +197,7 @@ def check_with_frictionless(package: Package) -> list[Finding]:
         alone = _frictionless_descriptor(package, {resource.name})
         for spec in alone["resources"]:
             spec["schema"] = {k: v for k, v in spec["schema"].items() if k != "foreignKeys"}
-        single = _validate(package, alone)
+        single = _validate(package, alone, basepath)
         if isinstance(single, Finding):
             findings.append(Finding(resource.schema_path or DESCRIPTOR, None, None, single.rule_id, single.message, pointer=""))
         else:
@@ -150,10 +207,10 @@ def check_with_frictionless(package: Package) -> list[Finding]:
     return list(dict.fromkeys(findings))
 
 
-def _validate(package: Package, descriptor: dict):
+def _validate(package: Package, descriptor: dict, basepath):
     with system.use_context(trusted=False):
         try:
-            return frictionless.Package(descriptor, basepath=str(package.root)).validate(limit_errors=ERROR_LIMIT)
+            return frictionless.Package(descriptor, basepath=str(basepath)).validate(limit_errors=ERROR_LIMIT)
         except frictionless.FrictionlessException as exc:
             error = exc.error
             return Finding(DESCRIPTOR, None, None, f"frictionless/{error.type}", _message(error), pointer="")
