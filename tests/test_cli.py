@@ -88,3 +88,14 @@ def test_report_dir_holds_json_and_data_docs(valid_package, tmp_path):
     assert result.exit_code == 0
     assert json.loads((target / "report.json").read_text(encoding="utf-8"))["valid"] is True
     assert (target / "data-docs" / "index.html").exists()
+
+
+def test_validate_reports_each_stage_as_it_starts(valid_package):
+    """On a terminal the CLI prints these as progress; the pipeline tells them in order."""
+    import datetime as dt
+
+    from civharm.validate import Options, run
+
+    seen = []
+    run(valid_package, Options(today=dt.date(2026, 11, 26), progress=seen.append))
+    assert seen == ["load", "structure", "rules", "duplicates"]

@@ -5,6 +5,7 @@ import datetime as dt
 import functools
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -88,10 +89,15 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     """
     from .validate import Options, run
 
-    options = Options(today=_parse_today(today), base=base)
-    if sys.stderr.isatty():
-        click.echo("validating: structure, rules, duplicates" + (", history" if base else "") + " ...", err=True)
+    started = time.perf_counter()
+
+    def progress(stage: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:5.1f} s] {stage} ...", err=True)
+
+    options = Options(today=_parse_today(today), base=base, progress=progress if sys.stderr.isatty() else None)
     report = run(package, options)
+    if sys.stderr.isatty():
+        click.echo(f"[{time.perf_counter() - started:5.1f} s] done", err=True)
     if fmt == "text":
         output = render.text(report, colour=sys.stdout.isatty())
     elif fmt == "github":
