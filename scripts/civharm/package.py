@@ -83,10 +83,15 @@ class Resource:
         return pd.DataFrame(frame, index=self.frame.index)
 
 
+def arrow_text(column: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A text column's cells as Arrow strings (no copy when the column is Arrow-backed, as loaded)."""
+    return pa.array(column.array, type=pa.string())
+
+
 def _empty_as_missing(column: pd.Series) -> pd.Series:
     """Text cells with empty ones as NA, sharing the cells' bytes (a new validity bitmap only)."""
     chunks = []
-    cells = pa.array(column.array, type=pa.string())
+    cells = arrow_text(column)
     for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
         valid = pc.and_(pc.not_equal(chunk, ""), pc.is_valid(chunk))
         if chunk.offset == 0 and valid.offset == 0:
@@ -101,7 +106,7 @@ def _integers(column: pd.Series) -> pd.Series:
 
     Parsed by Arrow, not Python: an empty cell stays NA, never 0.
     """
-    text = pc.utf8_trim_whitespace(pa.array(column.array, type=pa.string()))
+    text = pc.utf8_trim_whitespace(arrow_text(column))
     plain = pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$")
     numbers = pc.cast(pc.replace_substring_regex(pc.if_else(plain, text, None), r"^\+", ""), pa.int64())
     values = pc.fill_null(numbers, 0).to_numpy(zero_copy_only=False)

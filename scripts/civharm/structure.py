@@ -158,8 +158,7 @@ def _long_rows_cut(package: Package, loadable: list[Resource]):
     cut: dict[tuple[str, int], int] = {}
     with tempfile.TemporaryDirectory(prefix="civharm-") as folder:
         for resource in loadable:
-            spec = next(s for s in package.descriptor["resources"] if isinstance(s, dict) and s.get("name") == resource.name)
-            target = Path(folder) / spec["path"]
+            target = Path(folder) / resource.path  # a loadable resource's path is a safe relative one
             target.parent.mkdir(parents=True, exist_ok=True)
             lines = resource.raw.splitlines(keepends=True)
             for index, extra in long_rows[resource.name].items():

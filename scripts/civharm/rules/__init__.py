@@ -79,6 +79,14 @@ class Rule:
 REGISTRY: dict[str, Rule] = {}
 
 
+def in_order(table: str, lower: str, upper: str, field: str, message: Callable[[pd.Series], str]) -> Check:
+    """Check that ``lower`` ≤ ``upper`` wherever both are set (one GX expectation); findings sit on ``field``."""
+    import great_expectations as gx
+
+    return Check(table, field, gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=upper, column_B=lower, or_equal=True, ignore_row_if="either_value_is_missing"), message)
+
+
 def rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.Index:
     """Index labels of the rows where ``mask`` is true (missing counts as false)."""
     return frame.index[mask.fillna(False).to_numpy(dtype=bool)]

@@ -1,18 +1,14 @@
 """Rules on figures: ranges are ordered, children are among civilians, civilians among all."""
 from __future__ import annotations
 
-import great_expectations as gx
-
 from ..figures import FIGURES
 from ..findings import Severity
-from . import Check, expectation_rule, rule
+from . import Check, expectation_rule, in_order, rule
 
 
 def _pair(table: str, a: str, b: str, what: str) -> Check:
     """Expect column a <= column b where both are set."""
-    return Check(table, a, gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A=b, column_B=a, or_equal=True, ignore_row_if="either_value_is_missing"),
-        lambda row: f"{a} {row[a]} is greater than {b} {row[b]}: {what}")
+    return in_order(table, a, b, a, lambda row: f"{a} {row[a]} is greater than {b} {row[b]}: {what}")
 
 
 @expectation_rule("counts/min-above-max", Severity.ERROR, "Every min is at most its max.",

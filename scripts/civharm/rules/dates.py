@@ -6,7 +6,7 @@ import great_expectations as gx
 import pandas as pd
 
 from ..findings import Severity
-from . import Check, expectation_rule, rule
+from . import Check, expectation_rule, in_order, rule
 
 DATE_FIELDS = {
     "incidents": ["date_start", "date_end", "last_updated"],
@@ -19,9 +19,7 @@ DATE_FIELDS = {
 
 def _not_before(table: str, later: str, earlier: str) -> Check:
     """Expect ``later`` on or after ``earlier`` where both are set."""
-    return Check(table, later, gx.expectations.ExpectColumnPairValuesAToBeGreaterThanB(
-        column_A=later, column_B=earlier, or_equal=True, ignore_row_if="either_value_is_missing"),
-        lambda row: f"{row[later]:%Y-%m-%d} is before {earlier} {row[earlier]:%Y-%m-%d}")
+    return in_order(table, earlier, later, later, lambda row: f"{row[later]:%Y-%m-%d} is before {earlier} {row[earlier]:%Y-%m-%d}")
 
 
 @expectation_rule("dates/end-before-start", Severity.ERROR, "date_end is on or after date_start.",

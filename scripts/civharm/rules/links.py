@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..findings import Severity
+from ..package import arrow_text
 from . import rows_where, rule
 
 
@@ -89,7 +90,7 @@ def no_current_report(ctx, rule):
     if incidents is None or reports is None:
         return
     carried = pa.array(ctx.current_reports()["carrier_id"].dropna().unique(), type=pa.string())
-    has_report = pd.Series(pc.is_in(pa.array(incidents["incident_id"].array), value_set=carried).to_numpy(zero_copy_only=False), index=incidents.index)
+    has_report = pd.Series(pc.is_in(arrow_text(incidents["incident_id"]), value_set=carried).to_numpy(zero_copy_only=False), index=incidents.index)
     for index in rows_where(incidents, (incidents["status"] == "active") & ~has_report):
         yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
 

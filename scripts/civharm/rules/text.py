@@ -5,10 +5,10 @@ import re
 import unicodedata
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..findings import Severity, quote
+from ..package import arrow_text
 from . import rule
 
 CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
@@ -42,7 +42,7 @@ def _suspects(ctx) -> list:
     if "text-suspects" not in ctx.memo:
         found = []
         for resource, field, column in _string_cells(ctx):
-            flags = pc.match_substring_regex(pa.array(column.array), SUSPECT).fill_null(False)
+            flags = pc.match_substring_regex(arrow_text(column), SUSPECT).fill_null(False)
             positions = np.flatnonzero(np.asarray(flags, dtype=bool))
             if len(positions):
                 found.append((resource, field, positions, column.iloc[positions].tolist()))
@@ -99,7 +99,7 @@ def non_ascii_number(ctx, rule):
             if field.get("type") not in ("integer", "number"):
                 continue
             column = resource.frame[field["name"]]
-            odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(pa.array(column.array, type=pa.string())).fill_null(True), dtype=bool))
+            odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
             for position, value in zip(odd, column.iloc[odd].tolist()):
                 yield rule.finding(resource.path, resource.line_of(int(position)), field["name"],
                                    f"{quote(value, 60)} is not written with ASCII digits (0–9)")
