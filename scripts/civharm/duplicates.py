@@ -172,7 +172,7 @@ def blocking_sql(prune: bool = True) -> str:
     a country, and a subdivision unless one side has none. Without ``prune`` that is all
     (the reference). With it (the default), a pair must also meet on a key: a GeoNames place,
     alike locality names, a grid cell within NEAR_KM, or, for a side without a locality name,
-    its subdivision with two day-precision dates.
+    its subdivision with two day-precision dates and a means of harm in common.
     """
     if not (prune and KEYED):
         return f"""
