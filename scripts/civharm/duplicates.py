@@ -443,10 +443,11 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
 
     columns = [c for f in FIGURES for c in (f, f"{f}_qualifier")]
     has_figure = reports[list(FIGURES)].notna().any(axis=1)
-    active = reports[((reports["status"] == "active") & has_figure).fillna(False).to_numpy(dtype=bool)]
-    if active.empty:
+    chosen = ((reports["status"] == "active") & has_figure).fillna(False).to_numpy(dtype=bool)
+    if not chosen.any():
         return []
-    keyed = active[["source_id", "incident_id", "url", "report_id"] + columns].assign(day=active["as_of"].str.slice(0, 10))
+    active = reports.loc[chosen, ["source_id", "incident_id", "url", "report_id", "as_of"] + columns]  # these columns only: memory
+    keyed = active.drop(columns="as_of").assign(day=active["as_of"].str.slice(0, 10))
     group = keyed.groupby(["source_id", "day"] + columns, sort=False, dropna=False).ngroup()  # missing = missing, as in a CSV
     spread = pd.Series(pd.factorize(keyed["incident_id"])[0], index=keyed.index).groupby(group).transform("nunique")
     shared = (spread > 1).to_numpy()

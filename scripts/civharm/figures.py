@@ -53,9 +53,19 @@ def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
     return mapped.where(mapped.notna(), incident_ids.astype(object))
 
 
+# What the figure rule and the originator count read of a current report (a copy of every
+# column would double the reports' memory on a large package).
+CURRENT_REPORT_COLUMNS = ("report_id", "incident_id", "source_id", "republished_from", "claimant", "claimant_type",
+                          *(c for f in FIGURES for c in (f, f"{f}_qualifier")))
+
+
 def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
-    """Active, not superseded reports, with ``carrier_id`` = the incident they count toward."""
-    current = reports[(reports["status"] == "active") & reports["superseded_by"].isna()].copy()
+    """Active, not superseded reports, with ``carrier_id`` = the incident they count toward.
+
+    Only ``CURRENT_REPORT_COLUMNS`` are kept.
+    """
+    mask = ((reports["status"] == "active") & reports["superseded_by"].isna()).fillna(False).to_numpy(dtype=bool)
+    current = reports.loc[mask, [c for c in CURRENT_REPORT_COLUMNS if c in reports.columns]]
     current["carrier_id"] = carrier_ids(current["incident_id"], incidents)
     return current
 
