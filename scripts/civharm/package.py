@@ -178,7 +178,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
         try:
             table = pacsv.read_csv(
                 io.BytesIO(body),
-                read_options=pacsv.ReadOptions(block_size=1 << 26, skip_rows=1, autogenerate_column_names=True),
+                read_options=pacsv.ReadOptions(block_size=1 << 20, skip_rows=1, autogenerate_column_names=True),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={f"f{i}": pa.string() for i in range(len(header))},
@@ -186,7 +186,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
             )
             lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
             if table.num_columns == len(header) and table.num_rows + 1 == lines and not body.count(b"\n\n"):
-                frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
+                frame = table.combine_chunks().to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
                 return header, frame, list(range(2, len(frame) + 2)), False, {}
         except (pa.ArrowInvalid, ValueError):
