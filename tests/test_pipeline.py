@@ -1,0 +1,80 @@
+"""The pipeline on two processes: the same report as on one, and a child's failure reaches the parent."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+
+from civharm import validate
+from civharm.findings import CivharmError
+from civharm.validate import Options, run
+from conftest import REPO, TODAY, build_package, set_cell
+
+
+def _options(processes: int, **extra) -> Options:
+    return Options(today=dt.date.fromisoformat(TODAY), processes=processes, **extra)
+
+
+@pytest.fixture
+def broken_real_copy(tmp_path):
+    """The real dataset with a structural error, a rule error and an exact duplicate row."""
+    root = build_package(tmp_path / "real", REPO / "data")
+    set_cell(root / "data" / "reports.csv", 2, "civilians_killed", "many")  # structure: not an integer
+    set_cell(root / "data" / "incidents.csv", 3, "date_end", "2000-01-01")  # rule: end before start
+    reports = root / "data" / "reports.csv"
+    lines = reports.read_text(encoding="utf-8").splitlines(keepends=True)
+    report_id = lines[3].split(",", 1)[0]
+    reports.write_text("".join(lines) + lines[3].replace(report_id, report_id[:-1] + "Z", 1), encoding="utf-8")
+    return root
+
+
+def test_two_processes_give_the_same_report_as_one(broken_real_copy):
+    one = run(broken_real_copy, _options(1))
+    two = run(broken_real_copy, _options(2))
+    assert two.findings == one.findings
+    assert two.summary == one.summary
+    kinds = {f.rule_id for f in two.findings}
+    assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start"} <= kinds, kinds
+
+
+def test_two_processes_report_their_stages(broken_real_copy):
+    seen = []
+    run(broken_real_copy, _options(2, progress=seen.append))
+    assert seen == ["load", "structure and duplicates (second process), rules"]
+
+
+def test_a_small_package_stays_in_one_process(broken_real_copy, monkeypatch):
+    monkeypatch.setattr(validate, "_forked", lambda work: pytest.fail("forked for a small package"))
+    run(broken_real_copy, Options(today=dt.date.fromisoformat(TODAY)))
+
+
+def _child_fails_with(monkeypatch, failure):
+    def work(package):
+        failure()
+    monkeypatch.setattr(validate, "_structure_and_duplicates", work)
+
+
+def test_an_unreadable_package_error_in_the_child_reaches_the_parent(broken_real_copy, monkeypatch):
+    def fail():
+        raise CivharmError("data/reports.csv: cannot read")
+    _child_fails_with(monkeypatch, fail)
+    with pytest.raises(CivharmError, match="data/reports.csv: cannot read"):
+        run(broken_real_copy, _options(2))
+
+
+def test_an_unpicklable_exception_in_the_child_arrives_as_its_description(broken_real_copy, monkeypatch):
+    class Local(Exception):  # a local class cannot be pickled
+        pass
+
+    def fail():
+        raise Local("no such column")
+    _child_fails_with(monkeypatch, fail)
+    with pytest.raises(RuntimeError, match="Local: no such column"):
+        run(broken_real_copy, _options(2))
+
+
+def test_a_child_that_dies_without_a_result_is_an_error_not_a_hang(broken_real_copy, monkeypatch):
+    _child_fails_with(monkeypatch, lambda: os._exit(3))
+    with pytest.raises(CivharmError, match="ended without a result.*exit status 3"):
+        run(broken_real_copy, _options(2))
