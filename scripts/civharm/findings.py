@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Severity(str, enum.Enum):
@@ -17,9 +18,12 @@ class Severity(str, enum.Enum):
     INFO = "info"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Finding:
-    """One problem at one place: a CSV line (header = line 1) or a JSON pointer."""
+class Finding(NamedTuple):
+    """One problem at one place: a CSV line (header = line 1) or a JSON pointer.
+
+    A named tuple, not a dataclass: a large package yields 10⁵ findings, and tuples are
+    built, hashed, sorted and sent between processes several times faster.
+    """
 
     file: str
     line: int | None

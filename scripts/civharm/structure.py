@@ -18,7 +18,6 @@ physical CSV line, and worded the same way on both paths. No finding is ever dro
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import re
 import tempfile
@@ -181,7 +180,7 @@ def _noting_cut_cells(finding: Finding, cut: dict[tuple[str, int], int]) -> Find
     extra = cut.get((finding.file, finding.line))
     if extra is None or finding.rule_id != "frictionless/extra-cell":
         return finding
-    return dataclasses.replace(finding, message=f"{finding.message} (the row has {extra:,} cells more than the header; they are reported once)")
+    return finding._replace(message=f"{finding.message} (the row has {extra:,} cells more than the header; they are reported once)")
 
 
 def _check_with_frictionless(package: Package, loadable: list[Resource], basepath) -> list[Finding]:
