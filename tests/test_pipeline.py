@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 
 import pytest
 
@@ -18,10 +19,11 @@ def _options(processes: int, **extra) -> Options:
 
 @pytest.fixture
 def broken_real_copy(tmp_path):
-    """The real dataset with a structural error, a rule error and an exact duplicate row."""
+    """The real dataset with a structural error, rule errors of both processes and an exact duplicate row."""
     root = build_package(tmp_path / "real", REPO / "data")
     set_cell(root / "data" / "reports.csv", 2, "civilians_killed", "many")  # structure: not an integer
-    set_cell(root / "data" / "incidents.csv", 3, "date_end", "2000-01-01")  # rule: end before start
+    set_cell(root / "data" / "incidents.csv", 3, "date_end", "2000-01-01")  # rule (first process): end before start
+    set_cell(root / "data" / "incidents.csv", 4, "summary", " Leading blank.")  # rule (second process): untrimmed
     reports = root / "data" / "reports.csv"
     lines = reports.read_text(encoding="utf-8").splitlines(keepends=True)
     report_id = lines[3].split(",", 1)[0]
@@ -35,13 +37,13 @@ def test_two_processes_give_the_same_report_as_one(broken_real_copy):
     assert two.findings == one.findings
     assert two.summary == one.summary
     kinds = {f.rule_id for f in two.findings}
-    assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start"} <= kinds, kinds
+    assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start", "text/untrimmed"} <= kinds, kinds
 
 
 def test_two_processes_report_their_stages(broken_real_copy):
     seen = []
     run(broken_real_copy, _options(2, progress=seen.append))
-    assert seen == ["load", "structure and duplicates (second process), rules"]
+    assert seen == ["load", "duplicates and text rules (second process)", "structure", "rules"]
 
 
 def test_a_small_package_stays_in_one_process(broken_real_copy, monkeypatch):
@@ -52,7 +54,7 @@ def test_a_small_package_stays_in_one_process(broken_real_copy, monkeypatch):
 def _child_fails_with(monkeypatch, failure):
     def work(package):
         failure()
-    monkeypatch.setattr(validate, "_structure_and_duplicates", work)
+    monkeypatch.setattr(validate.duplicates, "check", work)
 
 
 def test_an_unreadable_package_error_in_the_child_reaches_the_parent(broken_real_copy, monkeypatch):
@@ -78,3 +80,22 @@ def test_a_child_that_dies_without_a_result_is_an_error_not_a_hang(broken_real_c
     _child_fails_with(monkeypatch, lambda: os._exit(3))
     with pytest.raises(CivharmError, match="ended without a result.*exit status 3"):
         run(broken_real_copy, _options(2))
+
+
+def test_a_failure_in_the_first_process_ends_the_second(broken_real_copy, monkeypatch):
+    started = []
+    original = validate._forked
+
+    def forked(work):
+        child = original(lambda: time.sleep(60) or work())
+        started.append(child.pid)
+        return child
+
+    def fail(package):
+        raise CivharmError("structure failed")
+    monkeypatch.setattr(validate, "_forked", forked)
+    monkeypatch.setattr(validate.structure, "check", fail)
+    with pytest.raises(CivharmError, match="structure failed"):
+        run(broken_real_copy, _options(2))
+    with pytest.raises(ChildProcessError):  # already reaped: no orphan left running
+        os.waitpid(started[0], os.WNOHANG)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from .package import Package, load_package
 
 # Below this many rows a second process costs more than it saves (fork, transfer of findings).
 TWO_PROCESSES_FROM_ROWS = 200_000
+# Rule families the second process runs beside the duplicate gate: pandas-only (GX is imported
+# in the first process alone) and about as long as the structure stage they balance.
+SECOND_PROCESS_RULES = frozenset({"text"})
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Options:
     today: dt.date
     base: str | None = None
     progress: Callable[[str], None] | None = None  # told each stage's name as it starts (the CLI shows it on a terminal)
-    processes: int | None = None  # 1, or 2 (structure and duplicates in a forked process); None: 2 for a large package on 2+ cores
+    processes: int | None = None  # 1, or 2 (duplicate gate and text rules in a forked process); None: 2 for a large package on 2+ cores
 
 
 def without_cascades(rule_findings: list[Finding], structural: list[Finding]) -> list[Finding]:
@@ -71,16 +75,44 @@ def _type_shared_tables(package: Package) -> None:
             resource.typed  # noqa: B018 - a cached property; reading it is the point
 
 
-def _structure_and_duplicates(package: Package) -> tuple[list[Finding], list[Finding]]:
-    return structure.check(package), duplicates.check(package)
+class _Child:
+    """A forked process computing findings: ``result()`` waits for them, ``stop()`` ends it early."""
+
+    def __init__(self, pid: int, read_end: int):
+        self.pid = pid
+        self.received: list[bytes] = []
+        # The pipe is drained on a thread, so a large result cannot block the child.
+        self.reader = threading.Thread(target=self._drain, args=(read_end,), daemon=True)
+        self.reader.start()
+
+    def _drain(self, read_end: int) -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            self.received.append(pipe.read())
+
+    def result(self) -> list[Finding]:
+        self.reader.join()
+        _, status = os.waitpid(self.pid, 0)
+        if not self.received or not self.received[0]:
+            raise CivharmError(f"the second validation process ended without a result (exit status {os.waitstatus_to_exitcode(status)})")
+        kind, value = pickle.loads(self.received[0])
+        if kind == "raised":
+            raise value
+        return _from_rows(value)
+
+    def stop(self) -> None:
+        """Kill and reap the child (the first process failed; its result is not needed)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
-def _forked(work: Callable[[], tuple[list[Finding], ...]]) -> Callable[[], tuple[list[Finding], ...]]:
-    """Start ``work`` in a forked child (it shares the loaded package, copy-on-write); return a waiter.
+def _forked(work: Callable[[], list[Finding]]) -> _Child:
+    """Start ``work`` in a forked child, which shares the loaded package copy-on-write.
 
     The child sends its findings (or its exception) through a pipe and leaves with
     ``os._exit``, so it never runs the parent's exit handlers or flushes its buffers.
-    The pipe is drained on a thread, so a large result cannot block the child.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -89,7 +121,7 @@ def _forked(work: Callable[[], tuple[list[Finding], ...]]) -> Callable[[], tuple
         try:
             os.close(read_end)
             try:
-                payload = ("ok", tuple(_as_rows(part) for part in work()))
+                payload = ("ok", _as_rows(work()))
             except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
                 payload = ("raised", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}"))
             with os.fdopen(write_end, "wb") as pipe:
@@ -99,26 +131,7 @@ def _forked(work: Callable[[], tuple[list[Finding], ...]]) -> Callable[[], tuple
         finally:
             os._exit(status)
     os.close(write_end)
-    received: list[bytes] = []
-
-    def drain() -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            received.append(pipe.read())
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-
-    def wait() -> tuple[list[Finding], ...]:
-        reader.join()
-        _, status = os.waitpid(pid, 0)
-        if not received or not received[0]:
-            raise CivharmError(f"the second validation process ended without a result (exit status {os.waitstatus_to_exitcode(status)})")
-        kind, value = pickle.loads(received[0])
-        if kind == "raised":
-            raise value
-        return tuple(_from_rows(part) for part in value)
-
-    return wait
+    return _Child(pid, read_end)
 
 
 def _picklable(value: object) -> bool:
@@ -138,26 +151,34 @@ def run(path: str | Path, options: Options) -> Report:
     if options.base:  # first, so that an unreadable base stops the run before the slow checks
         stage("history")
         findings += history.check_against(package, options.base)
+    second_process = None
     if _processes(package, options.processes) == 2:
-        # Forked before any thread of ours starts: the child gets a copy of one thread only.
-        stage("structure and duplicates (second process), rules")
+        # The duplicate gate and some rule families run in a forked copy of this process while
+        # this one checks structure and the other rules; forked before any thread of ours
+        # starts (a fork copies one thread).
+        stage("duplicates and text rules (second process)")
         _type_shared_tables(package)
-        wait_for_child = _forked(lambda: _structure_and_duplicates(package))
-        threading.Thread(target=_import_great_expectations, daemon=True).start()
-        rule_findings = rules.check(package, options.today)
-        structural, duplicate_findings = wait_for_child()
-    else:
-        # Importing GX takes seconds of pure Python; the structure checks are mostly Arrow kernels
-        # that leave the interpreter free, so the import runs beside them (the rules wait for it).
-        threading.Thread(target=_import_great_expectations, daemon=True).start()
+        second_process = _forked(lambda: rules.check(package, options.today, SECOND_PROCESS_RULES) + duplicates.check(package))
+    # Importing GX takes seconds of pure Python; the structure checks are mostly Arrow kernels
+    # that leave the interpreter free, so the import runs beside them (the rules wait for it).
+    threading.Thread(target=_import_great_expectations, daemon=True).start()
+    try:
         stage("structure")
         structural = structure.check(package)
         stage("rules")
-        rule_findings = rules.check(package, options.today)
-        stage("duplicates")
-        duplicate_findings = duplicates.check(package)
+        if second_process is None:
+            later_findings = rules.check(package, options.today)
+            stage("duplicates")
+            later_findings += duplicates.check(package)
+        else:
+            later_findings = rules.check(package, options.today, rules.FAMILIES - SECOND_PROCESS_RULES)
+            later_findings += second_process.result()
+    except BaseException:
+        if second_process is not None:
+            second_process.stop()
+        raise
     findings += structural
-    findings += without_cascades(rule_findings + duplicate_findings, structural)
+    findings += without_cascades(later_findings, structural)
     summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items()}}
     incidents = package.get("incidents")
     if incidents is not None and "status" in incidents.frame.columns:
