@@ -158,7 +158,7 @@ def _safe_path(root: Path, relative: object) -> Path | None:
     return candidate
 
 
-def _is_utf8(raw: bytes) -> bool:
+def is_utf8(raw: bytes) -> bool:
     """Whether the bytes are valid UTF-8, checked by Arrow (no decoded copy: 10× faster than ``bytes.decode``)."""
     offsets = pa.array([0, len(raw)], type=pa.int64()).buffers()[1]
     try:
@@ -175,7 +175,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
     no cell holds a line break; the slow path (the csv module) covers everything else and
     notes ragged rows. The last value says whether some row had the wrong number of cells.
     """
-    text_ok = _is_utf8(raw)
+    text_ok = is_utf8(raw)
     body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
     end = body.find(b"\n")
     first_line = body[: end if end >= 0 else len(body)]  # not split(): that would copy the whole file

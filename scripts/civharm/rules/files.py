@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..findings import Severity
+from ..package import is_utf8
 from . import rule
 
 
@@ -13,7 +14,7 @@ def _line_at(raw: bytes, offset: int) -> int:
       "Any other encoding turns names in Cyrillic or Arabic into mojibake for some readers.")
 def not_utf8(ctx, rule):
     for resource in ctx.package.resources.values():
-        if resource.raw is None:
+        if resource.raw is None or is_utf8(resource.raw):
             continue
         try:
             resource.raw.decode("utf-8")
