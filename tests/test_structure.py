@@ -45,3 +45,14 @@ def test_a_row_with_thousands_of_surplus_cells_is_reported_once_with_its_count(v
     assert [(f.file, f.line) for f in extra] == [("data/damage.csv", 2)]
     assert extra[0].message.endswith("(the row has 20,000 cells more than the header; they are reported once)")
     assert damage.read_text(encoding="utf-8").count(",x") == 20_000  # the package itself is untouched
+
+
+@pytest.mark.parametrize("values", [["a", "b", "c", "d", "e", "f"], ["a", "b"]], ids=["few-keys-probe-values", "hash-values"])
+def test_foreign_key_lookup_is_the_same_from_either_side(values):
+    """``_occurs_in`` hashes the smaller side; the answer must not depend on which."""
+    import pyarrow as pa
+
+    from civharm.structure import _occurs_in
+
+    key = pa.array(["b", None, "x", "b", "a"], pa.large_string())
+    assert _occurs_in(key, pa.array(values + [None], pa.large_string())).tolist() == [True, False, False, True, True]

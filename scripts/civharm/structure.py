@@ -299,6 +299,20 @@ def _arrow(series: pd.Series) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
+def _occurs_in(key: pa.Array, values: pa.Array) -> np.ndarray:
+    """Which cells of ``key`` occur among ``values``.
+
+    Arrow's ``is_in`` builds a hash table of its value set: when the key has fewer distinct
+    cells than the referenced column (a sparse ``superseded_by``, the damage table's report
+    IDs), the distinct keys are hashed and the referenced values probed against them.
+    """
+    distinct = pc.unique(pc.drop_null(key))
+    if len(distinct) < len(values) // 2:
+        hits = pc.index_in(values, value_set=distinct)
+        values = distinct.take(pc.unique(pc.drop_null(hits)))
+    return _mask(pc.is_in(key, value_set=pc.unique(pc.drop_null(values))))
+
+
 def _mask(array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -548,7 +562,7 @@ class _Table:
             if len(local) == 1:
                 key = self.columns[local[0]].key
                 checked = ~_mask(pc.is_null(key))
-                found = _mask(pc.is_in(key, value_set=pc.unique(pc.drop_null(source[remote[0]]))))
+                found = _occurs_in(key, source[remote[0]]) if checked.any() else np.zeros(self.n, dtype=bool)
             else:
                 sentinel = "\x00None"
                 here = pd.DataFrame({i: self.columns[n].key.to_pandas(types_mapper=pd.ArrowDtype) for i, n in enumerate(local)})
