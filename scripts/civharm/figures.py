@@ -6,6 +6,8 @@ and ``civharm build`` both call ``compute_incident_figures``.
 from __future__ import annotations
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 FIGURES = ("civilians_killed", "civilians_injured", "children_killed", "children_injured", "all_killed", "all_injured")
 
@@ -48,9 +50,17 @@ def carrier_of(incidents: pd.DataFrame) -> pd.Series:
 
 
 def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
-    """For each incident ID, the incident that carries its reports (an unknown ID carries itself)."""
-    mapped = incident_ids.astype(object).map(carrier_of(incidents))
-    return mapped.where(mapped.notna(), incident_ids.astype(object))
+    """For each incident ID, the incident that carries its reports (an unknown ID carries itself).
+
+    Looked up by Arrow (a hash of the incident IDs, then a take), not by a Python dict per row.
+    """
+    unique = incidents.drop_duplicates("incident_id")
+    unique = unique[unique["incident_id"].notna()]
+    carriers = unique["merged_into"].where(unique["status"] == "merged").fillna(unique["incident_id"])
+    ids = pa.array(incident_ids.array, type=pa.large_string())
+    position = pc.index_in(ids, value_set=pa.array(unique["incident_id"].array, type=pa.large_string()))
+    mapped = pc.coalesce(pa.array(carriers.array, type=pa.large_string()).take(position), ids)
+    return pd.Series(pd.arrays.ArrowStringArray(mapped), index=incident_ids.index)
 
 
 # What the figure rule and the originator count read of a current report (a copy of every
@@ -77,7 +87,8 @@ def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, cur
     """
     current = current_reports(incidents, reports) if current is None else current
     ids = pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id")
-    carrier = ids.get_indexer(current["carrier_id"].astype(object))  # one string lookup; -1: a carrier that is not an incident
+    carrier = pc.index_in(pa.array(current["carrier_id"].array, type=pa.large_string()),  # -1: a carrier that is not an incident
+                          value_set=pa.array(ids, type=pa.large_string())).fill_null(-1).to_numpy()
     out = pd.DataFrame(index=ids)
     for figure in FIGURES:
         given = (current[figure].notna().to_numpy(dtype=bool)) & (carrier >= 0)
