@@ -374,7 +374,8 @@ def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
 def near_duplicates(incidents: pd.DataFrame, minimum: float = THRESHOLD) -> list[Candidate]:
     """Pairs scoring at least ``minimum``: scored in DuckDB, then explained one by one."""
     pairs = scored_pairs(incidents, minimum)
-    by_id = incidents.drop_duplicates("incident_id").set_index("incident_id", drop=False)
+    paired = incidents[incidents["incident_id"].isin(set(pairs["a"]) | set(pairs["b"])).to_numpy(dtype=bool)]
+    by_id = paired.drop_duplicates("incident_id").set_index("incident_id", drop=False)
     return [score_pair(by_id.loc[a], by_id.loc[b]) for a, b in pairs[["a", "b"]].itertuples(index=False)]
 
 
@@ -500,8 +501,11 @@ def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Findi
 
 def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame) -> list[Finding]:
     decided, findings = _decisions(package)
-    line_of = {iid: resource.line_of(i) for i, iid in incidents["incident_id"].items()}
-    for candidate in near_duplicates(incidents):
+    candidates = near_duplicates(incidents)
+    named = {iid for candidate in candidates for iid in (candidate.a, candidate.b)}
+    rows = incidents.index[incidents["incident_id"].isin(named).to_numpy(dtype=bool)]  # lines of these only: 10⁵ incidents
+    line_of = {incidents.at[i, "incident_id"]: resource.line_of(i) for i in rows}
+    for candidate in candidates:
         if candidate.score < THRESHOLD or (candidate.a, candidate.b) in decided:
             continue
         first, second = sorted((candidate.a, candidate.b), key=lambda i: line_of.get(i, 0))
