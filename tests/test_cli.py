@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from civharm.cli import main
+from civharm.findings import Finding, Severity
 from conftest import TODAY, set_cell
 
 
@@ -99,3 +100,15 @@ def test_validate_reports_each_stage_as_it_starts(valid_package):
     seen = []
     run(valid_package, Options(today=dt.date(2026, 11, 26), progress=seen.append))
     assert seen == ["load", "structure", "rules", "duplicates"]
+
+
+@pytest.mark.parametrize("finding", [
+    Finding("data/reports.csv", 3, "title", "text/control-character", 'a "quote", ü, ’, \\ \n \u2028 \x00 \x1f', Severity.WARNING),
+    Finding("datapackage.json", None, None, "package/missing-file", "no file", Severity.ERROR, "/resources/0/path"),
+    Finding("data/incidents.csv", 12, None, "duplicates/near-duplicate", "Тёткино", Severity.INFO),
+], ids=["escapes", "pointer", "no-field"])
+def test_json_findings_are_what_json_dumps_writes(finding):
+    """The JSON report writes each finding by hand (speed); it must equal the json module's output."""
+    from civharm.render import _finding_json
+
+    assert _finding_json(finding) == json.dumps(finding.as_dict(), ensure_ascii=False)
