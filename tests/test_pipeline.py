@@ -99,3 +99,15 @@ def test_a_failure_in_the_first_process_ends_the_second(broken_real_copy, monkey
         run(broken_real_copy, _options(2))
     with pytest.raises(ChildProcessError):  # already reaped: no orphan left running
         os.waitpid(started[0], os.WNOHANG)
+
+
+def test_the_cycle_collector_is_paused_during_a_run_and_resumed_after(broken_real_copy, monkeypatch):
+    import gc
+
+    seen = []
+    original = validate.structure.check
+    monkeypatch.setattr(validate.structure, "check", lambda package: seen.append(gc.isenabled()) or original(package))
+    assert gc.isenabled()
+    run(broken_real_copy, _options(1))
+    assert seen == [False]
+    assert gc.isenabled()

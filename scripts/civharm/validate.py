@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import pickle
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -140,8 +142,30 @@ def _picklable(value: object) -> bool:
         return False
 
 
+@contextmanager
+def _no_cycle_collector():
+    """Pause Python's cycle collector for the run.
+
+    A large package means 10⁵–10⁶ Python objects (findings, groups, keys); each burst of
+    allocations made the collector walk them all again (≈ 5 s of a 1M-report run, measured).
+    The run's memory is bounded by the package and the collector resumes when the run ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def run(path: str | Path, options: Options) -> Report:
     """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
+    with _no_cycle_collector():
+        return _run(path, options)
+
+
+def _run(path: str | Path, options: Options) -> Report:
     stage = options.progress or (lambda name: None)
     stage("load")
     package = load_package(path)
