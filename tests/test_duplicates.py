@@ -261,3 +261,17 @@ def test_same_figures_warns_once_per_repeated_row_naming_the_first_on_another_in
     assert found == [(4, "rep_3 has the same source, date and figures as rep_1 (line 2)"),
                      (5, "rep_4 has the same source, date and figures as rep_3 (line 4)"),
                      (6, "rep_5 has the same source, date and figures as rep_2 (line 3)")]  # rep_1 shares its URL
+
+
+def test_duckdb_works_within_its_memory_limit_and_cleans_its_spill_folder(monkeypatch, tmp_path):
+    """The blocking join spills to a temporary folder beyond DUCKDB_MEMORY; the folder is removed."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with duplicates._connect() as connection:
+        limit = connection.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        spill = connection.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        assert spill.startswith(str(tmp_path / "civharm-duckdb-"))
+    number, unit = limit.split()  # DuckDB shows '600MB' as '572.2 MiB'
+    assert unit == "MiB" and float(number) * 2**20 == pytest.approx(int(duplicates.DUCKDB_MEMORY.removesuffix("MB")) * 10**6, rel=1e-3)
+    assert list(tmp_path.iterdir()) == []
