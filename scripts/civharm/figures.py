@@ -43,7 +43,7 @@ def bounds(values: pd.Series, qualifiers: pd.Series) -> tuple[pd.Series, pd.Seri
 
 def carrier_of(incidents: pd.DataFrame) -> pd.Series:
     """Map every incident ID to the incident that carries its reports (itself, or its merge target)."""
-    unique = incidents.drop_duplicates("incident_id")  # a repeated ID is a structural error, reported elsewhere
+    unique = incidents[["incident_id", "status", "merged_into"]].drop_duplicates("incident_id")  # a repeated ID is a structural error, reported elsewhere
     ids = unique["incident_id"]
     target = unique["merged_into"].where(unique["status"] == "merged")
     return pd.Series(target.fillna(ids).to_numpy(dtype=object), index=ids.to_numpy(dtype=object), dtype=object)
@@ -54,7 +54,7 @@ def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
 
     Looked up by Arrow (a hash of the incident IDs, then a take), not by a Python dict per row.
     """
-    unique = incidents.drop_duplicates("incident_id")
+    unique = incidents[["incident_id", "status", "merged_into"]].drop_duplicates("incident_id")
     unique = unique[unique["incident_id"].notna()]
     carriers = unique["merged_into"].where(unique["status"] == "merged").fillna(unique["incident_id"])
     ids = pa.array(incident_ids.array, type=pa.large_string())

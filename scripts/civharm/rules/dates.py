@@ -69,7 +69,7 @@ def published_before_incident(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
     if reports is None or incidents is None or reports.empty or incidents.empty:
         return
-    starts = incidents.drop_duplicates("incident_id").set_index("incident_id")["date_start"]
+    starts = incidents[["incident_id", "date_start"]].drop_duplicates("incident_id").set_index("incident_id")["date_start"]
     incident_start = reports["incident_id"].map(starts)
     published_end = _period_end(reports["published_date"], reports["published_precision"])
     bad = published_end.notna() & incident_start.notna() & (published_end < incident_start)

@@ -58,7 +58,7 @@ def merge_target(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None:
         return
-    status = frame.drop_duplicates("incident_id").set_index("incident_id")["status"]
+    status = frame[["incident_id", "status"]].drop_duplicates("incident_id").set_index("incident_id")["status"]
     merged = frame["status"] == "merged"
     target = frame["merged_into"]
     for index in rows_where(frame, merged & target.isna()):
@@ -104,7 +104,7 @@ def superseded_by(ctx, rule):
     from ..figures import carrier_of
 
     carrier = carrier_of(incidents)
-    by_id = reports.drop_duplicates("report_id").set_index("report_id")
+    by_id = reports[["report_id", "incident_id", "as_of", "superseded_by"]].drop_duplicates("report_id").set_index("report_id")
     as_of = pd.to_datetime(by_id["as_of"], format="ISO8601", errors="coerce")
     for index in rows_where(reports, reports["superseded_by"].notna()):
         this, later = reports.at[index, "report_id"], reports.at[index, "superseded_by"]
