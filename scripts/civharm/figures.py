@@ -54,12 +54,11 @@ def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
 
     Looked up by Arrow (a hash of the incident IDs, then a take), not by a Python dict per row.
     """
-    unique = incidents[["incident_id", "status", "merged_into"]].drop_duplicates("incident_id")
-    unique = unique[unique["incident_id"].notna()]
-    carriers = unique["merged_into"].where(unique["status"] == "merged").fillna(unique["incident_id"])
+    carriers = carrier_of(incidents)
+    carriers = carriers[carriers.index.notna()]
     ids = pa.array(incident_ids.array, type=pa.large_string())
-    position = pc.index_in(ids, value_set=pa.array(unique["incident_id"].array, type=pa.large_string()))
-    mapped = pc.coalesce(pa.array(carriers.array, type=pa.large_string()).take(position), ids)
+    position = pc.index_in(ids, value_set=pa.array(carriers.index, type=pa.large_string(), from_pandas=True))
+    mapped = pc.coalesce(pa.array(carriers.to_numpy(), type=pa.large_string(), from_pandas=True).take(position), ids)
     return pd.Series(pd.arrays.ArrowStringArray(mapped), index=incident_ids.index)
 
 

@@ -159,7 +159,7 @@ def _safe_path(root: Path, relative: object) -> Path | None:
 
 
 def is_utf8(raw: bytes) -> bool:
-    """Whether the bytes are valid UTF-8, checked by Arrow (no decoded copy: 10× faster than ``bytes.decode``)."""
+    """Whether the bytes are valid UTF-8, checked by Arrow (no decoded copy; ≈ 6× faster than ``bytes.decode``)."""
     offsets = pa.array([0, len(raw)], type=pa.int64()).buffers()[1]
     try:
         pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(raw)]).cast(pa.large_string())
