@@ -21,13 +21,13 @@ FORMULA = re.compile(r"^[=+\-@]")
 SUSPECT = r"[^ -~]|^[ =+\-@]| $"
 
 
-def _string_cells(ctx):
-    """(table, field, column) for every string field, raw text as stored."""
+def _cells(ctx, kinds: tuple[str, ...]):
+    """(table, field, column) for every field of these Table Schema types, raw text as stored."""
     for resource in ctx.package.resources.values():
         if resource.raw is None or len(set(resource.header)) != len(resource.header):
             continue
         for field in resource.schema.get("fields", []):
-            if field.get("type", "string") == "string" and field["name"] in resource.frame.columns:
+            if field.get("type", "string") in kinds and field["name"] in resource.frame.columns:
                 yield resource, field["name"], resource.frame[field["name"]]
 
 
@@ -41,7 +41,7 @@ def _suspects(ctx) -> list:
     """
     if "text-suspects" not in ctx.memo:
         found = []
-        for resource, field, column in _string_cells(ctx):
+        for resource, field, column in _cells(ctx, ("string",)):
             flags = pc.match_substring_regex(arrow_text(column), SUSPECT).fill_null(False)
             positions = np.flatnonzero(np.asarray(flags, dtype=bool))
             if len(positions):
@@ -92,14 +92,7 @@ def formula_prefix(ctx, rule):
 @rule("text/non-ascii-number", Severity.ERROR, "Integer and number cells are written with ASCII digits (0–9).",
       "Frictionless reads any Unicode digit ('１', '٣') as a number, but other tools do not: the figure would be lost or misread downstream.")
 def non_ascii_number(ctx, rule):
-    for resource in ctx.package.resources.values():
-        if not resource.usable:
-            continue
-        for field in resource.schema.get("fields", []):
-            if field.get("type") not in ("integer", "number"):
-                continue
-            column = resource.frame[field["name"]]
-            odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
-            for position, value in zip(odd, column.iloc[odd].tolist()):
-                yield rule.finding(resource.path, resource.line_of(int(position)), field["name"],
-                                   f"{quote(value, 60)} is not written with ASCII digits (0–9)")
+    for resource, field, column in _cells(ctx, ("integer", "number")):
+        odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
+        for position, value in zip(odd, column.iloc[odd].tolist()):
+            yield rule.finding(resource.path, resource.line_of(int(position)), field, f"{quote(value, 60)} is not written with ASCII digits (0–9)")
