@@ -201,18 +201,18 @@ def blocking_sql(prune: bool = True) -> str:
     ),
     -- each side as (key, day, id); x's days carry the window
     x_keys AS (
-        SELECT 'g' || k.gid AS key, d.* FROM keys k JOIN xdays d ON d.id = k.id  -- a GeoNames place both may be
-        UNION ALL SELECT 'n' || s.other, d.* FROM incidents x JOIN alike s ON s.name = x.name JOIN xdays d ON d.id = x.id  -- alike names
-        UNION ALL SELECT 'c' || c.cell, d.* FROM cells c JOIN xdays d ON d.id = c.id  -- a cell within NEAR_KM
-        UNION ALL SELECT 's' || x.country || x.subdivision || '/' || x.bit, d.* FROM {MEANS_OF.format(side="x")} JOIN xdays d ON d.id = x.id
+        SELECT hash('g', k.gid) AS key, d.* FROM keys k JOIN xdays d ON d.id = k.id  -- a GeoNames place both may be
+        UNION ALL SELECT hash('n', s.other), d.* FROM incidents x JOIN alike s ON s.name = x.name JOIN xdays d ON d.id = x.id  -- alike names
+        UNION ALL SELECT hash('c', c.cell), d.* FROM cells c JOIN xdays d ON d.id = c.id  -- a cell within NEAR_KM
+        UNION ALL SELECT hash('s', x.country, x.subdivision, x.bit), d.* FROM {MEANS_OF.format(side="x")} JOIN xdays d ON d.id = x.id
             WHERE x.name = '' AND x.day_precision AND x.subdivision <> ''  -- unnamed: its subdivision, to the day, a means in common
     ),
     y_keys AS (
-        SELECT 'g' || k.gid AS key, d.* FROM keys k JOIN ydays d ON d.id = k.id
-        UNION ALL SELECT 'n' || y.name, d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.name <> ''
-        UNION ALL SELECT 'c' || (CAST(floor(y.lat / {CELL}) AS BIGINT) * {LON_CELLS} + {wrap.format(f"CAST(floor(y.lon / {CELL}) AS BIGINT)")}), d.*
+        SELECT hash('g', k.gid) AS key, d.* FROM keys k JOIN ydays d ON d.id = k.id
+        UNION ALL SELECT hash('n', y.name), d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.name <> ''
+        UNION ALL SELECT hash('c', CAST(floor(y.lat / {CELL}) AS BIGINT) * {LON_CELLS} + {wrap.format(f"CAST(floor(y.lon / {CELL}) AS BIGINT)")}), d.*
             FROM incidents y JOIN ydays d ON d.id = y.id WHERE abs(y.lat) <= 90 AND abs(y.lon) <= 180
-        UNION ALL SELECT 's' || y.country || y.subdivision || '/' || y.bit, d.* FROM {MEANS_OF.format(side="y")} JOIN ydays d ON d.id = y.id
+        UNION ALL SELECT hash('s', y.country, y.subdivision, y.bit), d.* FROM {MEANS_OF.format(side="y")} JOIN ydays d ON d.id = y.id
             WHERE y.day_precision AND y.subdivision <> ''
     ),
     SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
