@@ -111,3 +111,18 @@ def test_the_cycle_collector_is_paused_during_a_run_and_resumed_after(broken_rea
     run(broken_real_copy, _options(1))
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_typing_on_two_threads_gives_the_same_tables_as_on_one(broken_real_copy, monkeypatch):
+    """A large table is typed on two threads; the frames must equal those typed on one (dtypes and NA included)."""
+    import pandas as pd
+
+    from civharm import package as package_module
+
+    one = {name: r.typed for name, r in package_module.load_package(broken_real_copy).resources.items()}
+    monkeypatch.setattr(package_module, "THREADED_TYPING_FROM_ROWS", 0)
+    threaded = {name: r.typed for name, r in package_module.load_package(broken_real_copy).resources.items()}
+    assert one.keys() == threaded.keys()
+    for name in one:
+        pd.testing.assert_frame_equal(threaded[name], one[name], check_exact=True)
+    assert one["reports"]["civilians_killed"].isna().any()  # the structural error above reads as NA on both
