@@ -5,6 +5,7 @@ and ``civharm build`` both call ``compute_incident_figures``.
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -79,6 +80,11 @@ def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFr
     return current
 
 
+def _unknown(length: int) -> pd.arrays.IntegerArray:
+    """``length`` missing nullable integers, built from arrays (not from a list of ``pd.NA``: 60 ms per 10⁵)."""
+    return pd.arrays.IntegerArray(np.zeros(length, dtype="int64"), np.ones(length, dtype=bool))
+
+
 def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, current: pd.DataFrame | None = None) -> pd.DataFrame:
     """The figure rule over typed tables; one row per carrying incident ID, ``<figure>_min``/``_max`` columns.
 
@@ -94,8 +100,7 @@ def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, cur
         low, high = bounds(current[figure][given], current[f"{figure}_qualifier"][given])
         position = carrier[given]
         grouped_low, grouped_high = low.groupby(position), high.groupby(position)
-        minimum = pd.array([pd.NA] * len(ids), dtype="Int64")
-        maximum = pd.array([pd.NA] * len(ids), dtype="Int64")
+        minimum, maximum = _unknown(len(ids)), _unknown(len(ids))
         lowest = grouped_low.min()
         minimum[lowest.index.to_numpy()] = lowest.to_numpy()
         highest = grouped_high.max()
