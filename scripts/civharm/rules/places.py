@@ -33,8 +33,8 @@ def unknown_country(ctx, rule):
         if frame is None:
             continue
         codes = frame["country_code"]
-        known = codes.map(lambda c: pycountry.countries.get(alpha_2=c) is not None if isinstance(c, str) else True)
-        for index in rows_where(frame, ~known.astype(bool)):
+        unknown = [c for c in codes.dropna().unique() if pycountry.countries.get(alpha_2=c) is None]  # once per distinct code
+        for index in rows_where(frame, codes.isin(unknown)):
             yield rule.at_row(ctx, table, index, "country_code", f"{codes[index]!r} is not an ISO 3166-1 alpha-2 country code")
 
 
@@ -47,23 +47,26 @@ def subdivision_not_in_country(ctx, rule):
     rows = rows_where(frame, frame["subdivision_code"].notna())
     if not len(rows):
         return
-    triples = frame.loc[rows, ["subdivision_code", "country_code", "subdivision_name"]].astype(object)
-    verdicts = {}  # one pycountry lookup per distinct (code, country, name)
-    for index, code, country, name in zip(rows, triples["subdivision_code"], triples["country_code"], triples["subdivision_name"]):
-        key = (code, country if not pd.isna(country) else None, name if not pd.isna(name) else None)
-        code, country, name = key
-        if key not in verdicts:
-            subdivision = pycountry.subdivisions.get(code=code)
-            if subdivision is None:
-                verdicts[key] = ("subdivision_code", f"{code!r} is not an ISO 3166-2 code")
-            elif subdivision.country_code != country:
-                verdicts[key] = ("subdivision_code", f"{code} is a subdivision of {subdivision.country_code}, not of {country}")
-            elif name is not None and name != subdivision.name:
-                verdicts[key] = ("subdivision_name", f"{name!r} is not the ISO 3166-2 name of {code} ({subdivision.name!r})")
-            else:
-                verdicts[key] = None
-        if verdicts[key]:
-            yield rule.at_row(ctx, "incidents", index, *verdicts[key])
+    triples = frame.loc[rows, ["subdivision_code", "country_code", "subdivision_name"]]
+    group = triples.groupby(list(triples.columns), sort=False, dropna=False).ngroup().to_numpy()  # numbered by first appearance
+    distinct = triples.drop_duplicates().astype(object)  # the same order: one pycountry lookup per distinct triple
+    verdicts = [_subdivision_verdict(code, None if pd.isna(country) else country, None if pd.isna(name) else name)
+                for code, country, name in distinct.itertuples(index=False)]
+    wrong = np.array([verdict is not None for verdict in verdicts], dtype=bool)[group]
+    for index, number in zip(rows[wrong], group[wrong]):
+        yield rule.at_row(ctx, "incidents", index, *verdicts[number])
+
+
+def _subdivision_verdict(code: str, country: str | None, name: str | None) -> tuple[str, str] | None:
+    """(field, message) when the subdivision does not exist, is another country's, or has another name."""
+    subdivision = pycountry.subdivisions.get(code=code)
+    if subdivision is None:
+        return "subdivision_code", f"{code!r} is not an ISO 3166-2 code"
+    if subdivision.country_code != country:
+        return "subdivision_code", f"{code} is a subdivision of {subdivision.country_code}, not of {country}"
+    if name is not None and name != subdivision.name:
+        return "subdivision_name", f"{name!r} is not the ISO 3166-2 name of {code} ({subdivision.name!r})"
+    return None
 
 
 @rule("places/coordinates-without-gazetteer", Severity.ERROR,
