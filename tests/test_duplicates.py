@@ -275,3 +275,22 @@ def test_duckdb_works_within_its_memory_limit_and_cleans_its_spill_folder(monkey
     number, unit = limit.split()  # DuckDB shows '600MB' as '572.2 MiB'
     assert unit == "MiB" and float(number) * 2**20 == pytest.approx(int(duplicates.DUCKDB_MEMORY.removesuffix("MB")) * 10**6, rel=1e-3)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_repeated_rows_narrowed_column_by_column_equal_pandas_duplicated(seed):
+    """The narrowing (one column at a time) must find exactly the rows pandas finds on all columns at once."""
+    import numpy as np
+
+    from civharm.duplicates import repeated_rows
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({column: pd.array(rng.choice(["a", "b", "c", None], size=400, p=[0.4, 0.3, 0.2, 0.1]), dtype="string")
+                          for column in ("w", "x", "y", "z")})
+    frame["other"] = pd.array(rng.choice(["u", "v"], size=400), dtype="string")  # not compared
+    columns = ["w", "x", "y", "z"]
+    expected = frame[frame.duplicated(subset=columns, keep=False)]
+    found = repeated_rows(frame, columns)
+    assert 0.2 * len(frame) < len(found) < 0.9 * len(frame)  # both kinds of rows are present
+    pd.testing.assert_frame_equal(found, expected)
+    assert repeated_rows(frame.drop_duplicates(subset=columns), columns).empty
