@@ -196,7 +196,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
         try:
             table = pacsv.read_csv(
                 io.BytesIO(body),
-                read_options=pacsv.ReadOptions(block_size=1 << 20, skip_rows=1, autogenerate_column_names=True),
+                read_options=pacsv.ReadOptions(block_size=1 << 24, skip_rows=1, autogenerate_column_names=True),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
                     column_types={f"f{i}": pa.large_string() for i in range(len(header))},  # pandas' own type: no cast
@@ -206,7 +206,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
             # one row per line: no line break inside a cell and no empty line (Arrow skips those),
             # so each row's line number is its position (tests/fixtures/malformed/blank-lines)
             if table.num_columns == len(header) and table.num_rows + 1 == lines:
-                frame = table.combine_chunks().to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
+                frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
                 return header, frame, list(range(2, len(frame) + 2)), False, {}
         except (pa.ArrowInvalid, ValueError):
