@@ -126,3 +126,16 @@ def test_typing_on_two_threads_gives_the_same_tables_as_on_one(broken_real_copy,
     for name in one:
         pd.testing.assert_frame_equal(threaded[name], one[name], check_exact=True)
     assert one["reports"]["civilians_killed"].isna().any()  # the structural error above reads as NA on both
+
+
+def test_cells_parsed_in_many_chunks_give_the_same_report_as_in_one(broken_real_copy, monkeypatch):
+    """Large files stay in the chunks Arrow parsed them in; every stage must read chunked columns alike."""
+    from civharm import package as package_module
+
+    one = run(broken_real_copy, _options(1))
+    monkeypatch.setattr(package_module, "CSV_BLOCK_BYTES", 2048)  # a few rows per chunk
+    chunked = package_module.load_package(broken_real_copy)
+    assert chunked["reports"].frame["report_id"].array._pa_array.num_chunks > 5
+    many = run(broken_real_copy, _options(1))
+    assert many.findings == one.findings
+    assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start", "text/untrimmed"} <= {f.rule_id for f in many.findings}

@@ -294,8 +294,12 @@ def _compile(package: Package, loadable: list[Resource]) -> dict[str, "_Table"] 
     return {r.name: _Table(r, schemas[r.name], referenced[r.name]) for r in loadable}
 
 
-def _arrow(series: pd.Series) -> pa.Array:
-    array = pa.array(series, type=pa.large_string(), from_pandas=True)
+def _arrow(series: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """The column's cells in Arrow, in the chunks they were parsed in (a copy into one would touch fresh memory)."""
+    return pa.array(series, type=pa.large_string(), from_pandas=True)
+
+
+def _contiguous(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
@@ -441,7 +445,7 @@ class _Table:
     def _slow(self, field, values, residual, key, errors):
         """frictionless' own reader, once per distinct value the fast path left over."""
         rows = np.flatnonzero(residual)
-        encoded = pc.dictionary_encode(values.take(pa.array(rows)))
+        encoded = pc.dictionary_encode(_contiguous(values.take(pa.array(rows))))
         reader = self._reader(field)
         keys, bad = [], {}
         for code, cell in enumerate(encoded.dictionary.to_pylist()):
@@ -463,7 +467,7 @@ class _Table:
         if field.name not in self.key_fields or (field.type == "string" and key is values):
             return key  # not a key; or a string, whose value is its cell
         slow_keys = pa.array(keys, pa.large_string()).take(encoded.indices)
-        return pc.replace_with_mask(key, pa.array(residual), slow_keys)
+        return pc.replace_with_mask(_contiguous(key), pa.array(residual), slow_keys)
 
     def _finding(self, index: int, field: str | None, kind: str, message: str) -> Finding:
         return Finding(self.resource.path, int(self.lines[index]), field, f"frictionless/{kind}", message)
