@@ -27,9 +27,10 @@ def high_needs_two_originators(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    current = ctx.current_reports()
-    counts = originators(current).groupby(current["carrier_id"]).nunique()
     high = incidents[(incidents["status"] == "active") & (incidents["confidence"] == "high")]
+    current = ctx.current_reports()
+    current = current[current["carrier_id"].isin(high["incident_id"]).to_numpy(dtype=bool)]  # the only reports that count here
+    counts = originators(current).groupby(current["carrier_id"]).nunique()
     for index in high.index:
         found = int(counts.get(high.at[index, "incident_id"], 0))
         if found < 2:

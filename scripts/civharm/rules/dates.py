@@ -3,9 +3,12 @@ and a page cannot be published before its incident or read before it was publish
 from __future__ import annotations
 
 import great_expectations as gx
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 
 from ..findings import Severity
+from ..package import arrow_text
 from . import Check, expectation_rule, in_order, rule
 
 DATE_FIELDS = {
@@ -69,8 +72,9 @@ def published_before_incident(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
     if reports is None or incidents is None or reports.empty or incidents.empty:
         return
-    starts = incidents[["incident_id", "date_start"]].drop_duplicates("incident_id").set_index("incident_id")["date_start"]
-    incident_start = reports["incident_id"].map(starts)
+    starts = incidents[["incident_id", "date_start"]].drop_duplicates("incident_id")
+    position = pc.index_in(arrow_text(reports["incident_id"]), value_set=arrow_text(starts["incident_id"])).fill_null(-1).to_numpy()
+    incident_start = pd.Series(np.append(starts["date_start"].to_numpy(), np.datetime64("NaT"))[position], index=reports.index)  # -1: unknown incident
     published_end = _period_end(reports["published_date"], reports["published_precision"])
     bad = published_end.notna() & incident_start.notna() & (published_end < incident_start)
     for index in reports.index[bad.to_numpy(dtype=bool)]:

@@ -104,7 +104,10 @@ def superseded_by(ctx, rule):
     from ..figures import carrier_of
 
     carrier = carrier_of(incidents)
-    by_id = reports[["report_id", "incident_id", "as_of", "superseded_by"]].drop_duplicates("report_id").set_index("report_id")
+    superseding = reports["superseded_by"].dropna()
+    # only reports in a supersession are looked up: those that name a successor, and the successors
+    involved = reports["report_id"].isin(set(superseding) | set(reports.loc[superseding.index, "report_id"].dropna()))
+    by_id = reports.loc[involved.to_numpy(dtype=bool), ["report_id", "incident_id", "as_of", "superseded_by"]].drop_duplicates("report_id").set_index("report_id")
     as_of = pd.to_datetime(by_id["as_of"], format="ISO8601", errors="coerce")
     for index in rows_where(reports, reports["superseded_by"].notna()):
         this, later = reports.at[index, "report_id"], reports.at[index, "superseded_by"]
