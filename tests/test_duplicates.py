@@ -256,7 +256,7 @@ def test_same_figures_warns_once_per_repeated_row_naming_the_first_on_another_in
 
     reports = pd.DataFrame([report(1, "inc_a", "u1"), report(2, "inc_a", "u2"), report(3, "inc_b", "u3"),
                             report(4, "inc_a", "u4"), report(5, "inc_c", "u1")])
-    resource = SimpleNamespace(path="data/reports.csv", line_of=lambda i: i + 2)
+    resource = SimpleNamespace(path="data/reports.csv", lines_of=lambda rows: rows + 2)
     found = [(f.line, f.message.split(" on incident")[0]) for f in duplicates._same_figures(resource, reports)]
     assert found == [(4, "rep_3 has the same source, date and figures as rep_1 (line 2)"),
                      (5, "rep_4 has the same source, date and figures as rep_3 (line 4)"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -62,6 +63,12 @@ class Resource:
 
     def line_of(self, row_index: int) -> int:
         return self.lines[row_index] if row_index < len(self.lines) else row_index + 2
+
+    def lines_of(self, row_indices: np.ndarray) -> np.ndarray:
+        """``line_of`` of many rows at once."""
+        lines = np.asarray(self.lines, dtype=np.int64)
+        inside = row_indices < len(lines)
+        return np.where(inside, lines[np.where(inside, row_indices, 0)] if len(lines) else 0, row_indices + 2)
 
     @cached_property
     def typed(self) -> pd.DataFrame:
