@@ -294,3 +294,14 @@ def test_repeated_rows_narrowed_column_by_column_equal_pandas_duplicated(seed):
     assert 0.2 * len(frame) < len(found) < 0.9 * len(frame)  # both kinds of rows are present
     pd.testing.assert_frame_equal(found, expected)
     assert repeated_rows(frame.drop_duplicates(subset=columns), columns).empty
+
+
+@pytest.mark.parametrize("longitudes", [(179.99, -179.99), (0.001, -0.001), (36.199, 36.201)])
+def test_points_a_few_km_apart_meet_across_grid_cell_edges_and_the_antimeridian(longitudes):
+    """Blocking by grid cell must pair near points on either side of a cell edge, also where longitude wraps."""
+    east, west = longitudes
+    incidents = _typed(pd.DataFrame([
+        _incident(1, country_code="FJ", subdivision_code=pd.NA, latitude=-16.5, longitude=east, locality_en="Alpha", geonames_id=1),
+        _incident(2, country_code="FJ", subdivision_code=pd.NA, latitude=-16.5, longitude=west, locality_en="Omega", geonames_id=2),
+    ]))
+    assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"]]
