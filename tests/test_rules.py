@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from civharm.cli import main
 from civharm.findings import Severity
@@ -170,3 +172,19 @@ def test_today_decides_what_is_in_the_future(outcomes):
     assert in_future(("cli", IN_FUTURE, "2026-11-26", None)) == (1, ["dates/in-future"])
     assert in_future(("cli", IN_FUTURE, "2026-11-27", None)) == (0, [])
     assert in_future(("cli", IN_FUTURE, "2026-11-27", TODAY)) == (1, ["dates/in-future"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.characters(codec="utf-8"), max_size=8) | st.sampled_from(["", " a", "a ", "=1", "+1", "-1", "@a", "a\tb", "\u00a0a", "a\u2028", "e\u0301", "\ufeffa"]))
+def test_the_text_prefilter_keeps_every_cell_a_text_rule_rejects(value):
+    """The text rules test in Python only the cells the vectorised filter keeps: it must keep every cell one of them rejects."""
+    import unicodedata
+
+    import pyarrow as pa
+
+    from civharm.rules import text
+
+    rejected = (not unicodedata.is_normalized("NFC", value) or text.UNTRIMMED.search(value) or text.LINE_BREAK.search(value)
+                or text.CONTROL.search(value) or text.FORMULA.match(value))
+    kept = text._suspect(pa.array([value], pa.large_string()))[0].as_py()
+    assert kept or not rejected
