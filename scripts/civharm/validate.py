@@ -20,7 +20,7 @@ from .package import Package, load_package
 TWO_PROCESSES_FROM_ROWS = 200_000
 # Rule families the second process runs beside the duplicate gate: pandas-only (GX is imported
 # in the first process alone) and about as long as the structure stage they balance.
-SECOND_PROCESS_RULES = frozenset({"text"})
+SECOND_PROCESS_RULES = frozenset({"text", "places"})
 
 
 @dataclass(frozen=True)
