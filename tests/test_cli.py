@@ -109,6 +109,4 @@ def test_validate_reports_each_stage_as_it_starts(valid_package):
 ], ids=["escapes", "pointer", "no-field"])
 def test_json_findings_are_what_json_dumps_writes(finding):
     """The JSON report writes each finding by hand (speed); it must equal the json module's output."""
-    from civharm.render import _finding_json
-
-    assert _finding_json(finding) == json.dumps(finding.as_dict(), ensure_ascii=False)
+    assert finding.as_json() == json.dumps(finding.as_dict(), ensure_ascii=False)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from civharm import validate
+from civharm import render, validate
 from civharm.findings import CivharmError
 from civharm.validate import Options, run
 from conftest import REPO, TODAY, build_package, set_cell
@@ -36,6 +36,7 @@ def test_two_processes_give_the_same_report_as_one(broken_real_copy):
     two = run(broken_real_copy, _options(2))
     assert two.findings == one.findings
     assert two.summary == one.summary
+    assert render.as_json(two) == render.as_json(one)
     kinds = {f.rule_id for f in two.findings}
     assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start", "text/untrimmed"} <= kinds, kinds
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from itertools import groupby
 
-from .findings import Report, Severity
+from .findings import Finding, Report
 
 JSON_SHAPE_VERSION = 1
 COLOURS = {"error": "\x1b[31m", "warning": "\x1b[33m", "info": "\x1b[36m"}
@@ -48,22 +48,7 @@ def as_json(report: Report) -> str:
     # one finding per line: json's C encoder only runs without indent, and a million findings must not take minutes
     head = json.dumps(payload, ensure_ascii=False, indent=2).removesuffix("[]\n}")
     assert head.endswith('"findings": '), head[-40:]
-    return "".join([head, "[\n    ", ",\n    ".join(map(_finding_json, report.findings)), "\n  ]\n}\n"])  # one copy of 10⁸ characters, not three
-
-
-_SEVERITY = {severity: severity.value for severity in Severity}  # not the enum's value descriptor per finding
-_text = json.encoder.encode_basestring  # the C encoder of one string (non-ASCII kept, as ensure_ascii=False)
-
-
-def _text_or_null(value) -> str:
-    return "null" if value is None else _text(value)
-
-
-def _finding_json(finding) -> str:
-    """``json.dumps(finding.as_dict(), ensure_ascii=False)``, written out: no dict per finding (10⁵ of them)."""
-    return (f'{{"rule_id": {_text(finding.rule_id)}, "severity": "{_SEVERITY[finding.severity]}", "file": {_text_or_null(finding.file)}, '
-            f'"line": {"null" if finding.line is None else int(finding.line)}, "pointer": {_text_or_null(finding.pointer)}, '
-            f'"field": {_text_or_null(finding.field)}, "message": {_text(finding.message)}}}')
+    return "".join([head, "[\n    ", ",\n    ".join(map(Finding.as_json, report.findings)), "\n  ]\n}\n"])  # one copy of 10⁸ characters, not three
 
 
 def _escape_data(value: str) -> str:
