@@ -6,8 +6,9 @@
 
 Each tool runs in its own process on the same package, one after the other, ``--runs``
 times; the table shows the median wall time, rows per second (all tables), the peak
-memory (the larger of wait4's peak RSS and the sampled PSS of the whole process tree, since
-civharm forks a second process on large packages), both tools' verdicts and error counts, the
+memory (wait4's peak RSS; for civharm, which forks a second process on large packages, also
+the PSS of the whole process tree, sampled in one extra run that is not timed, since
+sampling slows the process it samples), both tools' verdicts and error counts, the
 recall of the planted near-duplicate pairs (a ``duplicates/near-duplicate`` finding whose
 message names both IDs), the number of candidate pairs the blocking step produced, and the
 time ratios to frictionless and to pyarrow's parse time of the same CSV files.
@@ -60,11 +61,13 @@ def _tree_pss(pid: int) -> int:
     return total
 
 
-def timed(command: list[str], stdout: Path, timeout: float) -> tuple[float, int, int]:
+def timed(command: list[str], stdout: Path, timeout: float, sample_tree: bool = False) -> tuple[float, int, int]:
     """Run one process; return (wall seconds, peak memory in bytes, exit code or TIMED_OUT).
 
-    Peak memory is the larger of wait4's peak RSS and the peak of the process tree's PSS,
-    sampled every 0.1 s.
+    Peak memory is wait4's peak RSS; with ``sample_tree``, the larger of that and the peak of
+    the process tree's PSS, sampled every 0.1 s. Sampling reads /proc/<pid>/smaps_rollup,
+    which walks the page tables of a process of several GiB: it slowed a 1M-report civharm
+    run by ≈ 12 %, so timed runs do not sample and memory gets a run of its own.
     """
     with stdout.open("wb") as out:
         start = time.perf_counter()
@@ -79,11 +82,13 @@ def timed(command: list[str], stdout: Path, timeout: float) -> tuple[float, int,
                 tree_peak[0] = max(tree_peak[0], _tree_pss(process.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
+        if sample_tree:
+            sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
         finished.set()
-        sampler.join()
+        if sample_tree:
+            sampler.join()
         killed = not timer.is_alive()
         timer.cancel()
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -193,6 +198,11 @@ def measure(package: Path, manifest: dict, runs: int, tools_wanted: list[str], t
                 if run == 0:
                     results[tool + ":report"] = load_json(output)
                     results[tool + ":exit"] = code
+        if "civharm" in tools_wanted and results["civharm"] and results["civharm"][0][2] != TIMED_OUT:
+            # civharm forks on large packages: one more run samples the whole process tree's memory (not timed)
+            _, tree_peak, _ = timed(civharm_command(package), Path(scratch) / "memory.json", timeout, sample_tree=True)
+            results["civharm:tree_peak"] = tree_peak
+            print(f"  {package.name} memory run civharm: {tree_peak / 2**20:.0f} MiB (process tree)", file=sys.stderr)
     parse = pyarrow_parse_seconds(package, max(3, runs))
     seconds = {tool: statistics.median(s for s, _, _ in runs_) for tool, runs_ in results.items()
                if isinstance(runs_, list) and runs_}
@@ -207,7 +217,7 @@ def measure(package: Path, manifest: dict, runs: int, tools_wanted: list[str], t
             f"timed out after {timeout:.0f} s" if code == TIMED_OUT else f"failed (exit {code})")
         if code == TIMED_OUT:
             seconds[tool] = float("nan")
-        return {**base, "tool": tool, "seconds": seconds[tool], "peak": max(p for _, p, _ in results[tool]),
+        return {**base, "tool": tool, "seconds": seconds[tool], "peak": max([p for _, p, _ in results[tool]] + [results.get(tool + ":tree_peak", 0)]),
                 "verdict": verdict, "errors": errors(report) if report is not None else None,
                 "recall": recall_(report) if report is not None else "n/a", "pairs": pairs_,
                 "vs_frictionless": fl_seconds / seconds[tool] if fl_seconds else None, "vs_parse": seconds[tool] / parse}
@@ -266,7 +276,8 @@ def main(argv=None) -> None:
             results += measure(root, manifest, runs, args.tools, args.timeout, "civharm" in args.tools)
     runs_text = args.runs or "5 (3 at 1M)"
     section = (f"## {dt.date.today().isoformat()}: {', '.join(f'{s:,}' for s in args.sizes)} reports\n\n"
-               f"Machine: {machine()}. Runs per tool: {runs_text}; peak memory is the largest of the runs.\n\n"
+               f"Machine: {machine()}. Runs per tool: {runs_text}; peak memory is the largest of the runs, for civharm "
+               f"also of one more run that samples the whole process tree (not timed: sampling slows a run).\n\n"
                f"Command: `python benchmarks/run.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
                f"{table(results, args.runs or 5)}\n")
     print(section)
