@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 
-import duckdb
 import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
@@ -177,7 +176,8 @@ def blocking_sql(prune: bool = True) -> str:
     a country, and a subdivision unless one side has none. Without ``prune`` that is all
     (the reference). With it (the default), a pair must also meet on a key: a GeoNames place,
     alike locality names, a grid cell within NEAR_KM, or, for a side without a locality name,
-    its subdivision with two day-precision dates and a means of harm in common.
+    its subdivision with two day-precision dates and a means of harm in common. Keys are joined
+    as 64-bit hashes: a collision can only add a pair to score, never drop one.
     """
     if not (prune and KEYED):
         return f"""
@@ -290,6 +290,8 @@ DUCKDB_MEMORY = "600MB"
 
 @contextmanager
 def _connect():
+    import duckdb  # here, not at the top: on a large package only the second process needs it
+
     with tempfile.TemporaryDirectory(prefix="civharm-duckdb-") as spill, duckdb.connect() as connection:
         connection.execute("SET enable_progress_bar = false")  # it would print into --format json output
         connection.execute(f"SET memory_limit = '{DUCKDB_MEMORY}'")

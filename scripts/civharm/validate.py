@@ -19,7 +19,7 @@ from .package import Package, load_package
 # Below this many rows a second process costs more than it saves (fork, transfer of findings).
 TWO_PROCESSES_FROM_ROWS = 200_000
 # Rule families the second process runs beside the duplicate gate: pandas-only (GX is imported
-# in the first process alone) and about as long as the structure stage they balance.
+# in the first process alone), chosen so that both processes end at about the same time.
 SECOND_PROCESS_RULES = frozenset({"text", "places"})
 
 
