@@ -178,7 +178,7 @@ def _run(path: str | Path, options: Options) -> Report:
         # The duplicate gate and some rule families run in a forked copy of this process while
         # this one checks structure and the other rules; forked before any thread of ours
         # starts (a fork copies one thread).
-        stage("duplicates and text rules (second process)")
+        stage(f"duplicates and the {', '.join(sorted(SECOND_PROCESS_RULES))} rules (second process)")
         _type_shared_tables(package)
         second_process = _forked(lambda: rules.check(package, options.today, SECOND_PROCESS_RULES) + duplicates.check(package))
     # Importing GX takes seconds of pure Python; the structure checks are mostly Arrow kernels
