@@ -188,3 +188,18 @@ def test_the_text_prefilter_keeps_every_cell_a_text_rule_rejects(value):
                 or text.CONTROL.search(value) or text.FORMULA.match(value))
     kept = text._suspect(pa.array([value], pa.large_string()))[0].as_py()
     assert kept or not rejected
+
+
+def test_subdivision_verdicts_land_on_their_own_rows_when_names_are_missing(tmp_path):
+    """Verdicts are worked out once per distinct (code, country, name); each row must get its own, missing names included."""
+    from conftest import build_package, set_cell
+
+    root = build_package(tmp_path / "real", REPO / "data")
+    incidents = root / "data" / "incidents.csv"
+    set_cell(incidents, 2, "subdivision_name", "")  # first: a triple with a missing name (fine)
+    set_cell(incidents, 3, "subdivision_code", "UA-63")  # then: another country's subdivision
+    set_cell(incidents, 3, "subdivision_name", "")
+    set_cell(incidents, 4, "subdivision_name", "Belgorod Oblast")  # then: not the ISO name
+    found = sorted((f.line, f.field) for f in run(root, Options(today=dt.date.fromisoformat(TODAY))).findings
+                   if f.rule_id == "places/subdivision-not-in-country")
+    assert found == [(3, "subdivision_code"), (4, "subdivision_name")]
