@@ -10,6 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .package import arrow_text, positions_in
+
 FIGURES = ("civilians_killed", "civilians_injured", "children_killed", "children_injured", "all_killed", "all_injured")
 
 RULE_TEXT = """\
@@ -57,9 +59,9 @@ def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
     """
     carriers = carrier_of(incidents)
     carriers = carriers[carriers.index.notna()]
-    ids = pa.array(incident_ids.array, type=pa.large_string())
-    position = pc.index_in(ids, value_set=pa.array(carriers.index, type=pa.large_string(), from_pandas=True))
-    mapped = pc.coalesce(pa.array(carriers.to_numpy(), type=pa.large_string(), from_pandas=True).take(position), ids)
+    position = positions_in(incident_ids, carriers.index)
+    found = pa.array(carriers.to_numpy(), type=pa.large_string(), from_pandas=True).take(pa.array(position, mask=position < 0))
+    mapped = pc.coalesce(found, arrow_text(incident_ids))
     return pd.Series(pd.arrays.ArrowStringArray(mapped), index=incident_ids.index)
 
 
@@ -92,8 +94,7 @@ def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, cur
     """
     current = current_reports(incidents, reports) if current is None else current
     ids = pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id")
-    carrier = pc.index_in(pa.array(current["carrier_id"].array, type=pa.large_string()),  # -1: a carrier that is not an incident
-                          value_set=pa.array(ids, type=pa.large_string())).fill_null(-1).to_numpy()
+    carrier = positions_in(current["carrier_id"], ids)  # -1: a carrier that is not an incident
     out = pd.DataFrame(index=ids)
     for figure in FIGURES:
         given = (current[figure].notna().to_numpy(dtype=bool)) & (carrier >= 0)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from ..findings import Severity
-from ..package import arrow_text
+from ..package import positions_in
 from . import Check, expectation_rule, in_order, rule
 
 DATE_FIELDS = {
@@ -73,7 +72,7 @@ def published_before_incident(ctx, rule):
     if reports is None or incidents is None or reports.empty or incidents.empty:
         return
     starts = incidents[["incident_id", "date_start"]].drop_duplicates("incident_id")
-    position = pc.index_in(arrow_text(reports["incident_id"]), value_set=arrow_text(starts["incident_id"])).fill_null(-1).to_numpy()
+    position = positions_in(reports["incident_id"], starts["incident_id"])
     incident_start = pd.Series(np.append(starts["date_start"].to_numpy(), np.datetime64("NaT"))[position], index=reports.index)  # -1: unknown incident
     published_end = _period_end(reports["published_date"], reports["published_precision"])
     bad = published_end.notna() & incident_start.notna() & (published_end < incident_start)
