@@ -110,3 +110,45 @@ def test_validate_reports_each_stage_as_it_starts(valid_package):
 def test_json_findings_are_what_json_dumps_writes(finding):
     """The JSON report writes each finding by hand (speed); it must equal the json module's output."""
     assert finding.as_json() == json.dumps(finding.as_dict(), ensure_ascii=False)
+
+
+# --- the `civharm` command itself (a process that ends with the command) ------------------
+
+def _civharm(*args, **kwargs):
+    import subprocess
+    import sys
+    from pathlib import Path
+    command = Path(sys.executable).with_name("civharm")
+    assert command.exists(), "the package is installed with its console script"
+    return subprocess.run([str(command), *args], capture_output=True, **kwargs)
+
+
+def test_console_script_writes_all_output_and_keeps_the_exit_code(valid_package, tmp_path):
+    """It leaves with os._exit: a large report must still be flushed whole, the exit code kept."""
+    sources = valid_package / "data" / "sources.csv"
+    with sources.open("a", encoding="utf-8") as out:
+        out.writelines(f"bad{i},gone,1,2026-11-26,Bad {i},online_outlet,,bad.example,\n" for i in range(3000))  # status not allowed
+    done = _civharm("validate", str(valid_package), "--format", "json", "--today", TODAY, "--report-dir", str(tmp_path / "out"))
+    assert done.returncode == 1, done.stderr
+    assert len(done.stdout) > 1 << 19  # far beyond a pipe's (64 KiB) and stdio's (8 KiB) buffers
+    payload = json.loads(done.stdout)
+    assert payload["summary"]["counts"]["error"] == len([f for f in payload["findings"] if f["severity"] == "error"]) >= 3000
+    assert json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8")) == payload
+
+
+def test_console_script_exit_codes(valid_package, tmp_path):
+    assert _civharm("validate", str(valid_package), "--today", TODAY).returncode == 0
+    set_cell(valid_package / "data" / "incidents.csv", 2, "geonames_id", "abc")
+    failed = _civharm("validate", str(valid_package), "--today", TODAY, text=True)
+    assert failed.returncode == 1
+    assert failed.stdout.splitlines()[-1] == "invalid: 2 incidents (2 active), 2 reports, 1 sources; 1 errors, 0 warnings"
+    missing = _civharm("validate", str(tmp_path / "nowhere"), text=True)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("Error: ") and "Traceback" not in missing.stderr
+
+
+def test_cycle_collector_is_back_on_after_a_validation_in_the_callers_process(valid_package):
+    import gc
+    assert gc.isenabled()
+    invoke("validate", str(valid_package), "--today", TODAY)
+    assert gc.isenabled()

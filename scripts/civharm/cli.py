@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import os
 import sys
 import time
@@ -56,6 +57,37 @@ def _parse_today(value: str | None) -> dt.date:
         raise click.BadParameter(f"{raw!r} is not a date (YYYY-MM-DD)", param_hint="--today / CIVHARM_TODAY")
 
 
+# Set by ``console_script``: this process ends when the command does (not so under CliRunner).
+_LEAVING_AFTER_COMMAND = False
+
+
+def console_script() -> None:
+    """The ``civharm`` command: ``main``, in a process that ends with the command (see ``_leave``)."""
+    global _LEAVING_AFTER_COMMAND
+    _LEAVING_AFTER_COMMAND = True
+    main()
+
+
+def _leave(code: int):
+    """End the command with ``code``.
+
+    In the ``civharm`` process itself, output is flushed and the process leaves with
+    ``os._exit``, as mypy does: after validating 10⁶ reports the interpreter's teardown
+    freed every object one by one and ran the cycle collector over them (≈ 1.5 s, measured),
+    work whose only result is memory handed back to an exiting process. Every file was
+    written and closed before this point (atomic writes). Under ``CliRunner`` (tests, a
+    caller's process) it is a plain ``sys.exit``.
+    """
+    if _LEAVING_AFTER_COMMAND:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said
+                code = code or 1
+        os._exit(code)
+    sys.exit(code)
+
+
 @click.group(context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="civharm")
 def main():
@@ -89,6 +121,10 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     """
     from .validate import Options, run
 
+    if _LEAVING_AFTER_COMMAND:
+        # The run pauses the cycle collector; resuming it would walk the 10⁵–10⁶ objects
+        # still alive (0.4–0.55 s at 1M reports, measured) just before the process leaves.
+        gc.disable()
     started = time.perf_counter()
 
     def progress(stage: str) -> None:
@@ -112,7 +148,7 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     if report_dir:
         written = render.write_report_dir(report, package, options.today, report_dir)
         click.echo(f"wrote {len(written)} files to {report_dir}", err=True)
-    sys.exit(report.exit_code(strict))
+    _leave(report.exit_code(strict))
 
 
 @main.command()
