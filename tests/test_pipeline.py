@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import time
 
+import pandas as pd
 import pytest
 
 from civharm import render, validate
@@ -116,7 +117,6 @@ def test_the_cycle_collector_is_paused_during_a_run_and_resumed_after(broken_rea
 
 def test_typing_on_two_threads_gives_the_same_tables_as_on_one(broken_real_copy, monkeypatch):
     """A large table is typed on two threads; the frames must equal those typed on one (dtypes and NA included)."""
-    import pandas as pd
 
     from civharm import package as package_module
 
@@ -140,3 +140,33 @@ def test_cells_parsed_in_many_chunks_give_the_same_report_as_in_one(broken_real_
     many = run(broken_real_copy, _options(1))
     assert many.findings == one.findings
     assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start", "text/untrimmed"} <= {f.rule_id for f in many.findings}
+
+
+INTEGER_SPELLINGS = ["0", "7", "-3", "+4", " 5", "5 ", "007", "-0", "0x1F", "0X1f", "1e3", "1.0", "", "١٢", "２",
+                     "999999999999999999", "-999999999999999999", "1000000000000000000", "9223372036854775807", "abc"]
+DATE_SPELLINGS = ["2024-03-14", "2024-3-4", "2024-02-29", "2023-02-29", "0001-01-01", "9999-12-31", "2024-03-14T00",
+                  "20240314", " 2024-03-14", "2024-03-14 ", "+2024-03-14", "14/03/2024", "", "2024-13-01"]
+
+
+@pytest.mark.parametrize("kind, spellings", [("integer", INTEGER_SPELLINGS), ("date", DATE_SPELLINGS)])
+def test_one_pass_casts_read_every_spelling_as_the_full_parser(kind, spellings):
+    """Typed integers and dates take one Arrow cast when a column allows it; the reading must not change.
+
+    Each spelling alone, next to a plain value, and all together, in one chunk and in several.
+    """
+    import itertools
+
+    import pyarrow as pa
+
+    from civharm import package as package_module
+
+    typed = package_module._typed_column
+    full = package_module._integers_spelled_any_way if kind == "integer" else package_module._dates_spelled_any_way
+    plain = "12" if kind == "integer" else "2020-01-31"
+    columns = [[s] for s in spellings] + [[plain, s, ""] for s in spellings] + [spellings, [plain] * 3]
+    columns += [list(pair) for pair in itertools.combinations(spellings, 2)]
+    for cells in columns:
+        for chunks in ([cells], [cells[:1], cells[1:]]):
+            arrow = pa.chunked_array([pa.array(c, pa.large_string()) for c in chunks if c], type=pa.large_string())
+            column = pd.Series(pd.arrays.ArrowStringArray(arrow))
+            pd.testing.assert_series_equal(typed(column, kind), full(column), check_exact=True, obj=repr(cells))

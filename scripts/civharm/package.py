@@ -98,7 +98,7 @@ def _typed_column(column: pd.Series, kind: str) -> pd.Series:
     if kind == "number":
         return pd.to_numeric(column.where(column != "", None), errors="coerce").astype("Float64")
     if kind == "date":
-        return pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
+        return _dates(column)
     return _empty_as_missing(column)
 
 
@@ -132,14 +132,56 @@ def _empty_as_missing(column: pd.Series) -> pd.Series:
 def _integers(column: pd.Series) -> pd.Series:
     """Cells that are whole numbers (blanks around, a sign, at most 18 digits) as nullable int64; the rest NA.
 
-    Parsed by Arrow, not Python: an empty cell stays NA, never 0.
+    Parsed by Arrow, not Python: an empty cell stays NA, never 0. A column whose every cell
+    is already written the plain way (as the number prints back) is cast in one pass; any
+    other spelling (blanks, '+', leading zeros, hex, which Arrow's cast would also read) sends
+    the column through the full parse.
     """
+    cells = arrow_text(_empty_as_missing(column))
+    try:
+        numbers = pc.cast(cells, pa.int64())
+    except pa.ArrowInvalid:
+        return _integers_spelled_any_way(column)
+    extremes = pc.min_max(numbers)
+    plain = pc.all(pc.equal(pc.cast(numbers, pa.large_string()), cells)).as_py() is not False
+    if not plain or (extremes["min"].as_py() or 0) <= -(10**18) or (extremes["max"].as_py() or 0) >= 10**18:
+        return _integers_spelled_any_way(column)
+    return _nullable_int64(numbers, column.index)
+
+
+def _integers_spelled_any_way(column: pd.Series) -> pd.Series:
     text = pc.utf8_trim_whitespace(arrow_text(column))
     plain = pc.match_substring_regex(text, r"^[+-]?[0-9]{1,18}$")
-    numbers = pc.cast(pc.replace_substring_regex(pc.if_else(plain, text, None), r"^\+", ""), pa.int64())
+    return _nullable_int64(pc.cast(pc.replace_substring_regex(pc.if_else(plain, text, None), r"^\+", ""), pa.int64()), column.index)
+
+
+def _nullable_int64(numbers: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
     values = pc.fill_null(numbers, 0).to_numpy(zero_copy_only=False)
     missing = pc.is_null(numbers).to_numpy(zero_copy_only=False)
-    return pd.Series(pd.arrays.IntegerArray(values.astype("int64"), missing.astype(bool)), index=column.index)
+    return pd.Series(pd.arrays.IntegerArray(values.astype("int64"), missing.astype(bool)), index=index)
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """YYYY-MM-DD cells as datetime64[us], as pandas reads them; empty or not a date: NaT.
+
+    Arrow's cast reads exactly YYYY-MM-DD (a real day, ten characters) in one pass; a column
+    with any other spelling, or no date at all, goes through pandas' parser, whose reading
+    (and resolution) it keeps.
+    """
+    cells = arrow_text(_empty_as_missing(column))
+    try:
+        days = pc.cast(cells, pa.date32())
+    except pa.ArrowInvalid:
+        return _dates_spelled_any_way(column)
+    if days.null_count == len(days):
+        return _dates_spelled_any_way(column)
+    microseconds = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64) * 86_400_000_000
+    microseconds[pc.is_null(days).to_numpy(zero_copy_only=False)] = np.iinfo(np.int64).min  # NaT
+    return pd.Series(microseconds.view("datetime64[us]"), index=column.index)
+
+
+def _dates_spelled_any_way(column: pd.Series) -> pd.Series:
+    return pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
 
 
 @dataclass
