@@ -56,3 +56,16 @@ def test_foreign_key_lookup_is_the_same_from_either_side(values):
 
     key = pa.array(["b", None, "x", "b", "a"], pa.large_string())
     assert _occurs_in(key, pa.array(values + [None], pa.large_string())).tolist() == [True, False, False, True, True]
+
+
+def test_plain_csv_reads_utf8_whole_and_samples_the_first_mebibyte():
+    """A character split by the 1 MiB sample's cut is still plain CSV; one bad byte anywhere is not."""
+    from civharm.structure import _plain_csv
+
+    header = b"a,b\n"
+    filler = b"xx,y\n" * 3 + b"x,y\n" * (((1 << 20) - 20) // 4)
+    split = header + filler + b"\xd0\x81,z\n"  # the cut falls inside the two bytes of 'Ё'
+    assert split[(1 << 20) - 1:(1 << 20) + 1] == b"\xd0\x81"
+    assert _plain_csv(split)
+    assert not _plain_csv(split + b"q,\xff\n")
+    assert not _plain_csv(b"\xef\xbb\xbf" + header)

@@ -35,7 +35,7 @@ from frictionless import errors as ferrors
 from frictionless import system
 
 from .findings import Finding, quote
-from .package import DESCRIPTOR, Package, Resource
+from .package import DESCRIPTOR, Package, Resource, is_utf8
 
 ERROR_LIMIT = 10_000_000
 
@@ -245,13 +245,9 @@ def _task_findings(package: Package, report) -> list[Finding]:
 
 def _plain_csv(raw: bytes) -> bool:
     """True when frictionless would read the file as plain comma-separated UTF-8 without a BOM."""
-    if raw.startswith(b"\xef\xbb\xbf"):
+    if raw.startswith(b"\xef\xbb\xbf") or not is_utf8(raw):
         return False
-    try:
-        text = raw[: 1 << 20].decode("utf-8")
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    text = raw[: 1 << 20].decode("utf-8", errors="ignore")  # the cut may split the last character
     sample = "".join(text.splitlines(keepends=True)[:100])
     try:
         dialect = csv.Sniffer().sniff(sample, ",\t;|")
