@@ -170,3 +170,17 @@ def test_one_pass_casts_read_every_spelling_as_the_full_parser(kind, spellings):
             arrow = pa.chunked_array([pa.array(c, pa.large_string()) for c in chunks if c], type=pa.large_string())
             column = pd.Series(pd.arrays.ArrowStringArray(arrow))
             pd.testing.assert_series_equal(typed(column, kind), full(column), check_exact=True, obj=repr(cells))
+
+
+def test_json_report_in_pieces_is_the_whole_report(broken_real_copy, monkeypatch):
+    """The CLI writes the JSON report piece by piece; joined, the pieces are one valid document, whatever the piece size."""
+    import json
+
+    report = run(broken_real_copy, _options(1))
+    assert len(report.findings) > 5
+    whole = render.as_json(report)
+    monkeypatch.setattr(render, "JSON_PIECE_FINDINGS", 2)
+    pieces = list(render.json_pieces(report))
+    assert len(pieces) == (len(report.findings) + 1) // 2 + 1
+    assert "".join(pieces) == whole
+    assert [f["message"] for f in json.loads(whole)["findings"]] == [f.message for f in report.findings]

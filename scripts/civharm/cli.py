@@ -135,16 +135,17 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     if sys.stderr.isatty():
         click.echo(f"[{time.perf_counter() - started:5.1f} s] done", err=True)
     if fmt == "text":
-        output = render.text(report, colour=sys.stdout.isatty())
+        pieces = [render.text(report, colour=sys.stdout.isatty())]
     elif fmt == "github":
-        output = render.github(report, frozenset(changed))
+        pieces = [render.github(report, frozenset(changed))]
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file:
             with open(summary_file, "a", encoding="utf-8") as handle:
                 handle.write(render.markdown_table(report))
     else:
-        output = render.FORMATS[fmt](report)
-    click.echo(output, nl=False)
+        pieces = render.json_pieces(report)  # written as they are made
+    for piece in pieces:
+        click.echo(piece, nl=False)
     if report_dir:
         written = render.write_report_dir(report, package, options.today, report_dir)
         click.echo(f"wrote {len(written)} files to {report_dir}", err=True)
