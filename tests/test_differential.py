@@ -151,3 +151,29 @@ def test_random_corruptions_equal_frictionless(edits, tmp_path_factory):
     apply(root, edits)
     ours, oracle = both(root)
     assert located(ours) == located(oracle), json.dumps(edits)
+
+
+INTEGER_CELLS = ["0", "-0", "7", "007", "-007", "+1", " 7", "0x1F", "0X1f", "1e3", "1.0", "", "١٢", "999999999999999999",
+                 "-999999999999999999", "1000000000000000000", "-1000000000000000000", "9223372036854775807", "x"]
+DATE_CELLS = ["2024-03-14", "2024-3-4", "2024-02-29", "2023-02-29", "0001-01-01", "0000-01-01", "9999-12-31", "",
+              "2024-03-14T00", "20240314", " 2024-03-14", "2024-03-14 ", "+2024-03-14", "14/03/2024", "2024-13-01"]
+
+
+@pytest.mark.parametrize("column, cells", [("record_version", INTEGER_CELLS), ("last_updated", DATE_CELLS)])
+def test_integer_and_date_spellings_equal_frictionless(column, cells, tmp_path):
+    """The one-cast fast paths for integers and dates: each spelling among plain cells (the
+    column's cast then fails or succeeds because of it), and all the spellings together."""
+    header, first = TABLES["sources"][0], TABLES["sources"][1]
+    plain = first[header.index(column)]
+    for number, added in enumerate([[plain, plain, cell] for cell in cells] + [cells]):
+        table = [header, first]
+        for index, cell in enumerate(added):
+            row = list(first)
+            row[0], row[header.index(column)] = f"src{index}", cell
+            table.append(row)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(table)
+        root = build_package(tmp_path / f"pkg{number}")
+        (root / "data" / "sources.csv").write_text(out.getvalue(), encoding="utf-8")
+        ours, oracle = both(root)
+        assert sorted(ours, key=str) == sorted(oracle, key=str), added

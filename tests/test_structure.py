@@ -49,13 +49,13 @@ def test_a_row_with_thousands_of_surplus_cells_is_reported_once_with_its_count(v
 
 @pytest.mark.parametrize("values", [["a", "b", "c", "d", "e", "f"], ["a", "b"]], ids=["few-keys-probe-values", "hash-values"])
 def test_foreign_key_lookup_is_the_same_from_either_side(values):
-    """``_occurs_in`` hashes the smaller side; the answer must not depend on which."""
+    """``_occurs_in`` hashes the smaller side; the answer must not depend on which (values: distinct, no nulls, as ``_Column.distinct``)."""
     import pyarrow as pa
 
     from civharm.structure import _occurs_in
 
     key = pa.array(["b", None, "x", "b", "a"], pa.large_string())
-    assert _occurs_in(key, pa.array(values + [None], pa.large_string())).tolist() == [True, False, False, True, True]
+    assert _occurs_in(key, pa.array(values, pa.large_string())).tolist() == [True, False, False, True, True]
 
 
 def test_plain_csv_reads_utf8_whole_and_samples_the_first_mebibyte():

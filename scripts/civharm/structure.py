@@ -18,12 +18,14 @@ physical CSV line, and worded the same way on both paths. No finding is ever dro
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 import frictionless
@@ -114,7 +116,7 @@ def check(package: Package) -> list[Finding]:
     if tables is None:
         return check_with_frictionless(package)
     findings: list[Finding] = []
-    keys = {name: table.keys() for name, table in tables.items()}
+    keys = {name: table.key_columns() for name, table in tables.items()}
     for table in tables.values():
         findings += table.cell_findings()
         findings += table.unique_findings()
@@ -300,7 +302,7 @@ def _contiguous(array: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _occurs_in(key: pa.Array, values: pa.Array) -> np.ndarray:
-    """Which cells of ``key`` occur among ``values``.
+    """Which cells of ``key`` occur among ``values`` (distinct values, no nulls).
 
     Arrow's ``is_in`` builds a hash table of its value set: when the key has fewer distinct
     cells than the referenced column (a sparse ``superseded_by``, the damage table's report
@@ -310,7 +312,43 @@ def _occurs_in(key: pa.Array, values: pa.Array) -> np.ndarray:
     if len(distinct) < len(values) // 2:
         hits = pc.index_in(values, value_set=distinct)
         values = distinct.take(pc.unique(pc.drop_null(hits)))
-    return _mask(pc.is_in(key, value_set=pc.unique(pc.drop_null(values))))
+    return _mask(pc.is_in(key, value_set=values))
+
+
+def _plain_integers(values, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cells that are plain integers, their values; 0 elsewhere).
+
+    First one cast of the column, kept when every cell prints back as it is written (hex,
+    which the cast also reads, a '+' or a leading zero would not); else a pattern per cell.
+    What is not plain goes to frictionless' reader.
+    """
+    present = pa.array(~missing)
+    try:
+        numbers = pc.cast(pc.if_else(present, values, "0"), pa.int64())
+    except pa.ArrowInvalid:
+        numbers = None
+    if numbers is not None:
+        prints_back = _mask(pc.equal(pc.cast(numbers, pa.large_string()), values))
+        if not (~missing & ~prints_back).any():
+            return ~missing, numbers.to_numpy(zero_copy_only=False)
+    fast = ~missing & _mask(pc.match_substring_regex(values, r"^-?[0-9]{1,18}$"))
+    return fast, pc.cast(pc.if_else(pa.array(fast), values, "0"), pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _plain_dates(values, missing: np.ndarray) -> bool:
+    """Whether every present cell is a real day written YYYY-MM-DD, as frictionless' strptime reads it.
+
+    Arrow's cast reads exactly that spelling; year 0, which it also reads, strptime does not.
+    """
+    try:
+        days = pc.cast(pc.if_else(pa.array(~missing), values, "2000-01-01"), pa.date32())
+    except pa.ArrowInvalid:
+        return False
+    first = pc.min(pc.cast(days, pa.int32())).as_py()
+    return first is None or first >= _YEAR_ONE
+
+
+_YEAR_ONE = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days  # date32 counts days from 1970
 
 
 def _mask(array) -> np.ndarray:
@@ -328,6 +366,15 @@ class _Column:
     errors: list[tuple[int, str, str]]  # (row index, error type, note)
     key: pa.Array | None  # key fields only: typed value as a comparable string (null when empty or mistyped)
     missing: np.ndarray
+
+    @cached_property
+    def distinct(self) -> pa.Array:
+        """The key's distinct values, nulls left out: hashed once for its uniqueness and for foreign keys into it."""
+        return pc.unique(pc.drop_null(self.key))
+
+    def all_distinct(self) -> bool:
+        """Whether no key value repeats (the common case, which then needs no search for repeats)."""
+        return len(self.distinct) == len(self.key) - self.key.null_count
 
 
 class _Table:
@@ -354,7 +401,9 @@ class _Table:
     def _column(self, field) -> _Column:
         values = _arrow(self.resource.frame[field.name])
         missing_values = field.missing_values if field.has_defined("missing_values") else self.schema.missing_values
-        missing = _mask(pc.is_in(values, value_set=pa.array([str(v) for v in missing_values], pa.large_string())))
+        missing = np.zeros(self.n, dtype=bool)
+        for spelling in {str(v) for v in missing_values}:  # one or two: a comparison each is cheaper than a hash lookup
+            missing |= _mask(pc.equal(values, pa.scalar(spelling, pa.large_string())))
         constraints = dict(field.constraints)
         errors: list[tuple[int, str, str]] = []
         if constraints.get("required"):
@@ -377,7 +426,7 @@ class _Table:
         if field.type == "string" and field.format == "default":
             fast = ~missing
             if "pattern" in constraints:
-                printable = _mask(pc.match_substring_regex(values, r"^[\x20-\x7e]*$"))
+                printable = _mask(pc.ascii_is_printable(values))  # ' ' to '~' only (true when empty)
                 try:
                     matched = _mask(pc.match_substring_regex(values, f"^(?:^{constraints['pattern']}$)"))
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -401,8 +450,7 @@ class _Table:
             enum = [reader(v) for v in constraints.get("enum", [])]
             if not all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in enum):
                 return nothing, null_keys
-            fast = ~missing & _mask(pc.match_substring_regex(values, r"^-?[0-9]{1,18}$"))
-            numbers = pc.cast(pc.if_else(pa.array(fast), values, "0"), pa.int64()).to_numpy()
+            fast, numbers = _plain_integers(values, missing)
             self._bounds(errors, fast, numbers, bounds, field)
             if "enum" in constraints:
                 self._flag(errors, fast & ~np.isin(numbers, np.array(enum, dtype=np.int64)), field, "enum")
@@ -420,6 +468,9 @@ class _Table:
             numbers = pc.cast(pc.if_else(pa.array(fast), values, "0"), pa.float64()).to_numpy()
             self._bounds(errors, fast, numbers, bounds, field)
             return fast, null_keys
+        if field.type == "date" and field.format == "default" and not is_key and set(constraints) <= {"required"} \
+                and _plain_dates(values, missing):
+            return ~missing, null_keys
         return nothing, null_keys
 
     def _key_fields(self) -> set[str]:
@@ -496,8 +547,8 @@ class _Table:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def keys(self) -> dict[str, pa.Array]:
-        return {name: column.key for name, column in self.columns.items() if column.key is not None}
+    def key_columns(self) -> dict[str, _Column]:
+        return {name: column for name, column in self.columns.items() if column.key is not None}
 
     def _display(self, name: str, index: int) -> str:
         """The cell as frictionless quotes it in a key error: str() of the typed value."""
@@ -518,7 +569,7 @@ class _Table:
     def unique_findings(self) -> list[Finding]:
         findings = []
         for field in self.schema.fields:
-            if not field.constraints.get("unique"):
+            if not field.constraints.get("unique") or self.columns[field.name].all_distinct():
                 continue
             key = self.columns[field.name].key
             present = ~_mask(pc.is_null(key))
@@ -546,6 +597,8 @@ class _Table:
         all_none = frame.isna().all(axis=1).to_numpy()
         note = 'cells composing the primary keys are all "None"'
         findings = [self._finding(int(i), field, "primary-key", _wording("primary-key", title, None, note, None)) for i in np.flatnonzero(all_none)]
+        if len(names) == 1 and self.columns[names[0]].all_distinct():
+            return findings
         frame = frame[~all_none]
         frame.index = np.flatnonzero(~all_none)
         for row, previous in self._repeats_at(frame):
@@ -553,7 +606,7 @@ class _Table:
             findings.append(self._finding(row, field, "primary-key", _wording("primary-key", title, None, note, None, self._line_of)))
         return findings
 
-    def foreign_key_findings(self, keys: dict[str, dict[str, pa.Array]]) -> list[Finding]:
+    def foreign_key_findings(self, keys: dict[str, dict[str, _Column]]) -> list[Finding]:
         findings = []
         for fk in self.schema.foreign_keys:
             local, remote = list(fk["fields"]), list(fk["reference"]["fields"])
@@ -562,11 +615,11 @@ class _Table:
             if len(local) == 1:
                 key = self.columns[local[0]].key
                 checked = ~_mask(pc.is_null(key))
-                found = _occurs_in(key, source[remote[0]]) if checked.any() else np.zeros(self.n, dtype=bool)
+                found = _occurs_in(key, source[remote[0]].distinct) if checked.any() else np.zeros(self.n, dtype=bool)
             else:
                 sentinel = "\x00None"
                 here = pd.DataFrame({i: self.columns[n].key.to_pandas(types_mapper=pd.ArrowDtype) for i, n in enumerate(local)})
-                there = pd.DataFrame({i: source[n].to_pandas(types_mapper=pd.ArrowDtype) for i, n in enumerate(remote)})
+                there = pd.DataFrame({i: source[n].key.to_pandas(types_mapper=pd.ArrowDtype) for i, n in enumerate(remote)})
                 there = there[~there.isna().all(axis=1)]
                 checked = ~here.isna().all(axis=1).to_numpy()
                 found = np.asarray(pd.MultiIndex.from_frame(here.astype(object).fillna(sentinel)).isin(
