@@ -240,7 +240,8 @@ def is_utf8(raw: bytes) -> bool:
 
 # Arrow parses a CSV in blocks of this size on all cores; the cells stay in those chunks (a copy
 # into one would touch as much fresh memory again: ≈ 2.5 s of page faults at 1M reports).
-CSV_BLOCK_BYTES = 1 << 24
+# 4 MiB blocks parsed 1M reports in 0.4 s, 16 MiB ones in 0.8 s (measured; cache-sized blocks).
+CSV_BLOCK_BYTES = 1 << 22
 
 
 def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
@@ -260,7 +261,9 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
             table = pacsv.read_csv(
                 io.BytesIO(body),
                 read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=1, autogenerate_column_names=True),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                # blocks are cut at line ends without reading quotes (2.5x faster); a cut inside a
+                # quoted cell is an error, and a cell with a line break fails the row count below
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(
                     column_types={f"f{i}": pa.large_string() for i in range(len(header))},  # pandas' own type: no cast
                     strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False),
