@@ -186,8 +186,13 @@ def test_the_text_prefilter_keeps_every_cell_a_text_rule_rejects(value):
 
     rejected = (not unicodedata.is_normalized("NFC", value) or text.UNTRIMMED.search(value) or text.LINE_BREAK.search(value)
                 or text.CONTROL.search(value) or text.FORMULA.match(value))
-    kept = text._suspect(pa.array([value], pa.large_string()))[0].as_py()
-    assert kept or not rejected
+    # the value among plain cells, in a chunked column whose first chunk is a slice (offsets not at 0)
+    cells = pa.chunked_array([pa.array(["skipped", "plain", value], pa.large_string()).slice(1),
+                              pa.array(["", value, "also plain"], pa.large_string())])
+    kept = text._suspect(cells).tolist()
+    assert len(kept) == 5 and not kept[0] and not kept[2] and not kept[4]
+    assert (kept[1] and kept[3]) or not rejected
+    assert kept[1] == kept[3] == text._suspect(pa.array([value], pa.large_string())).tolist()[0]
 
 
 def test_subdivision_verdicts_land_on_their_own_rows_when_names_are_missing(tmp_path):
