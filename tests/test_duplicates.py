@@ -262,6 +262,14 @@ def test_same_figures_warns_once_per_repeated_row_naming_the_first_on_another_in
                      (5, "rep_4 has the same source, date and figures as rep_3 (line 4)"),
                      (6, "rep_5 has the same source, date and figures as rep_2 (line 3)")]  # rep_1 shares its URL
 
+    # two groups whose warnings interleave: they come in file order (the report's sort then only runs through them)
+    other = {"all_killed": 5}
+    reports = pd.DataFrame([report(1, "inc_a", "u1"), report(2, "inc_a", "u2") | other, report(3, "inc_b", "u3") | other,
+                            report(4, "inc_b", "u4")])
+    found = [(f.line, f.message.split(" on incident")[0]) for f in duplicates._same_figures(resource, reports)]
+    assert found == [(4, "rep_3 has the same source, date and figures as rep_2 (line 3)"),
+                     (5, "rep_4 has the same source, date and figures as rep_1 (line 2)")]
+
 
 def test_duckdb_works_within_its_memory_limit_and_cleans_its_spill_folder(monkeypatch, tmp_path):
     """The blocking join spills to a temporary folder beyond DUCKDB_MEMORY; the folder is removed."""
