@@ -45,7 +45,7 @@ def test_two_processes_give_the_same_report_as_one(broken_real_copy):
 def test_two_processes_report_their_stages(broken_real_copy):
     seen = []
     run(broken_real_copy, _options(2, progress=seen.append))
-    assert seen == ["load", "duplicates and the places, text rules (second process)", "structure", "rules"]
+    assert seen == ["load", "duplicates and the text rules (second process)", "structure", "rules"]
 
 
 def test_a_small_package_stays_in_one_process(broken_real_copy, monkeypatch):
