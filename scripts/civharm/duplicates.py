@@ -125,13 +125,14 @@ def _place_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
     Names are looked up once per distinct (country, English name, original name), not per incident.
     """
-    named = frame.loc[(frame["en"] != "") | (frame["original"] != ""), ["id", "country", "en", "original"]]
-    distinct = named[["country", "en", "original"]].drop_duplicates()
+    named = frame.loc[(frame["en"] != "") | (frame["original"] != ""), ["country", "en", "original"]]
+    distinct = named.drop_duplicates()
     distinct["gid"] = [sorted(place_ids(c, e, o)) if c else [] for c, e, o in distinct.itertuples(index=False)]
-    found = named.merge(distinct.explode("gid").dropna(), on=["country", "en", "original"])[["id", "gid"]]
-    own = pd.DataFrame({"id": frame["id"], "gid": frame["geonames"]}).dropna()
-    keys = pd.concat([found, own]).astype({"id": pd.StringDtype("pyarrow"), "gid": "int64"}).drop_duplicates()
-    return keys.reset_index(drop=True)
+    found = named.reset_index(names="row").merge(distinct.explode("gid").dropna(), on=["country", "en", "original"])[["row", "gid"]]
+    own = pd.DataFrame({"row": np.arange(len(frame)), "gid": frame["geonames"]}).dropna()
+    # deduplicated on the incident's row number, not its ID: integers hash several times faster than text
+    keys = pd.concat([found, own]).astype({"row": "int64", "gid": "int64"}).drop_duplicates()
+    return pd.DataFrame({"id": frame["id"].array.take(keys["row"].to_numpy()), "gid": keys["gid"].to_numpy()})
 
 
 WEIGHTS = {"place": 0.45, "date": 0.35, "means": 0.2}
