@@ -142,7 +142,7 @@ def test_cells_parsed_in_many_chunks_give_the_same_report_as_in_one(broken_real_
     assert {"frictionless/type-error", "duplicates/exact-row", "dates/end-before-start", "text/untrimmed"} <= {f.rule_id for f in many.findings}
 
 
-INTEGER_SPELLINGS = ["0", "7", "-3", "+4", " 5", "5 ", "007", "-0", "0x1F", "0X1f", "1e3", "1.0", "", "١٢", "２",
+INTEGER_SPELLINGS = ["0", "7", "-3", "+4", " 5", "5 ", "007", "-0", "00", "-007", "0x1F", "0X1f", "-0x1F", "1e3", "1.0", "", "١٢", "２",
                      "999999999999999999", "-999999999999999999", "1000000000000000000", "9223372036854775807", "abc"]
 DATE_SPELLINGS = ["2024-03-14", "2024-3-4", "2024-02-29", "2023-02-29", "0001-01-01", "9999-12-31", "2024-03-14T00",
                   "20240314", " 2024-03-14", "2024-03-14 ", "+2024-03-14", "14/03/2024", "", "2024-13-01"]
@@ -167,7 +167,8 @@ def test_one_pass_casts_read_every_spelling_as_the_full_parser(kind, spellings):
     columns += [list(pair) for pair in itertools.combinations(spellings, 2)]
     for cells in columns:
         for chunks in ([cells], [cells[:1], cells[1:]]):
-            arrow = pa.chunked_array([pa.array(c, pa.large_string()) for c in chunks if c], type=pa.large_string())
+            # each chunk a slice of a longer array, as Arrow's own chunks can be (offsets not at 0)
+            arrow = pa.chunked_array([pa.array(["0x1F", *c], pa.large_string()).slice(1) for c in chunks if c], type=pa.large_string())
             column = pd.Series(pd.arrays.ArrowStringArray(arrow))
             pd.testing.assert_series_equal(typed(column, kind), full(column), check_exact=True, obj=repr(cells))
 
@@ -209,3 +210,13 @@ def test_cells_with_line_breaks_are_read_right_wherever_arrow_cuts_its_blocks(mo
         header, frame, lines, ragged, _ = package_module._split_rows(raw, "t.csv", [])
         assert (header, lines, ragged) == (expected[0], expected[2], expected[3]), block
         assert frame.to_numpy().tolist() == rows[1:], block
+
+
+def test_leading_zeros_are_read_from_each_cell_of_sliced_chunks():
+    import pyarrow as pa
+
+    from civharm.package import leading_zeros
+
+    cells = pa.chunked_array([pa.array(["0x1F", "12", "007", "0", "", None], pa.large_string()).slice(1),
+                              pa.array(["-0", "0X1", "70"], pa.large_string())])
+    assert leading_zeros(cells).tolist() == [False, True, False, False, False, False, True, False]

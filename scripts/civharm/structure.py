@@ -37,7 +37,7 @@ from frictionless import errors as ferrors
 from frictionless import system
 
 from .findings import Finding, quote
-from .package import DESCRIPTOR, Package, Resource, is_utf8
+from .package import DESCRIPTOR, Package, Resource, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
 
@@ -318,8 +318,8 @@ def _occurs_in(key: pa.Array, values: pa.Array) -> np.ndarray:
 def _plain_integers(values, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cells that are plain integers, their values; 0 elsewhere).
 
-    First one cast of the column, kept when every cell prints back as it is written (hex,
-    which the cast also reads, a '+' or a leading zero would not); else a pattern per cell.
+    First one cast of the column, kept when every cell prints back as it is written (no
+    leading zero: hex, which the cast also reads, starts with one); else a pattern per cell.
     What is not plain goes to frictionless' reader.
     """
     present = pa.array(~missing)
@@ -327,10 +327,8 @@ def _plain_integers(values, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray
         numbers = pc.cast(pc.if_else(present, values, "0"), pa.int64())
     except pa.ArrowInvalid:
         numbers = None
-    if numbers is not None:
-        prints_back = _mask(pc.equal(pc.cast(numbers, pa.large_string()), values))
-        if not (~missing & ~prints_back).any():
-            return ~missing, numbers.to_numpy(zero_copy_only=False)
+    if numbers is not None and not (~missing & leading_zeros(values)).any():
+        return ~missing, numbers.to_numpy(zero_copy_only=False)
     fast = ~missing & _mask(pc.match_substring_regex(values, r"^-?[0-9]{1,18}$"))
     return fast, pc.cast(pc.if_else(pa.array(fast), values, "0"), pa.int64()).to_numpy(zero_copy_only=False)
 
