@@ -454,8 +454,10 @@ def check(package: Package) -> list[Finding]:
 def _same_statement(resource, reports: pd.DataFrame, incidents: pd.DataFrame) -> list[Finding]:
     from .figures import carrier_ids
 
-    active = reports.loc[(reports["status"] == "active").fillna(False).to_numpy(dtype=bool), ["incident_id", "url", "claimant", "as_of"]]
-    active = repeated_rows(active, ["url", "as_of"])  # a statement repeats only where its URL and as_of do
+    # A statement repeats only where its URL and as_of do: those rows first, among all rows (no
+    # copy of a million cells to select the active ones), then again among the active ones.
+    repeated = repeated_rows(reports[["status", "incident_id", "url", "claimant", "as_of"]], ["url", "as_of"])
+    active = repeated_rows(repeated.loc[(repeated["status"] == "active").fillna(False).to_numpy(dtype=bool)], ["url", "as_of"])
     keyed = pd.DataFrame({"carrier": carrier_ids(active["incident_id"], incidents), "url": active["url"],
                           "claimant": active["claimant"].str.casefold().str.strip(), "as_of": active["as_of"]})
     findings = []
