@@ -208,3 +208,20 @@ def test_subdivision_verdicts_land_on_their_own_rows_when_names_are_missing(tmp_
     found = sorted((f.line, f.field) for f in run(root, Options(today=dt.date.fromisoformat(TODAY))).findings
                    if f.rule_id == "places/subdivision-not-in-country")
     assert found == [(3, "subdivision_code"), (4, "subdivision_name")]
+
+
+def test_figure_rule_expects_nothing_for_an_incident_without_an_id(tmp_path):
+    """An active incident whose ID is empty has no reports: the rule computes empty figures for it,
+    never another incident's (its lookup position is -1, which must not read the first row)."""
+    import pandas as pd
+
+    from civharm import rules
+    from civharm.package import load_package
+    from conftest import build_package, set_cell
+
+    root = build_package(tmp_path / "real", REPO / "data")
+    frame = pd.read_csv(root / "data" / "incidents.csv", dtype=str, keep_default_na=False)
+    line = 2 + next(i for i, row in frame.iterrows() if row["status"] == "active" and row["civilians_killed_min"] and row["figures_override_reason"] == "")
+    set_cell(root / "data" / "incidents.csv", line, "incident_id", "")
+    found = [f for f in rules.check(load_package(root), dt.date.fromisoformat(TODAY), {"figures"}) if f.line == line]
+    assert found and all(f.message.endswith("but the figure rule gives empty from the current reports") for f in found)
