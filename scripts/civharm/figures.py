@@ -65,21 +65,16 @@ def carrier_ids(incident_ids: pd.Series, incidents: pd.DataFrame) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(mapped), index=incident_ids.index)
 
 
-# What the figure rule and the originator count read of a current report (a copy of every
-# column would double the reports' memory on a large package).
-CURRENT_REPORT_COLUMNS = ("report_id", "incident_id", "source_id", "republished_from", "claimant", "claimant_type",
-                          *(c for f in FIGURES for c in (f, f"{f}_qualifier")))
-
-
 def current_reports(incidents: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
-    """Active, not superseded reports, with ``carrier_id`` = the incident they count toward.
+    """Active, not superseded reports: ``row`` (their position in ``reports``) and ``carrier_id``
+    (the incident they count toward), indexed like ``reports``.
 
-    Only ``CURRENT_REPORT_COLUMNS`` are kept.
+    Callers take the other columns they read for the rows they need (a copy of every column
+    of every current report cost seconds and ≈ 0.5 GB at 1M reports).
     """
     mask = ((reports["status"] == "active") & reports["superseded_by"].isna()).fillna(False).to_numpy(dtype=bool)
-    current = reports.loc[mask, [c for c in CURRENT_REPORT_COLUMNS if c in reports.columns]]
-    current["carrier_id"] = carrier_ids(current["incident_id"], incidents)
-    return current
+    rows = np.flatnonzero(mask)
+    return pd.DataFrame({"row": rows, "carrier_id": carrier_ids(reports["incident_id"].take(rows), incidents)}, index=reports.index[rows])
 
 
 def _unknown(length: int) -> pd.arrays.IntegerArray:
@@ -96,9 +91,11 @@ def compute_incident_figures(incidents: pd.DataFrame, reports: pd.DataFrame, cur
     ids = pd.Index(incidents["incident_id"].dropna().unique(), name="incident_id")
     carrier = positions_in(current["carrier_id"], ids)  # -1: a carrier that is not an incident
     out = pd.DataFrame(index=ids)
+    current_rows = current["row"].to_numpy()
     for figure in FIGURES:
-        given = (current[figure].notna().to_numpy(dtype=bool)) & (carrier >= 0)
-        low, high = bounds(current[figure][given], current[f"{figure}_qualifier"][given])
+        given = reports[figure].notna().to_numpy(dtype=bool)[current_rows] & (carrier >= 0)
+        rows = current_rows[given]
+        low, high = bounds(reports[figure].take(rows), reports[f"{figure}_qualifier"].take(rows))
         position = carrier[given]
         grouped_low, grouped_high = low.groupby(position), high.groupby(position)
         minimum, maximum = _unknown(len(ids)), _unknown(len(ids))

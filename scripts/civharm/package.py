@@ -158,14 +158,25 @@ def leading_zeros(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """
     masks = [np.zeros(0, dtype=bool)]
     for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
-        _, offsets, data = chunk.buffers()
+        bounds, text = cell_bytes(chunk)
         found = np.zeros(len(chunk), dtype=bool)
-        if data is not None and data.size:
-            bounds = np.frombuffer(offsets, dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+        if text.size:
             longer = np.flatnonzero(bounds[1:] - bounds[:-1] >= 2)
-            found[longer] = np.frombuffer(data, dtype=np.uint8)[bounds[longer]] == ord("0")
+            found[longer] = text[bounds[longer]] == ord("0")
         masks.append(found)
     return np.concatenate(masks)
+
+
+def cell_bytes(chunk: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(bounds, text) of one chunk of a large-string column, read in place from its buffers.
+
+    Cell ``i`` is ``text[bounds[i]:bounds[i + 1]]``; a check of a cell's first or last byte
+    then needs no string made per cell.
+    """
+    _, offsets, data = chunk.buffers()
+    if offsets is None or data is None:
+        return np.zeros(len(chunk) + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    return np.frombuffer(offsets, dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1], np.frombuffer(data, dtype=np.uint8)
 
 
 def _integers_spelled_any_way(column: pd.Series) -> pd.Series:

@@ -318,8 +318,8 @@ def _occurs_in(key: pa.Array, values: pa.Array) -> np.ndarray:
 def _plain_integers(values, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cells that are plain integers, their values; 0 elsewhere).
 
-    First one cast of the column, kept when every cell prints back as it is written (no
-    leading zero: hex, which the cast also reads, starts with one); else a pattern per cell.
+    First one cast of the column, kept when no present cell has a leading zero (hex, which the
+    cast reads and frictionless does not, starts with one); else a pattern per cell.
     What is not plain goes to frictionless' reader.
     """
     present = pa.array(~missing)

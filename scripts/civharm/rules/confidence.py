@@ -30,7 +30,8 @@ def high_needs_two_originators(ctx, rule):
     high = incidents[(incidents["status"] == "active") & (incidents["confidence"] == "high")]
     current = ctx.current_reports()
     current = current[current["carrier_id"].isin(high["incident_id"]).to_numpy(dtype=bool)]  # the only reports that count here
-    counts = originators(current).groupby(current["carrier_id"]).nunique()
+    read = reports[["source_id", "republished_from", "claimant", "claimant_type"]].take(current["row"].to_numpy())
+    counts = originators(read).groupby(current["carrier_id"]).nunique()
     for index in high.index:
         found = int(counts.get(high.at[index, "incident_id"], 0))
         if found < 2:

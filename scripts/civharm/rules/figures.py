@@ -4,8 +4,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ..figures import compute_incident_figures
-from ..package import positions_in
 from ..findings import Severity
+from ..package import positions_in
 from . import rule
 
 

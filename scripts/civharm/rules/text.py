@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..findings import Severity, quote
-from ..package import arrow_text
+from ..package import arrow_text, cell_bytes
 from . import rule
 
 CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
@@ -27,17 +27,15 @@ def _suspect(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
     One Arrow kernel for the characters; the first and last byte of every cell read straight
     from the column's buffers (a cell's edges are single bytes when it is printable ASCII, and
-    any other cell is kept already). 0.84 → 0.2 s over the text columns of 1M reports.
+    any other cell is kept already). 0.84 → 0.5 s over the text columns of 1M reports.
     """
     masks = [np.zeros(0, dtype=bool)]
     for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
         odd = ~np.asarray(pc.ascii_is_printable(chunk).fill_null(True), dtype=bool)  # a missing cell is not suspect
-        _, offsets, data = chunk.buffers()
-        if data is not None and data.size:
-            bounds = np.frombuffer(offsets, dtype=np.int64)[chunk.offset:chunk.offset + len(chunk) + 1]
+        bounds, text = cell_bytes(chunk)
+        if text.size:
             starts, ends = bounds[:-1], bounds[1:]
             filled = np.flatnonzero(ends > starts)
-            text = np.frombuffer(data, dtype=np.uint8)
             odd[filled] |= _SUSPECT_FIRST_BYTE[text[starts[filled]]] | (text[ends[filled] - 1] == 0x20)
         masks.append(odd)
     return np.concatenate(masks)
