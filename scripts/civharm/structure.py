@@ -591,12 +591,12 @@ class _Table:
             return []
         field = ",".join(names)
         title = ferrors.PrimaryKeyError.title
-        frame = pd.DataFrame({name: self.columns[name].key.to_pandas(types_mapper=pd.ArrowDtype) for name in names})
-        all_none = frame.isna().all(axis=1).to_numpy()
+        all_none = np.logical_and.reduce([_mask(pc.is_null(self.columns[name].key)) for name in names])
         note = 'cells composing the primary keys are all "None"'
         findings = [self._finding(int(i), field, "primary-key", _wording("primary-key", title, None, note, None)) for i in np.flatnonzero(all_none)]
         if len(names) == 1 and self.columns[names[0]].all_distinct():
-            return findings
+            return findings  # no repeats to search for: the key columns are not turned into a frame
+        frame = pd.DataFrame({name: self.columns[name].key.to_pandas(types_mapper=pd.ArrowDtype) for name in names})
         frame = frame[~all_none]
         frame.index = np.flatnonzero(~all_none)
         for row, previous in self._repeats_at(frame):
