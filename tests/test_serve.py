@@ -1,7 +1,9 @@
 """civharm serve: Datasette metadata from the schema, and an end-to-end run in headless Chromium."""
 from __future__ import annotations
 
+import asyncio
 import csv
+import json
 import os
 import re
 import shutil
@@ -17,7 +19,7 @@ import pytest
 
 from civharm import serve
 from civharm.package import load_package
-from conftest import REPO
+from conftest import REPO, build_package
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -35,6 +37,73 @@ def test_metadata_comes_from_the_descriptor_and_schemas():
     browse = tables[serve.BROWSE_VIEW]
     assert browse["facets"] == ["country_code", "subdivision_name", "month", "means_of_harm", "confidence"]
     assert browse["fts_table"] == "incidents_fts"
+
+
+TEMPLATE_TITLE = "Harm {{ 7*7 }} {% if true %}branch{% endif %} <script>alert('title')</script>"
+HOSTILE_DESCRIPTION = "Described {{ 6*7 }} <script>alert('description')</script>"
+HOSTILE_TABLE = "Incidents <script>alert('table')</script> {{ 5*5 }}"
+HOSTILE_COLUMN = "Summary <img src=x onerror=alert('column')> {{ 3*3 }}"
+
+
+def _hostile_package(root: Path) -> Path:
+    """valid-minimal whose title, description, a table's and a column's descriptions hold markup."""
+    package = build_package(root)
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor.update(title=TEMPLATE_TITLE, description=HOSTILE_DESCRIPTION)
+    descriptor["licenses"][0]["path"] = "javascript:alert('licence')"
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    schema_file = package / "schema" / "incidents.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    schema["description"] = HOSTILE_TABLE
+    next(f for f in schema["fields"] if f["name"] == "summary")["description"] = HOSTILE_COLUMN
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    return package
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory):
+    """Pages of the site ``serve.prepare`` writes for a hostile package, rendered by Datasette itself."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    root = tmp_path_factory.mktemp("hostile")
+    arguments = serve.prepare(load_package(_hostile_package(root / "pkg")), root / "site")
+    options = dict(zip(arguments[1::2], arguments[2::2]))
+    before = set(pm.get_plugins())
+    site = Datasette([arguments[0]], metadata=json.loads(Path(options["--metadata"]).read_text(encoding="utf-8")),
+                     template_dir=options["--template-dir"], plugins_dir=options["--plugins-dir"])
+
+    async def fetch(paths):
+        return {path: (await site.client.get(path)) for path in paths}
+
+    paths = ["/", "/civharm", f"/civharm/{serve.BROWSE_VIEW}", "/civharm/incidents"]
+    pages = asyncio.run(fetch(paths))
+    for plugin in set(pm.get_plugins()) - before:  # the plugin module is process-wide: leave no trace
+        pm.unregister(plugin)
+    for path, response in pages.items():
+        assert response.status_code == 200, (path, response.text[-2000:])
+    return {path: response.text for path, response in pages.items()}
+
+
+def test_title_is_shown_as_text_never_run_as_a_template(hostile_site):
+    assert "<title>Harm {{ 7*7 }} {% if true %}branch{% endif %} " in hostile_site["/"]
+    assert not [path for path, html in hostile_site.items() if "Harm 49" in html]
+
+
+def test_markup_in_title_and_descriptions_is_escaped_on_every_page(hostile_site):
+    assert "branch{% endif %} &lt;script&gt;alert(&#39;title&#39;)&lt;/script&gt;</title>" in hostile_site["/"]
+    for path, html in hostile_site.items():
+        assert "<script>alert(" not in html and "<img src=x" not in html, path
+        assert "javascript:" not in html, path
+    assert "&lt;script&gt;alert(&#39;table&#39;)&lt;/script&gt; {{ 5*5 }}" in hostile_site["/civharm/incidents"]
+    assert "Summary &lt;img src=x onerror=alert(&#39;column&#39;)&gt; {{ 3*3 }}" in hostile_site[f"/civharm/{serve.BROWSE_VIEW}"]
+
+
+def test_only_web_links_become_the_licence_link():
+    package = load_package(REPO)
+    assert serve.metadata(package)["license_url"].startswith("https://")
+    package.descriptor["licenses"] = [{"name": "x", "title": "X", "path": "javascript:alert(1)"}]
+    assert serve.metadata(package)["license_url"] == ""
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ generated from ``datapackage.json`` and the Table Schemas, so it never drifts.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import sqlite_utils
@@ -33,11 +34,16 @@ def render_cell(value, column, table, database):
         return Markup(\'<a href="/{db}/incidents/{{0}}">{{0}}</a>\'.format(escape(value)))
     return None
 '''
-INDEX_TEMPLATE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={target}">
-<title>{title}</title></head>
-<body><p><a href="{target}">Active incidents</a> · <a href="/{db}">all tables</a></p></body></html>
+TARGET = f"/{DATABASE}/{BROWSE_VIEW}"
+# Jinja source that Datasette renders for "/", made of constants only (``{{{{`` is a literal
+# ``{{``): the title comes from the template context (``metadata.title``), which Datasette's
+# autoescaping shows as text. Data is never formatted into template source.
+INDEX_TEMPLATE = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="0; url={TARGET}">
+<title>{{{{ metadata.title or "civharm" }}}}</title></head>
+<body><p><a href="{TARGET}">Active incidents</a> · <a href="/{DATABASE}">all tables</a></p></body></html>
 """
+WEB_LINK = re.compile(r"https?://[^\s]+", re.IGNORECASE)
 
 
 def prepare_database(package: Package, path: Path) -> Path:
@@ -81,14 +87,15 @@ def metadata(package: Package) -> dict:
         "title": descriptor.get("title", "civharm"),
         "description": descriptor.get("description", ""),
         "license": licence.get("title") or licence.get("name", ""),
-        "license_url": licence.get("path", ""),
+        "license_url": _web_link(licence.get("path")),
         "source": "; ".join(s.get("title", "") for s in descriptor.get("sources", [])),
         "databases": {DATABASE: {"tables": tables}},
     }
 
 
-def index_page(package: Package) -> str:
-    return INDEX_TEMPLATE.format(target=f"/{DATABASE}/{BROWSE_VIEW}", title=package.descriptor.get("title", "civharm"), db=DATABASE)
+def _web_link(value: object) -> str:
+    """``value`` when it is an http(s) address, else "": Datasette puts it in an href, where ``javascript:`` would run."""
+    return value if isinstance(value, str) and WEB_LINK.fullmatch(value) else ""
 
 
 def prepare(package: Package, folder: Path) -> list[str]:
@@ -98,7 +105,7 @@ def prepare(package: Package, folder: Path) -> list[str]:
     (folder / "metadata.json").write_text(json.dumps(metadata(package), indent=2, ensure_ascii=False), encoding="utf-8")
     templates = folder / "templates"
     templates.mkdir(exist_ok=True)
-    (templates / "index.html").write_text(index_page(package), encoding="utf-8")
+    (templates / "index.html").write_text(INDEX_TEMPLATE, encoding="utf-8")
     plugins = folder / "plugins"
     plugins.mkdir(exist_ok=True)
     (plugins / "civharm_links.py").write_text(LINK_PLUGIN.format(view=BROWSE_VIEW, db=DATABASE), encoding="utf-8")
