@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,9 +22,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .findings import CivharmError, Finding
+from .findings import CivharmError, Finding, quote
 
 DESCRIPTOR = "datapackage.json"
+# The Data Package name rule (lowercase ASCII letters, digits, '-', '.', '_'): a resource name
+# names a SQLite table, an XLSX sheet and a release file, so it can hold no '/' or space.
+RESOURCE_NAME = re.compile(r"[a-z0-9._-]+")
 
 
 def _json_pointer(*parts: object) -> str:
@@ -364,6 +368,10 @@ def load_package(path: str | Path = ".") -> Package:
         if name in resources:
             findings.append(Finding(DESCRIPTOR, None, "name", "package/duplicate-resource", f"resource name {name!r} is used twice; names must be unique", pointer=pointer + "/name"))
             continue
+        if not RESOURCE_NAME.fullmatch(name):
+            findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource-name",
+                                    f"resource name {quote(name)} must be lowercase letters, digits, '-', '.' and '_' only "
+                                    "(the Data Package name rule): it names tables and release files", pointer=pointer + "/name"))
         schema, schema_path = spec.get("schema", {}), None
         if isinstance(schema, str):
             schema_file = _safe_path(root, schema)
