@@ -388,3 +388,57 @@ def test_cli_build_error_is_one_line_and_exit_2(valid_package, tmp_path):
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] + "\n" == (f"Error: {out}: holds keep.me, which `civharm build` did not write; "
                              "it replaces the whole folder, so move them or choose another --out\n")
+
+
+# --- names from the data never become paths outside --out -------------------------------------------
+
+ESCAPING_NAME = "../../escaped"  # civharm-V-parquet/../../escaped.parquet: beside --out, not in it
+
+
+def _rename_resource(package: Path, index: int, name: str) -> None:
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][index]["name"] = name
+    (package / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
+
+
+def test_a_resource_name_that_leaves_out_is_a_located_error_and_nothing_is_written(valid_package, tmp_path):
+    _rename_resource(valid_package, 2, ESCAPING_NAME)
+    out = tmp_path / "out" / "dist"
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: cannot build: 1 problem(s) while reading the package, first datapackage.json#/resources/2/name: name: "
+        "resource name '../../escaped' must be lowercase letters, digits, '-', '.' and '_' only (the Data Package "
+        "name rule): it names tables and release files; run `civharm validate`")
+    assert list(tmp_path.iterdir()) == [valid_package] and not list(tmp_path.rglob("escaped*"))
+
+
+def test_every_output_path_is_checked_to_stay_inside_out(valid_package, tmp_path):
+    """A package whose names were not checked on loading (built in memory) still cannot write outside --out."""
+    from civharm.package import load_package
+
+    _rename_resource(valid_package, 2, ESCAPING_NAME)
+    package = load_package(valid_package)
+    package.findings.clear()
+    with pytest.raises(CivharmError) as caught:
+        build(package, tmp_path / "out" / "dist")
+    assert str(caught.value) == (f"cannot build: civharm-{version_of(valid_package)}-parquet/../../escaped.parquet would be "
+                                 f"written outside {tmp_path / 'out' / 'dist'}; resource names must be lowercase letters, "
+                                 "digits, '-', '.' and '_' only")
+    assert list(tmp_path.iterdir()) == [valid_package] and not list(tmp_path.rglob("escaped*"))
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["readme"], "datapackage.json#/resources/5/name: 'readme' would name the same XLSX sheet as 'README'"),
+    (["x" * 31 + "-one", "x" * 31 + "-two"], f"datapackage.json#/resources/5/name: '{'x' * 31}-one' would name the same XLSX sheet as '{'x' * 31}-two'"),
+    (["x" * 250], "has a file name longer than 255 bytes; file names come from the version and the resource names: shorten them"),
+], ids=["readme", "same-31-characters", "too-long"])
+def test_a_name_that_cannot_name_a_file_or_sheet_is_refused_and_nothing_is_written(valid_package, tmp_path, names, message):
+    """Names that follow the Data Package rule can still clash in Excel or exceed a file name's length."""
+    for index, name in zip((5, 4), names):
+        _rename_resource(valid_package, index, name)
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 2, result.output
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("Error: ") and message in last and "internal error" not in last
+    assert list(tmp_path.iterdir()) == [valid_package]

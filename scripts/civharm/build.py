@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import pandas as pd
@@ -39,7 +39,7 @@ import xlsxwriter
 
 from . import charts
 from .atomic import FaultHook
-from .findings import CivharmError
+from .findings import CivharmError, quote
 from .package import DESCRIPTOR, Package, Resource, load_package
 
 # 1980-01-01T00:00:00Z, the earliest time a zip entry can record: used when neither
@@ -52,6 +52,9 @@ COMPANIONS = ("CHANGELOG.md", "CITATION.cff")
 SQL_TYPES = {"integer": int, "number": float}
 ARROW_TYPES = {"integer": pa.int64(), "number": pa.float64(), "date": pa.date32()}
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]*")
+README_SHEET = "README"
+XLSX_SHEET_CHARS = 31  # Excel's limit on a sheet name
+NAME_MAX = 255  # bytes in one file name (ext4, APFS, NTFS)
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,27 @@ def parquet_bytes(release: Release, name: str) -> bytes:
     return buffer.getvalue()
 
 
+def _sheet_names(package: Package) -> dict[str, str]:
+    """Each table's XLSX sheet name (its first 31 characters), or a located refusal when two would be one sheet.
+
+    Excel compares sheet names without case, and the README sheet comes first.
+    """
+    taken = {README_SHEET.casefold(): README_SHEET}
+    sheets = {}
+    for index, spec in enumerate(package.descriptor.get("resources", [])):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if name not in package.resources or name in sheets:
+            continue
+        sheet = name[:XLSX_SHEET_CHARS]
+        if sheet.casefold() in taken:
+            raise CivharmError(f"{DESCRIPTOR}#/resources/{index}/name: {name!r} would name the same XLSX sheet as "
+                               f"{taken[sheet.casefold()]!r} (Excel ignores case and keeps {XLSX_SHEET_CHARS} characters); "
+                               "rename the resource")
+        taken[sheet.casefold()] = name
+        sheets[name] = sheet
+    return sheets
+
+
 def xlsx_bytes(release: Release) -> bytes:
     """Active rows, one sheet per table; every text cell through ``write_string`` so none runs as a formula."""
     package = release.package
@@ -352,7 +376,8 @@ def xlsx_bytes(release: Release) -> bytes:
         if sheet.write_string(row, column, value, style) == -2:
             raise CivharmError(f"XLSX: a cell of sheet {sheet.name!r} is longer than Excel's 32,767 characters")
 
-    readme = book.add_worksheet("README")
+    sheets = _sheet_names(package)
+    readme = book.add_worksheet(README_SHEET)
     readme.set_column(0, 0, 24)
     readme.set_column(1, 3, 60)
     intro = [f"civharm {release.version}", package.descriptor.get("title", ""), active_only_note(package, release.version),
@@ -375,7 +400,7 @@ def xlsx_bytes(release: Release) -> bytes:
         row += 1
 
     for name, resource in package.resources.items():
-        sheet = book.add_worksheet(name[:31])
+        sheet = book.add_worksheet(sheets[name])
         fields = resource.schema.get("fields", [])
         for column, f in enumerate(fields):
             text(sheet, 0, column, f["name"], bold)
@@ -473,6 +498,24 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     return steps
 
 
+def _check_inside(relatives: list[str], out: Path) -> None:
+    """Refuse before writing anything when an artifact path would leave ``out``.
+
+    Resource names become file names; loading already reports a name that breaks the Data
+    Package name rule, and this check holds for any package handed to ``build``. A path stays
+    inside when it is relative and each of its parts is a plain name (no '..', '.', empty part
+    or backslash); the staging folder is new, so no link can lead out of it.
+    """
+    for relative in relatives:
+        parts = relative.split("/")
+        if PurePosixPath(relative).parts != tuple(parts) or ".." in parts or "\\" in relative:
+            raise CivharmError(f"cannot build: {relative} would be written outside {out}; resource names must be "
+                               "lowercase letters, digits, '-', '.' and '_' only")
+        if max(len(part.encode("utf-8")) for part in parts) > NAME_MAX:
+            raise CivharmError(f"cannot build: {quote(relative)} has a file name longer than {NAME_MAX} bytes; "
+                               "file names come from the version and the resource names: shorten them")
+
+
 def _check_out_dir(out: Path, root: Path) -> None:
     """The output folder is replaced whole, so refuse one that holds anything else."""
     if out.exists() and not out.is_dir():
@@ -516,10 +559,11 @@ def build(package_path: str | Path | Package, out_dir: str | Path, *, fault: Fau
     release = prepare(package, version)
     out = Path(out_dir)
     _check_out_dir(out, package.root)
+    steps = _artifacts(release)
+    _check_inside([relative for relative, _ in steps], out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        steps = _artifacts(release)
         for index, (relative, write) in enumerate(steps):
             if fault is not None:
                 fault(index, out / relative)
