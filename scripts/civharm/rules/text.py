@@ -1,4 +1,5 @@
-"""Rules on text cells: NFC, trimmed, single-line, no control characters, no formula prefix."""
+"""Rules on text: cells NFC, trimmed, single-line, with no control characters or formula prefix;
+titles and descriptions free of template and HTML markup."""
 from __future__ import annotations
 
 import re
@@ -9,13 +10,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..findings import Severity, quote
-from ..package import arrow_text, cell_bytes
+from ..package import DESCRIPTOR, _json_pointer, arrow_text, cell_bytes
 from . import rule
 
 CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
 LINE_BREAK = re.compile(r"[\r\n]")
 UNTRIMMED = re.compile(r"^\s|\s$")
 FORMULA = re.compile(r"^[=+\-@]")
+# Jinja's delimiters, and what starts a tag, end tag, comment or declaration in HTML's tokenizer
+# ('<' then a letter, '/', '!' or '?'); a lone '<' as in "< 5 killed" is text.
+MARKUP = re.compile(r"\{[{%#]|<[A-Za-z/!?]")
+DESCRIBING_KEYS = ("title", "description")
 
 
 SUSPECT_STARTS = (" ", "=", "+", "-", "@")  # a leading blank or formula sign
@@ -115,3 +120,38 @@ def non_ascii_number(ctx, rule):
         odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
         for position, value in zip(odd, column.iloc[odd].tolist()):
             yield rule.finding(resource.path, resource.line_of(int(position)), field, f"{quote(value, 60)} is not written with ASCII digits (0–9)")
+
+
+def _descriptions(package):
+    """(file, pointer, key, text) of every title and description in datapackage.json and the schema files.
+
+    Walked with a stack, not recursion, so a deeply nested descriptor cannot exhaust the stack.
+    """
+    documents = {DESCRIPTOR: package.descriptor}
+    for resource in package.resources.values():
+        if resource.schema_path:  # an inline schema is inside the descriptor
+            documents.setdefault(resource.schema_path, resource.schema)
+    for file, document in documents.items():
+        stack = [((), document)]
+        while stack:
+            parts, node = stack.pop()
+            items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+            for key, value in items:
+                if key in DESCRIBING_KEYS and isinstance(value, str) and isinstance(node, dict):
+                    yield file, _json_pointer(*parts, key), key, value
+                else:
+                    stack.append(((*parts, key), value))
+
+
+@rule("text/markup", Severity.ERROR,
+      "Titles and descriptions in datapackage.json and the schemas hold no template delimiters (`{{`, `{%`, `{#`) "
+      "and no HTML markup (`<` followed by a letter, `/`, `!` or `?`).",
+      "They are shown in web pages (`civharm serve`), the release README and the codebook; markup there would run as "
+      "template code or script wherever a tool renders it without escaping.")
+def markup(ctx, rule):
+    for file, pointer, key, text in _descriptions(ctx.package):
+        found = MARKUP.search(text)
+        if found:
+            excerpt = text[found.start():found.start() + 20]
+            yield rule.finding(file, None, key, f"contains {quote(excerpt)}: template or HTML markup; "
+                               "write titles and descriptions as plain text", pointer=pointer)
