@@ -442,3 +442,16 @@ def test_a_name_that_cannot_name_a_file_or_sheet_is_refused_and_nothing_is_writt
     last = result.stderr.splitlines()[-1]
     assert last.startswith("Error: ") and message in last and "internal error" not in last
     assert list(tmp_path.iterdir()) == [valid_package]
+
+
+def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(valid_package, tmp_path):
+    """'data/../../pkg/…' resolves inside the package here, but unpacked elsewhere it would land beside the folder."""
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][2]["path"] = f"data/../../{valid_package.name}/data/damage.csv"
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Error: datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
+        "the release zip is unpacked in; write it without '..' or '.' parts")
+    assert list(tmp_path.iterdir()) == [valid_package]

@@ -243,8 +243,12 @@ def data_package_zip(release: Release) -> bytes:
     descriptor = copy.deepcopy(package.descriptor)
     descriptor["created"] = release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
     files: dict[str, bytes] = {}
-    for spec in descriptor["resources"]:
+    for index, spec in enumerate(descriptor["resources"]):
         resource = package[spec["name"]]
+        for key, path in (("path", resource.path), ("schema", resource.schema_path)):
+            if path and _leaves_folder(path):
+                raise CivharmError(f"{DESCRIPTOR}#/resources/{index}/{key}: {quote(path)} would unpack outside the folder "
+                                   "the release zip is unpacked in; write it without '..' or '.' parts")
         spec["bytes"] = len(resource.raw)
         spec["hash"] = "sha256:" + hashlib.sha256(resource.raw).hexdigest()
         files[resource.path] = resource.raw
@@ -498,17 +502,25 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     return steps
 
 
+def _leaves_folder(relative: str) -> bool:
+    """Whether a relative path written or unpacked in a folder could land outside it.
+
+    It stays inside when each of its parts is a plain name: no '..', '.', empty part or
+    backslash, and no leading '/'. A folder made new holds no link that could lead out.
+    """
+    parts = relative.split("/")
+    return PurePosixPath(relative).parts != tuple(parts) or ".." in parts or "\\" in relative
+
+
 def _check_inside(relatives: list[str], out: Path) -> None:
     """Refuse before writing anything when an artifact path would leave ``out``.
 
     Resource names become file names; loading already reports a name that breaks the Data
-    Package name rule, and this check holds for any package handed to ``build``. A path stays
-    inside when it is relative and each of its parts is a plain name (no '..', '.', empty part
-    or backslash); the staging folder is new, so no link can lead out of it.
+    Package name rule, and this check holds for any package handed to ``build``.
     """
     for relative in relatives:
         parts = relative.split("/")
-        if PurePosixPath(relative).parts != tuple(parts) or ".." in parts or "\\" in relative:
+        if _leaves_folder(relative):
             raise CivharmError(f"cannot build: {relative} would be written outside {out}; resource names must be "
                                "lowercase letters, digits, '-', '.' and '_' only")
         if max(len(part.encode("utf-8")) for part in parts) > NAME_MAX:
