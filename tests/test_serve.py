@@ -1,4 +1,4 @@
-"""civharm serve: Datasette metadata from the schema, and an end-to-end run in headless Chromium."""
+"""civharm serve: Datasette metadata from the schema, hostile titles and descriptions shown as text by Datasette itself, and an end-to-end run in headless Chromium."""
 from __future__ import annotations
 
 import asyncio
@@ -97,6 +97,16 @@ def test_markup_in_title_and_descriptions_is_escaped_on_every_page(hostile_site)
         assert "javascript:" not in html, path
     assert "&lt;script&gt;alert(&#39;table&#39;)&lt;/script&gt; {{ 5*5 }}" in hostile_site["/civharm/incidents"]
     assert "Summary &lt;img src=x onerror=alert(&#39;column&#39;)&gt; {{ 3*3 }}" in hostile_site[f"/civharm/{serve.BROWSE_VIEW}"]
+
+
+def test_template_and_plugin_source_hold_nothing_from_the_data(tmp_path):
+    """What Datasette runs as code (the index template, the plugin) is the same whatever the package says."""
+    plain = serve.prepare(load_package(build_package(tmp_path / "plain")), tmp_path / "plain-site")
+    hostile = serve.prepare(load_package(_hostile_package(tmp_path / "hostile")), tmp_path / "hostile-site")
+    for option in ("--template-dir", "--plugins-dir"):
+        folders = [Path(arguments[arguments.index(option) + 1]) for arguments in (plain, hostile)]
+        files = [{p.name: p.read_bytes() for p in folder.iterdir()} for folder in folders]
+        assert files[0] == files[1] and files[0], option
 
 
 def test_only_web_links_become_the_licence_link():
