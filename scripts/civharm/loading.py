@@ -16,16 +16,15 @@ import http.client
 import os
 import re
 import shutil
-import stat
 import tempfile
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 
+from .archive import unpack
 from .figures import carrier_of
 from .findings import CivharmError
 from .package import DESCRIPTOR, load_package
@@ -105,45 +104,6 @@ def parse_checksums(text: str, display: str) -> dict[str, str]:
             raise CivharmError(f"{display}:{number}: not a '<sha256>  <file>' line: {line[:80]!r}")
         sums[match.group(2)] = match.group(1).lower()
     return sums
-
-
-# --- unpacking --------------------------------------------------------------------------------
-
-
-def _safe_members(archive: zipfile.ZipFile, display: str) -> list[zipfile.ZipInfo]:
-    """Every member, or an error for one that would land outside the folder (zip-slip) or is a link."""
-    members = archive.infolist()
-    for info in members:
-        name = info.filename
-        parts = PurePosixPath(name.replace("\\", "/")).parts
-        if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name) or ".." in parts:
-            raise CivharmError(f"{display}: refusing unsafe member path {name!r}")
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise CivharmError(f"{display}: refusing symbolic link {name!r}")
-    return members
-
-
-def _package_root(folder: Path, display: str) -> Path:
-    """The folder holding datapackage.json: the zip's top level or its one top-level folder."""
-    if (folder / DESCRIPTOR).is_file():
-        return folder
-    entries = [p for p in folder.iterdir() if not p.name.startswith("__MACOSX")]
-    if len(entries) == 1 and (entries[0] / DESCRIPTOR).is_file():
-        return entries[0]
-    raise CivharmError(f"{display}: holds no {DESCRIPTOR} (at its top level or in its one top-level folder)")
-
-
-def unpack(zip_path: Path, into: Path, display: str | None = None) -> Path:
-    """Extract a release zip into an existing folder; return the folder holding datapackage.json."""
-    display = display or str(zip_path)
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            archive.extractall(into, members=_safe_members(archive, display))
-    except FileNotFoundError:
-        raise CivharmError(f"{display}: file not found")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise CivharmError(f"{display}: not a readable zip file ({exc})")
-    return _package_root(into, display)
 
 
 # --- download ---------------------------------------------------------------------------------
@@ -305,7 +265,7 @@ def load(path_or_version: str | os.PathLike | None = None, *, active_only: bool 
             if not path.is_file():
                 raise CivharmError(f"{given}: file not found")
             with tempfile.TemporaryDirectory(prefix="civharm-load-") as folder:
-                tables = _typed_tables(unpack(path, Path(folder), display=given), given)
+                tables = _typed_tables(unpack(path, Path(folder), display=given), given)  # within civharm.limits
         elif path.exists():
             tables = _typed_tables(path, given)
         elif isinstance(path_or_version, str) and VERSION_PATTERN.fullmatch(given):
