@@ -1,14 +1,19 @@
-"""Bounded downloads: sizes, time and redirects.
+"""Bounded downloads: sizes, time, redirects and signals.
 
 Every server here is a loopback HTTP server started and stopped by the test; its handlers
 send at most a bounded amount and stop when the test ends.
 """
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from functools import partial
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +254,31 @@ def test_redirect_within_the_host_is_followed_and_a_loop_is_cut(server, release_
         loading.download(VERSION, base, tmp_path / "second", limits=limits(redirects=3))
     assert str(caught.value) == f"{base}/{SUMS}: refusing the download: more than 3 redirects (the limit)"
     assert not (tmp_path / "second").exists()
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_download_leaves_no_temporary_file(signum, server, release_zip, tmp_path):
+    site, base, routes = server
+    publish(site, release_zip)
+    routes[ZIP_PATH] = trickle(release_zip, head=1000, pause=0.05)
+    out = tmp_path / "out"
+    civharm_command = Path(sys.executable).with_name("civharm")
+    process = subprocess.Popen([str(civharm_command), "download", VERSION, "--base-url", base, "--to", str(out / VERSION)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob(f".{VERSION}.download.*/{ZIP}")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the zip is being fetched once its file exists
+        assert process.poll() is None, "the download ended before it could be stopped"
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    name = signal.Signals(signum).name
+    assert (process.returncode, stdout, stderr) == (128 + signum, b"", f"Error: download stopped by {name}; nothing was kept\n".encode())
+    assert_nothing_left(out)
