@@ -1,10 +1,12 @@
-"""Bounded downloads: sizes, time, redirects and signals.
+"""Bounded downloads: sizes, time, redirects, signals and what `--force` may replace.
 
 Every server here is a loopback HTTP server started and stopped by the test; its handlers
 send at most a bounded amount and stop when the test ends.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -282,3 +284,59 @@ def test_a_signal_during_a_download_leaves_no_temporary_file(signum, server, rel
     name = signal.Signals(signum).name
     assert (process.returncode, stdout, stderr) == (128 + signum, b"", f"Error: download stopped by {name}; nothing was kept\n".encode())
     assert_nothing_left(out)
+
+
+# --- --force ----------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob("*"))}
+
+
+def test_force_refuses_a_folder_download_did_not_make_and_keeps_it(server, release_zip, tmp_path):
+    site, base, _ = server
+    publish(site, release_zip)
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes" / "field-notes.txt").write_text("An invented note that must survive.\n", encoding="utf-8")
+    (home / ".profile").write_text("export EDITOR=vi\n", encoding="utf-8")
+    before = snapshot(home)
+    result = invoke("download", VERSION, "--base-url", base, "--to", str(home), "--force")
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {home}: is not empty and holds no .civharm-download.json; refusing to replace it "
+                             "(--force replaces only an empty folder or one unpacked by `civharm download`, which holds "
+                             ".civharm-download.json); choose another --to\n")
+    assert snapshot(home) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "release-src", "release.zip", "site"]
+
+
+def test_force_refuses_a_file_and_a_symbolic_link(server, release_zip, tmp_path):
+    site, base, _ = server
+    publish(site, release_zip)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("kept\n", encoding="utf-8")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "site")
+    for target, why in ((plain, "is not a folder"), (link, "is a symbolic link")):
+        with pytest.raises(CivharmError, match=f"^{target}: {why}; refusing to replace it "):
+            loading.download(VERSION, base, target, force=True)
+    assert plain.read_text(encoding="utf-8") == "kept\n"
+    assert link.is_symlink() and (site / VERSION / ZIP).is_file()
+
+
+def test_force_replaces_a_folder_download_made_or_an_empty_one(server, release_zip, tmp_path):
+    site, base, _ = server
+    publish(site, release_zip)
+    target = tmp_path / "out" / VERSION
+    assert invoke("download", VERSION, "--base-url", base, "--to", str(target)).exit_code == 0
+    marker = json.loads((target / ".civharm-download.json").read_text(encoding="utf-8"))
+    assert marker == {"version": VERSION, "url": f"{base}/{ZIP_PATH}", "size": len(release_zip),
+                      "sha256": hashlib.sha256(release_zip).hexdigest()}
+    (target / "data" / "incidents.csv").write_text("edited\n", encoding="utf-8")
+    assert invoke("download", VERSION, "--base-url", base, "--to", str(target), "--force").exit_code == 0
+    assert (target / "data" / "incidents.csv").read_bytes() != b"edited\n"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [VERSION]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("download", VERSION, "--base-url", base, "--to", str(empty), "--force").exit_code == 0
+    assert (empty / "datapackage.json").is_file()

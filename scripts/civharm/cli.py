@@ -228,7 +228,8 @@ def _stop_on_signals():
               help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
                    "[env: CIVHARM_RELEASES_URL; no default].")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
-@click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists.")
+@click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists "
+                                           "(only a folder download unpacked, or an empty one).")
 @debug_option
 @handle_errors
 def download(version, base_url, to, force, debug):

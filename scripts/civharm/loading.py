@@ -4,7 +4,8 @@
 checks the zip's length and checksum, and unpacks it into the cache (or a chosen folder)
 through a temporary folder beside the target and one rename: a bad checksum, a cut connection,
 an unsafe zip or a limit passed (``civharm.limits``: sizes, deadline, redirects) leaves nothing
-behind. The base URL has no default; it comes from ``--base-url`` or the
+behind. The folder gets a ``.civharm-download.json`` marker; ``--force`` replaces only such a
+folder or an empty one. The base URL has no default; it comes from ``--base-url`` or the
 ``CIVHARM_RELEASES_URL`` environment variable, read here only.
 
 ``load`` turns the repository, a folder, a release zip or a downloaded version into one
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -33,6 +35,7 @@ from .package import DESCRIPTOR, load_package
 
 RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
 CHECKSUMS = "SHA256SUMS"
+MARKER = ".civharm-download.json"  # written by download into the folder it unpacked
 VERSION_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]*)?")
 
 
@@ -205,6 +208,35 @@ def _make_parent(path: Path) -> list[Path]:
     return created
 
 
+def _not_replaceable(target: Path) -> str | None:
+    """Why ``--force`` may not replace the target; None for an empty folder or one download unpacked."""
+    if target.is_symlink():
+        return "is a symbolic link"
+    if not target.is_dir():
+        return "is not a folder"
+    marker = target / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return None
+    if next(target.iterdir(), None) is None:
+        return None
+    return f"is not empty and holds no {MARKER}"
+
+
+def _already_there(target: Path, force: bool) -> bool:
+    """True when the target holds a package and no --force was given; an error when it must not be replaced."""
+    if not os.path.lexists(target):
+        return False
+    if not force and (target / DESCRIPTOR).is_file():
+        return True
+    why = _not_replaceable(target)
+    if why:
+        raise CivharmError(f"{target}: {why}; refusing to replace it (--force replaces only an empty folder or one "
+                           f"unpacked by `civharm download`, which holds {MARKER}); choose another --to")
+    if not force:
+        raise CivharmError(f"{target}: exists and holds no {DESCRIPTOR}; pass --force to replace it or choose another --to")
+    return False
+
+
 def _replace_dir(new: Path, target: Path, staging: Path) -> None:
     """Put ``new`` at ``target``; an existing target moves into ``staging`` (removed with it), back on failure."""
     if not os.path.lexists(target):
@@ -232,9 +264,7 @@ def download(version: str, base_url: str | None = None, to: str | Path | None = 
     name = release_zip_name(version)
     url = f"{base}/{version}/{name}"
     sums_url = f"{base}/{version}/{CHECKSUMS}"
-    if target.exists() and not force:
-        if not (target / DESCRIPTOR).is_file():
-            raise CivharmError(f"{target}: exists and holds no {DESCRIPTOR}; pass --force to replace it or choose another --to")
+    if _already_there(target, force):
         return Downloaded(version, target, url, 0, "", fetched=False)
 
     deadline = time.monotonic() + limits.deadline_seconds
@@ -259,6 +289,8 @@ def download(version: str, base_url: str | None = None, to: str | Path | None = 
         unpacked = staging / "unpacked"
         unpacked.mkdir()
         root = unpack(zip_path, unpacked, display=url, limits=limits)
+        record = {"version": version, "url": url, "size": size, "sha256": digest}
+        (root / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         _replace_dir(root, target, staging)
         done = True
     finally:
