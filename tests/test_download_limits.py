@@ -5,6 +5,7 @@ send at most a bounded amount and stop when the test ends.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -129,6 +130,18 @@ def no_configured_location(monkeypatch, tmp_path):
 @pytest.fixture
 def release_zip(tmp_path) -> bytes:
     return zip_package(build_package(tmp_path / "release-src"), tmp_path / "release.zip").read_bytes()
+
+
+def test_download_works_where_an_event_loop_already_runs(server, release_zip, tmp_path):
+    """As in a Jupyter notebook: the fetch's own event loop runs beside the caller's."""
+    site, base, _ = server
+    publish(site, release_zip)
+
+    async def notebook_cell():
+        return loading.download(VERSION, base, tmp_path / "out")
+
+    assert asyncio.run(notebook_cell()).size == len(release_zip)
+    assert (tmp_path / "out" / "datapackage.json").is_file()
 
 
 # --- sizes over HTTP --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ DataFrame per table, typed from the schema.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -134,6 +135,16 @@ async def _stream(transfer: _Transfer, out, digest, limits: Limits) -> None:
     raise transfer.refuse(f"more than {limits.redirects} redirects (the limit)")
 
 
+def _run(coroutine) -> None:
+    """``asyncio.run``, in a helper thread when this thread already runs an event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def _fetch(url: str, out, what: str, cap: int, limits: Limits, deadline: float) -> tuple[int, str]:
     """Copy one URL into a binary file object; return (bytes, sha256), or refuse it.
 
@@ -150,7 +161,7 @@ def _fetch(url: str, out, what: str, cap: int, limits: Limits, deadline: float) 
             await _stream(transfer, out, digest, limits)
 
     try:
-        asyncio.run(bounded())
+        _run(bounded())
     except TimeoutError:
         raise transfer.refuse(f"not finished within the deadline of {limits.deadline_seconds:g} s "
                               f"({transfer.size} bytes received)")
