@@ -1,11 +1,14 @@
 """The command line: the only module that touches argv, stdout, stderr and exit codes."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import gc
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -186,13 +189,47 @@ def docs(package, check, debug):
         click.echo(f"wrote {path}", err=True)
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT arrived: unwinds like Ctrl-C (asyncio lets only that through its
+    callbacks), so ``finally`` blocks remove temporary files."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turn SIGTERM and SIGINT into ``Stopped``; a second signal is ignored while cleanup runs.
+
+    Only the main thread may set handlers; elsewhere (a caller's worker thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    watched = (signal.SIGTERM, signal.SIGINT)
+
+    def stop(signum, frame):
+        for other in watched:
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in watched}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 @main.command()
 @click.argument("version")
 @click.option("--base-url", metavar="URL",
               help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
                    "[env: CIVHARM_RELEASES_URL; no default].")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
-@click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists.")
+@click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists "
+                                           "(only a folder download unpacked, or an empty one).")
 @debug_option
 @handle_errors
 def download(version, base_url, to, force, debug):
@@ -207,7 +244,12 @@ def download(version, base_url, to, force, debug):
     """
     from .loading import download as fetch_release
 
-    result = fetch_release(version, base_url, to, force=force)
+    try:
+        with _stop_on_signals():
+            result = fetch_release(version, base_url, to, force=force)
+    except Stopped as stop:
+        click.echo(f"Error: download stopped by {signal.Signals(stop.signum).name}; nothing was kept", err=True)
+        _leave(128 + stop.signum)
     if result.fetched:
         click.echo(f"downloaded {result.url} ({result.size} bytes, sha256 {result.sha256} verified)", err=True)
     else:

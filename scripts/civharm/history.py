@@ -13,12 +13,12 @@ import json
 import re
 import subprocess
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from .archive import unpack
 from .findings import CivharmError, Finding, RuleDoc, Severity
 from .package import DESCRIPTOR, Package, Resource, load_package
 
@@ -104,26 +104,6 @@ def _export_git(root: Path, ref: str, into: Path) -> Path:
     return into
 
 
-def _export_zip(path: Path, into: Path) -> Path:
-    """Extract a release zip (package at its top level or in its one top-level folder)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if not n.endswith("/")]
-            tops = {n.split("/", 1)[0] for n in names if not n.startswith("__MACOSX")}
-            prefix = "" if DESCRIPTOR in names else (tops.pop() + "/" if len(tops) == 1 else None)
-            if prefix is None or prefix + DESCRIPTOR not in names:
-                raise CivharmError(f"{path}: holds no {DESCRIPTOR} (at its top level or in its one top-level folder)")
-            for name in names:
-                relative = _safe_relative(name[len(prefix):]) if name.startswith(prefix) else None
-                if relative is None:
-                    continue
-                (into / relative).parent.mkdir(parents=True, exist_ok=True)
-                (into / relative).write_bytes(archive.read(name))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise CivharmError(f"{path}: not a readable zip file ({exc})")
-    return into
-
-
 def empty_package() -> Package:
     """The version before the first release: no tables, no rows."""
     return Package(root=Path("."), descriptor={"resources": []}, resources={}, findings=[])
@@ -140,13 +120,13 @@ def read_version(root: str | Path, source: str) -> Package:
     listed = {entry["version"]: entry for entry in read_releases(root)}
     with tempfile.TemporaryDirectory(prefix="civharm-version-") as folder:
         if source.lower().endswith(".zip"):
-            exported = _export_zip(path, Path(folder))
+            exported = unpack(path, Path(folder), display=source)  # within civharm.limits
         else:
             exported = _export_git(root, release_ref(root, listed[source]) if source in listed else source, Path(folder))
         try:
             return load_package(exported)
         except CivharmError as exc:  # name the version, not the temporary folder
-            raise CivharmError(f"{source}: {str(exc).replace(folder + '/', '')}")
+            raise CivharmError(f"{source}: {str(exc).replace(str(exported) + '/', '')}")
 
 
 def _root_of(path: str | Path) -> Path:
