@@ -289,6 +289,25 @@ def test_removed_corrections_entry_fails(logged_repo):
     assert any(change in f.message for f in found)
 
 
+# --- last_updated is a date (issue 13, point 10) ------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["2026-11-3", "2026-11-03", "2026-11-26", "٢٠٢٦-12-01"])
+def test_last_updated_must_be_a_later_day_written_yyyy_mm_dd(repo, written):
+    incident, line, cells = active_incident(repo)
+    assert cells["last_updated"] == "2026-11-26"
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=written)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    assert gate(repo) == [("data/incidents.csv", line, "last_updated", "history/unversioned-change")]
+
+
+def test_a_record_version_in_other_digits_is_not_a_version(repo):
+    incident, line, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="²", last_updated=DAY)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    assert ("data/incidents.csv", line, "record_version", "history/unversioned-change") in gate(repo)
+
+
 def test_a_table_that_cannot_be_parsed_is_left_to_the_structural_checks(repo):
     path = repo / "data" / "reports.csv"
     rows = read_rows(path)

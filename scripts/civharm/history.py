@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .findings import CivharmError, Finding, RuleDoc, Severity
-from .package import DESCRIPTOR, Package, Resource, load_package
+from .findings import CivharmError, Finding, RuleDoc, Severity, quote
+from .package import DESCRIPTOR, Package, Resource, load_package, parse_date
 
 RELEASES_FILE = "releases.json"
 LOG_TABLE = "changes"  # the append-only corrections log
@@ -401,11 +401,16 @@ def _log_entries(head: Package) -> dict[tuple[str, str, str], list[tuple[int, st
     if log is None:
         return entries
     for key, row, line in [(k, r, log.lines[k]) for k, r in log.rows.items()] + log.extra:
-        version = row.get("record_version", "")
-        if version.isdigit():
+        version = _version(row.get("record_version", ""))
+        if version is not None:
             entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
-                (int(version), row.get("new_value", ""), line))
+                (version, row.get("new_value", ""), line))
     return entries
+
+
+def _version(text: str) -> int | None:
+    """A record_version cell as a number: ASCII digits only (``int`` would also read '١', and fail on '²')."""
+    return int(text) if re.fullmatch("[0-9]{1,18}", text) else None
 
 
 def _content_fields(old: _Rows, new: _Rows) -> list[str]:
@@ -457,20 +462,21 @@ def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str]
     line, out = new.lines[key], []
     rule = "history/unversioned-change"
     listed = ", ".join(changed)
-    old_v, new_v = before.get("record_version", ""), after.get("record_version", "")
+    old_v, new_v = _version(before.get("record_version", "")), _version(after.get("record_version", ""))
     versions: range | set = set()
-    if "record_version" in new.header and old_v.isdigit() and new_v.isdigit():
-        if int(new_v) <= int(old_v):
+    if "record_version" in new.header and old_v is not None:
+        if new_v is None or new_v <= old_v:
             out.append(_finding(rule, new.path, line, "record_version",
-                                f"record {key} changed ({listed}) but record_version is {new_v} (base: {old_v}); raise it by one"))
-            versions = {int(new_v)}
+                                f"record {key} changed ({listed}) but record_version is {quote(after.get('record_version', ''), 40)} "
+                                f"(base: {old_v}); raise it by one"))
+            versions = {new_v} if new_v is not None else set()
         else:
-            versions = range(int(old_v) + 1, int(new_v) + 1)
-    if "last_updated" in new.header and after.get("last_updated", "") <= before.get("last_updated", ""):
+            versions = range(old_v + 1, new_v + 1)
+    if "last_updated" in new.header and not _later(after.get("last_updated", ""), before.get("last_updated", "")):
         out.append(_finding(rule, new.path, line, "last_updated",
                             f"record {key} changed ({listed}) but last_updated is {after.get('last_updated') or 'empty'} "
-                            f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change"))
-    target = str(max(int(new_v), int(old_v) + 1)) if new_v.isdigit() and old_v.isdigit() else "<new record_version>"
+                            f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change (YYYY-MM-DD)"))
+    target = str(max(new_v, old_v + 1)) if new_v is not None and old_v is not None else "<new record_version>"
     for name_of_field in changed:
         value = after.get(name_of_field, "")
         entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
@@ -483,6 +489,12 @@ def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str]
             out.append(_finding(rule, new.path, line, name_of_field,
                                 f"holds {value!r} but its entry in {log_path} (line {latest[2]}) says new_value {latest[1]!r}"))
     return out
+
+
+def _later(new: str, old: str) -> bool:
+    """Whether ``new`` is a date after ``old``, both read by ``parse_date`` (an unreadable base date: any date is)."""
+    new_day, old_day = parse_date(new), parse_date(old)
+    return new_day is not None and (old_day is None or new_day > old_day)
 
 
 def _log_edits(old: _Rows, new: _Rows | None) -> list[Finding]:
