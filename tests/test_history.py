@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from civharm import history, releases
 from civharm.cli import main
 from civharm.findings import CivharmError
+from civharm.identity import IDENTITY
 from civharm.ids import new_id
 from civharm.package import load_package
 from conftest import REPO
@@ -287,6 +288,81 @@ def test_removed_corrections_entry_fails(logged_repo):
     found = history.check_against(load_package(repo), "HEAD")
     assert ("data/changes.csv", None, "change_id", "history/corrections-log-edited") in [(f.file, f.line, f.field, f.rule_id) for f in found]
     assert any(change in f.message for f in found)
+
+
+# --- an ID that holds a different record (issue 13, point 8) ------------------------------------
+
+
+def bump_and_log(root: Path, table: str, record_id: str, before: dict[str, str], after: dict[str, str]) -> None:
+    """Raise the record's version and date and log every field that changed: a correction in due form."""
+    version = int(before["record_version"]) + 1
+    edit(root / "data" / f"{table}.csv", record_id, record_version=str(version), last_updated=DAY)
+    for name, value in after.items():
+        if name not in history.BOOKKEEPING and before.get(name) != value:
+            log_change(root, table, record_id, version, name, before[name], value)
+
+
+def swap(root: Path, table: str, first: int, second: int, logged: bool) -> tuple[int, int]:
+    """Swap everything but the IDs of two rows (0-based among the data rows); (line, line) of the two."""
+    path = root / "data" / f"{table}.csv"
+    rows = read_rows(path)
+    header, a, b = rows[0], rows[first + 1], rows[second + 1]
+    rows[first + 1], rows[second + 1] = [a[0]] + b[1:], [b[0]] + a[1:]
+    write_rows(path, rows)
+    if logged:
+        for old, new in ((a, b), (b, a)):
+            bump_and_log(root, table, old[0], dict(zip(header, old)), {**dict(zip(header, new)), header[0]: old[0]})
+    return first + 2, second + 2
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["logged", "unlogged"])
+@pytest.mark.parametrize("table, first, second", [
+    ("reports", 0, 1),     # two statements on two incidents
+    ("incidents", 0, 1),   # two events in one city (Belgorod): same place, other days
+    ("damage", 0, 1),      # two objects damaged in one report
+    ("sources", 0, 1),
+])
+def test_swapped_ids_hold_different_records_logged_or_not(repo, table, first, second, logged):
+    line_a, line_b = swap(repo, table, first, second, logged)
+    key = read_rows(repo / "data" / f"{table}.csv")[0][0]
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.line, f.field, f.rule_id) for f in sorted(found)] == [
+        (line_a, key, "history/id-changed"), (line_b, key, "history/id-changed")]
+    assert "now holds the record" in found[0].message
+
+
+def test_a_changed_identity_field_is_a_different_record_even_when_logged(repo):
+    path = repo / "data" / "reports.csv"
+    report = first_id(path, status="active")
+    line, cells = row(path, report)
+    url = "https://example.org/another-page-entirely"
+    edit(path, report, url=url)
+    bump_and_log(repo, "reports", report, cells, {**cells, "url": url})
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id) for f in found] == [("data/reports.csv", line, "report_id", "history/id-changed")]
+    assert "identif" in found[0].message and url in found[0].message
+
+
+def test_an_incident_may_correct_its_date_or_its_place_but_not_both(repo):
+    path = repo / "data" / "incidents.csv"
+    incident, line, cells = active_incident(repo)
+    edit(path, incident, date_start="2024-03-13", date_end="2024-03-13")
+    bump_and_log(repo, "incidents", incident, cells, {**cells, "date_start": "2024-03-13", "date_end": "2024-03-13"})
+    assert gate(repo) == []
+    git(repo, "checkout", "-q", "--", "data")
+    moved = {"date_start": "2024-03-13", "date_end": "2024-03-13", "locality_en": "Shebekino", "locality_original": "Шебекино",
+             "geonames_id": "", "latitude": "", "longitude": "", "location_precision": "area"}
+    edit(path, incident, **moved)
+    bump_and_log(repo, "incidents", incident, cells, {**cells, **moved})
+    assert gate(repo) == [("data/incidents.csv", line, "incident_id", "history/id-changed")]
+
+
+def test_record_identity_is_documented_in_the_codebook():
+    section = (REPO / "docs" / "codebook.md").read_text(encoding="utf-8").split("## Record identity\n", 1)[1].split("\n## ", 1)[0]
+    for table, kept in IDENTITY.items():
+        listed = next(line for line in section.splitlines() if line.startswith(f"| `{table}` |"))
+        for name in kept.fixed + tuple(n for _, fields in kept.facets for n in fields):
+            assert f"`{name}`" in listed, (table, name)
 
 
 # --- last_updated is a date (issue 13, point 10) ------------------------------------------------

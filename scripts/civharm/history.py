@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from .findings import CivharmError, Finding, RuleDoc, Severity, quote
+from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, taken_over
 from .package import DESCRIPTOR, Package, Resource, load_package, parse_date
 
 RELEASES_FILE = "releases.json"
@@ -34,7 +35,7 @@ LABEL_FIELDS = ("summary", "title", "name", "note", "notes", "reason", "object_t
 RULES = {r.id: r for r in (
     RuleDoc("history/deleted-row", Severity.ERROR, "No row of the base version is deleted.",
                 "Published records are cited; a record found wrong is retracted or merged and stays in the data."),
-    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused.",
+    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused: an ID keeps the record it names (see Record identity).",
                 "An ID names one record forever; a changed or reused ID silently re-points every citation of it."),
     RuleDoc("history/unversioned-change", Severity.ERROR, "A changed row raises record_version and last_updated and is logged.",
                 "Every correction must be visible: the version and date show that a record changed, the log says how and why."),
@@ -434,11 +435,11 @@ def _matched_renames(old: _Rows, new: _Rows, deleted: list[str], added: list[str
             matched[key] = twin
     left_old = [k for k in deleted if k not in matched]
     left_new = [k for k in added if k not in matched.values()]
-    if fields and len(left_old) * len(left_new) <= 200_000:
+    if fields and len(left_old) * len(left_new) <= PAIRS_COMPARED:
         for key in left_old:
             scores = [(sum(old.rows[key][f] == new.rows[n].get(f, "") for f in fields) / len(fields), n) for n in left_new]
             best = max(scores, default=(0, None))
-            if best[0] >= 0.8:
+            if best[0] >= SAME_RECORD:
                 matched[key] = best[1]
                 left_new.remove(best[1])
     return matched
@@ -547,20 +548,38 @@ def check(base: Package, head: Package) -> list[Finding]:
             findings.append(_finding("history/id-changed", new.path, line, key_field,
                                      f"ID {key} reused: it belongs to the record on line {new.lines[key]}; "
                                      "a new record needs a new ID (civharm.ids.new_id)"))
-        for key in (k for k in old.rows if k in new.rows):
-            changed = [f for f in fields if old.rows[key].get(f, "") != new.rows[key].get(f, "")]
-            if not changed:
-                continue
-            problems = _unversioned(name, old, new, key, changed, log, log_path)
-            filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
-            if problems and len(changed) >= 3 and len(changed) * 2 > len(filled):
-                findings.append(_finding("history/id-changed", new.path, new.lines[key], key_field,
-                                         f"ID {key} now holds a different record ({len(changed)} of {len(filled)} filled fields differ "
-                                         f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
-                                         "new ID and put the old one back"))
-            else:
-                findings += problems
+        findings += _changed_records(name, old, new, fields, deleted, log, log_path)
     return findings
+
+
+def _changed_records(name: str, old: _Rows, new: _Rows, fields: list[str], deleted: list[str], log, log_path: str) -> list[Finding]:
+    """Findings for the base records whose ID is still there: another record under it, or a change not in due form."""
+    changed = {k: [f for f in fields if old.rows[k].get(f, "") != new.rows[k].get(f, "")] for k in old.rows if k in new.rows}
+    changed = {k: c for k, c in changed.items() if c}
+    taken = taken_over(old.rows, new.rows, list(changed), list(changed) + deleted, fields)
+    key_field, rule = new.key_fields[0], "history/id-changed"
+    out: list[Finding] = []
+    for key, changed_fields in changed.items():
+        line = new.lines[key]
+        if key in taken:
+            out.append(_finding(rule, new.path, line, key_field,
+                                f"ID {key} now holds the record that {taken[key]} held (line {old.lines[taken[key]]} of the base): "
+                                "an ID never moves to another record; put the rows back as they were"))
+        elif identity := changed_identity(name, old.rows[key], new.rows[key]):
+            out.append(_finding(rule, new.path, line, key_field,
+                                f"ID {key} now holds a different record: {identity} changed, and that identifies the record "
+                                f"(line {old.lines[key]} of the base); put it back, retract {key} and add the corrected record under a new ID"))
+        else:
+            problems = _unversioned(name, old, new, key, changed_fields, log, log_path)
+            filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
+            if problems and len(changed_fields) >= 3 and len(changed_fields) * 2 > len(filled):
+                out.append(_finding(rule, new.path, line, key_field,
+                                    f"ID {key} now holds a different record ({len(changed_fields)} of {len(filled)} filled fields differ "
+                                    f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
+                                    "new ID and put the old one back"))
+            else:
+                out += problems
+    return out
 
 
 def check_against(head: Package, source: str) -> list[Finding]:
