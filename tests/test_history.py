@@ -365,6 +365,62 @@ def test_record_identity_is_documented_in_the_codebook():
             assert f"`{name}`" in listed, (table, name)
 
 
+# --- keys are checked by the released schema (issue 13, point 9) --------------------------------
+
+
+def edit_schema(root: Path, table: str, change) -> None:
+    path = root / "schema" / f"{table}.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    change(schema)
+    path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def without_key(schema: dict) -> None:
+    schema.pop("primaryKey")
+    schema["fields"][0]["constraints"].pop("unique")
+
+
+def test_dropped_primary_key_then_two_rows_with_one_new_id_fails(repo):
+    edit_schema(repo, "sources", without_key)
+    path = repo / "data" / "sources.csv"
+    _, cells = row(path, first_id(path))
+    append(path, {**cells, "source_id": "new-outlet", "name": "A new outlet"})
+    second = append(path, {**cells, "source_id": "new-outlet", "name": "Another new outlet"})
+    found = history.check_against(load_package(repo), "HEAD")
+    assert sorted((f.file, f.line or f.pointer, f.field, f.rule_id) for f in found) == sorted([
+        ("schema/sources.json", "/primaryKey", None, "history/key-dropped"),
+        ("schema/sources.json", "/fields/0/constraints", "source_id", "history/key-dropped"),
+        ("data/sources.csv", second, "source_id", "history/duplicate-key"),
+    ])
+    assert "new-outlet" in next(f.message for f in found if f.rule_id == "history/duplicate-key")
+
+
+@pytest.mark.parametrize("change, pointer, field", [
+    (lambda s: s["fields"][0]["constraints"].pop("unique"), "/fields/0/constraints", "report_id"),
+    (lambda s: s.pop("primaryKey"), "/primaryKey", None),
+    (lambda s: s.update(primaryKey=["report_id", "status"]), "/primaryKey", None),
+    (lambda s: s["fields"][4]["constraints"].pop("required"), "/fields/4/constraints", "incident_id"),
+    (lambda s: s["foreignKeys"].pop(0), "/foreignKeys", "incident_id"),
+], ids=["unique", "primaryKey", "primaryKey-widened", "required", "foreignKey"])
+def test_a_dropped_key_is_a_finding_in_the_schema(repo, change, pointer, field):
+    edit_schema(repo, "reports", change)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.pointer, f.field, f.rule_id) for f in found] == [
+        ("schema/reports.json", None, pointer, field, "history/key-dropped")]
+
+
+def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(repo):
+    descriptor = json.loads((repo / "datapackage.json").read_text(encoding="utf-8"))
+    index = next(i for i, spec in enumerate(descriptor["resources"]) if spec["name"] == "sources")
+    schema = json.loads((repo / "schema" / "sources.json").read_text(encoding="utf-8"))
+    schema.pop("primaryKey")
+    descriptor["resources"][index]["schema"] = schema
+    (repo / "datapackage.json").write_text(json.dumps(descriptor, indent=2, ensure_ascii=False), encoding="utf-8")
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.pointer, f.rule_id) for f in found] == [
+        ("datapackage.json", f"/resources/{index}/schema/primaryKey", "history/key-dropped")]
+
+
 # --- last_updated is a date (issue 13, point 10) ------------------------------------------------
 
 

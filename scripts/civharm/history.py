@@ -2,10 +2,12 @@
 
 A version is read from a git ref (``git show REF:path``, nothing is checked out), a release
 zip, a folder, or a release version listed in ``releases.json``, into a temporary folder and
-parsed by ``civharm.package`` exactly like the working copy. Rows are matched by primary key
-(a composite key is written as its values joined by ``+``), cells compared as the strings
-in the file. The dataset's version lives in datapackage.json, CITATION.cff, CHANGELOG.md and
-releases.json; ``civharm release`` writes all four at once (``civharm.releases``, RELEASING.md).
+parsed by ``civharm.package`` exactly like the working copy. Rows of both versions are matched
+by the base version's primary key (a composite key is written as its values joined by ``+``),
+cells compared as the strings in the file; what makes a row the same record is
+``civharm.identity``. The dataset's version lives in datapackage.json, CITATION.cff,
+CHANGELOG.md and releases.json; ``civharm release`` writes all four at once
+(``civharm.releases``, RELEASING.md).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from .findings import CivharmError, Finding, RuleDoc, Severity, quote
-from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, taken_over
+from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, declared_key, dropped_keys, repeats, taken_over, unique_keys
 from .package import DESCRIPTOR, Package, Resource, load_package, parse_date
 
 RELEASES_FILE = "releases.json"
@@ -41,11 +43,16 @@ RULES = {r.id: r for r in (
                 "Every correction must be visible: the version and date show that a record changed, the log says how and why."),
     RuleDoc("history/corrections-log-edited", Severity.ERROR, "The corrections log is append-only.",
                 "A log that can be rewritten proves nothing; a wrong entry is corrected by a new entry."),
+    RuleDoc("history/key-dropped", Severity.ERROR, "A released table keeps its keys: primary key, unique and required constraints, foreign keys.",
+                "IDs, citations and joins rely on them; a schema without them would let the next version repeat an ID or leave a "
+                "reference dangling and still pass validation."),
+    RuleDoc("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
+                "A released ID or unique value names one row; the released schema, not an edited one, says which values must stay unique."),
 )}
 
 
-def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str) -> Finding:
-    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity)
+def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str, pointer: str | None = None) -> Finding:
+    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity, pointer)
 
 
 # --- reading a version ------------------------------------------------------------------------
@@ -169,12 +176,12 @@ class _Rows:
     extra: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)  # rows repeating a key
 
 
-def _rows(resource: Resource | None) -> _Rows | None:
+def _rows(resource: Resource | None, key_fields: list[str] | None = None) -> _Rows | None:
+    """The table's rows by key: ``key_fields`` (the base version's), else its own primary key or first column."""
     if resource is None or resource.raw is None:
         return None
     header = [str(c) for c in resource.frame.columns]
-    key_fields = resource.schema.get("primaryKey") or header[:1]
-    key_fields = [key_fields] if isinstance(key_fields, str) else list(key_fields)
+    key_fields = key_fields or declared_key(resource.schema) or header[:1]
     if not key_fields or not set(key_fields) <= set(header):
         return None  # a structural error; frictionless reports it
     names = {f.get("name") for f in resource.schema.get("fields", []) if isinstance(f, dict)}
@@ -193,11 +200,13 @@ def _tables(base: Package, head: Package):
     """(name, base rows, head rows) for every table in either version, head's order first.
 
     A table that one version lists but cannot parse is skipped: its structural errors are
-    reported elsewhere, and every row would otherwise look deleted or added.
+    reported elsewhere, and every row would otherwise look deleted or added. Rows of both
+    versions are keyed by the base version's primary key.
     """
     names = list(head.resources) + [n for n in base.resources if n not in head.resources]
     for name in names:
-        old, new = _rows(base.get(name)), _rows(head.get(name))
+        old = _rows(base.get(name))
+        new = _rows(head.get(name), old.key_fields if old else None)
         unreadable = (old is None and base.get(name) is not None) or (new is None and head.get(name) is not None)
         if not unreadable:
             yield name, old, new
@@ -524,6 +533,8 @@ def check(base: Package, head: Package) -> list[Finding]:
     for name, old, new in _tables(base, head):
         if old is None:
             continue  # a new table: nothing in it existed before
+        if new is not None:
+            findings += _key_findings(head, base[name], head[name], old)
         if name == LOG_TABLE:
             findings += _log_edits(old, new)
             continue
@@ -580,6 +591,36 @@ def _changed_records(name: str, old: _Rows, new: _Rows, fields: list[str], delet
             else:
                 out += problems
     return out
+
+
+def _key_findings(head: Package, released: Resource, now: Resource, old: _Rows) -> list[Finding]:
+    """Keys of the released schema that the new one drops, and the rows that repeat a key it no longer enforces.
+
+    A repeated base ID is ``history/id-changed`` already (``_reused``); other repeats of the
+    released primary key, and repeats of a released unique field, are ``history/duplicate-key``.
+    """
+    file, prefix = _schema_location(head, now)
+    out = [_finding("history/key-dropped", file, None, field_name, f"{message}; a released table keeps its keys: restore it",
+                    pointer=prefix + pointer) for pointer, field_name, message in dropped_keys(released.schema, now.schema)]
+    enforced = unique_keys(now.schema)
+    for key in unique_keys(released.schema):
+        if key in enforced or not set(key) <= set(now.frame.columns):
+            continue
+        for index, first, cells in repeats(now.frame, key):
+            value = KEY_JOIN.join(cells)
+            if list(key) == old.key_fields and value in old.rows:
+                continue
+            out.append(_finding("history/duplicate-key", now.path, now.line_of(index), ",".join(key),
+                                f"{quote(value)} repeats line {now.line_of(first)}: the released schema keeps {', '.join(key)} unique"))
+    return out
+
+
+def _schema_location(head: Package, resource: Resource) -> tuple[str, str]:
+    """(file, JSON pointer prefix) of a resource's schema: its own file, or its place in datapackage.json."""
+    if resource.schema_path:
+        return resource.schema_path, ""
+    names = [spec.get("name") if isinstance(spec, dict) else None for spec in head.descriptor.get("resources", [])]
+    return DESCRIPTOR, f"/resources/{names.index(resource.name)}/schema" if resource.name in names else ""
 
 
 def check_against(head: Package, source: str) -> list[Finding]:

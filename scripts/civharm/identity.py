@@ -1,12 +1,17 @@
-"""What makes a record the record its ID names.
+"""What makes a record the record its ID names, and the keys a released table keeps.
 
-The history gate (``history.check``) reads it: an ID of the base version that now holds
-a different record is ``history/id-changed``, logged or not. The codebook's "Record
+The history gate (``history.check``) reads both: an ID of the base version that now holds
+a different record is ``history/id-changed``, logged or not; a key that the released schema
+declares and the new schema drops is ``history/key-dropped``. The codebook's "Record
 identity" section is ``identity_text()``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
 
 from .findings import quote
 
@@ -109,3 +114,90 @@ def identity_text() -> str:
         "|---|---|---|",
         *rows,
     ])
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+def declared_key(schema: dict) -> list[str]:
+    """The schema's primary key as a list of field names ([] when it declares none)."""
+    key = schema.get("primaryKey")
+    if isinstance(key, str):
+        return [key]
+    return [k for k in key if isinstance(k, str)] if isinstance(key, list) else []
+
+
+def _fields(schema: dict) -> dict[str, tuple[int, dict]]:
+    listed = schema.get("fields")
+    return {f["name"]: (i, f) for i, f in enumerate(listed if isinstance(listed, list) else [])
+            if isinstance(f, dict) and isinstance(f.get("name"), str)}
+
+
+def _constraints(field: dict) -> dict:
+    constraints = field.get("constraints")
+    return constraints if isinstance(constraints, dict) else {}
+
+
+def unique_keys(schema: dict) -> list[tuple[str, ...]]:
+    """Field combinations whose values the schema makes unique: its primary key, then each unique field."""
+    keys = [tuple(declared_key(schema))] if declared_key(schema) else []
+    keys += [(name,) for name, (_, f) in _fields(schema).items() if _constraints(f).get("unique") is True and (name,) not in keys]
+    return keys
+
+
+def _foreign_keys(schema: dict) -> list[dict]:
+    listed = schema.get("foreignKeys")
+    return [fk for fk in listed if isinstance(fk, dict)] if isinstance(listed, list) else []
+
+
+def _described(fk: dict) -> str:
+    fields = fk.get("fields")
+    reference = fk.get("reference") if isinstance(fk.get("reference"), dict) else {}
+    return f"{json.dumps(fields, ensure_ascii=False)} → {reference.get('resource', '')}.{json.dumps(reference.get('fields'), ensure_ascii=False)}"
+
+
+def repeats(frame: pd.DataFrame, key: tuple[str, ...]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(row, first row with the same cells, cells) for each row repeating the cells of ``key`` (empty cells never repeat)."""
+    cells = frame[list(key)].fillna("")
+    present = (cells != "").any(axis=1).to_numpy()
+    members = np.flatnonzero(cells.duplicated(keep=False).to_numpy() & present)
+    first: dict[tuple[str, ...], int] = {}
+    out = []
+    for index in members:
+        value = tuple(cells.iloc[index])
+        if value in first:
+            out.append((int(index), first[value], value))
+        else:
+            first[value] = int(index)
+    return out
+
+
+def dropped_keys(old: dict, new: dict) -> list[tuple[str, str | None, str]]:
+    """(JSON pointer into the new schema, field, message) for each key of ``old`` that ``new`` drops.
+
+    Keys are the primary key (any change of it), unique and required constraints, and
+    foreign keys.
+    """
+    out: list[tuple[str, str | None, str]] = []
+    if declared_key(old) and declared_key(new) != declared_key(old):
+        out.append(("/primaryKey", None, f"the primary key {json.dumps(declared_key(old))} of the released schema is now "
+                                          f"{json.dumps(declared_key(new))}"))
+    new_fields = _fields(new)
+    for name, (_, field) in _fields(old).items():
+        kept = [k for k in ("unique", "required") if _constraints(field).get(k) is True]
+        if name not in new_fields:
+            if kept:
+                out.append(("/fields", name, f"field `{name}`, {' and '.join(kept)} in the released schema, was removed"))
+            continue
+        index, now = new_fields[name]
+        lost = [k for k in kept if _constraints(now).get(k) is not True]
+        if lost:
+            where = f"/fields/{index}/constraints" if "constraints" in now else f"/fields/{index}"
+            out.append((where, name, f"`{name}` is no longer {' and '.join(lost)} (it is in the released schema)"))
+    kept_fks = _foreign_keys(new)
+    for fk in _foreign_keys(old):
+        if fk not in kept_fks:
+            fields = fk.get("fields")
+            name = ",".join(fields) if isinstance(fields, list) else fields if isinstance(fields, str) else None
+            out.append(("/foreignKeys", name, f"the released foreign key {_described(fk)} was removed or changed"))
+    return out
