@@ -8,6 +8,7 @@ can still be partly checked); a package with no readable descriptor raises
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -195,27 +196,59 @@ def _nullable_int64(numbers: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.
     return pd.Series(pd.arrays.IntegerArray(values, missing), index=index, copy=False)
 
 
-def _dates(column: pd.Series) -> pd.Series:
-    """YYYY-MM-DD cells as datetime64[us], as pandas reads them; empty or not a date: NaT.
+# The one way a date is written in the package: ASCII digits, zero-padded, YYYY-MM-DD. Stock
+# frictionless reads dates with strptime, which also takes '2024-3-14' and other digits ('٢٠٢٤');
+# the structure check reports those (structure/date-format) and every reader here refuses them.
+DATE_SPELLING = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
-    Arrow's cast reads exactly YYYY-MM-DD (a real day, ten characters) in one pass; a column
-    with any other spelling, or no date at all, goes through pandas' parser, whose reading
-    (and resolution) it keeps.
+
+def parse_date(text: object) -> dt.date | None:
+    """The day a cell names when it is written YYYY-MM-DD (a real day from year 1); else None.
+
+    The scalar twin of ``_dates``, for code that compares single cells (the history gate).
+    """
+    if not isinstance(text, str) or not re.fullmatch(DATE_SPELLING, text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def date_spelled(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which cells are written YYYY-MM-DD in ASCII digits (missing cells: False)."""
+    matched = pc.match_substring_regex(cells, f"^{DATE_SPELLING}$")
+    return np.asarray(pc.fill_null(matched, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _dates(column: pd.Series) -> pd.Series:
+    """Cells as ``parse_date`` reads them, as datetime64[us]; empty or not such a date: NaT.
+
+    Arrow's cast reads what ``parse_date`` reads (YYYY-MM-DD, a real day), and year 0 too,
+    in one pass (tests/test_dates.py); a column with any other cell, or a day before year 1,
+    is read one distinct value at a time.
     """
     cells = arrow_text(_empty_as_missing(column))
     try:
         days = pc.cast(cells, pa.date32())
     except pa.ArrowInvalid:
-        return _dates_spelled_any_way(column)
-    if days.null_count == len(days):
-        return _dates_spelled_any_way(column)
+        days = None
+    first = None if days is None else pc.min(pc.cast(days, pa.int32())).as_py()
+    if days is None or first is not None and first < _YEAR_ONE:
+        days = _dates_one_by_one(cells)
     microseconds = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64) * 86_400_000_000
     microseconds[pc.is_null(days).to_numpy(zero_copy_only=False)] = np.iinfo(np.int64).min  # NaT
     return pd.Series(microseconds.view("datetime64[us]"), index=column.index, copy=False)
 
 
-def _dates_spelled_any_way(column: pd.Series) -> pd.Series:
-    return pd.to_datetime(column.where(column != "", None), format="%Y-%m-%d", errors="coerce")
+_YEAR_ONE = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days  # date32 counts days from 1970
+
+
+def _dates_one_by_one(cells: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """``parse_date`` of each distinct cell, spread back over the column."""
+    encoded = pc.dictionary_encode(cells.combine_chunks() if isinstance(cells, pa.ChunkedArray) else cells)
+    days = pa.array([parse_date(value) for value in encoded.dictionary.to_pylist()], type=pa.date32())
+    return days.take(encoded.indices)
 
 
 @dataclass

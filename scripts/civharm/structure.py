@@ -14,6 +14,8 @@ a row-by-row validator takes minutes. frictionless 5 stays the oracle in three w
 
 Each error becomes a Finding whose rule id is ``frictionless/<type>``, placed on the
 physical CSV line, and worded the same way on both paths. No finding is ever dropped.
+One check of our own follows on both paths: a date that frictionless reads but that is not
+written YYYY-MM-DD in ASCII digits ('2024-3-14', '٢٠٢٤-03-14') is ``structure/date-format``.
 """
 from __future__ import annotations
 
@@ -36,8 +38,8 @@ import pyarrow.compute as pc
 from frictionless import errors as ferrors
 from frictionless import system
 
-from .findings import Finding, quote
-from .package import DESCRIPTOR, Package, Resource, is_utf8, leading_zeros
+from .findings import Finding, RuleDoc, Severity, quote
+from .package import DESCRIPTOR, Package, Resource, arrow_text, date_spelled, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
 
@@ -46,6 +48,13 @@ _POSITION = re.compile(r'row at position "?(?P<row>\d+)"?')
 _SPEC_KEYS = {"name", "path", "profile", "format", "mediatype", "encoding", "schema", "title", "description",
               "licenses", "sources", "homepage", "keywords"}
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+# Checks of our own beside the Table Schema (frictionless' errors keep their frictionless/ ids).
+RULES = {r.id: r for r in (
+    RuleDoc("structure/date-format", Severity.ERROR, "A date is written YYYY-MM-DD: four-digit year, two-digit month and day, ASCII digits 0–9.",
+            "Stock frictionless also reads '2024-3-14' and other scripts' digits ('٢٠٢٤'); sorting, comparing and other tools "
+            "do not, so such a date would be misordered or lost downstream (civharm reads it as no date)."),
+)}
 
 
 def _wording(kind: str, title: str, cell, note: str, field: dict | None, line_of=None) -> str:
@@ -114,7 +123,8 @@ def check(package: Package) -> list[Finding]:
         return []
     tables = _compile(package, loadable)
     if tables is None:
-        return check_with_frictionless(package)
+        findings = check_with_frictionless(package)
+        return findings + _date_format_findings(loadable, findings)
     findings: list[Finding] = []
     keys = {name: table.key_columns() for name, table in tables.items()}
     for table in tables.values():
@@ -122,7 +132,39 @@ def check(package: Package) -> list[Finding]:
         findings += table.unique_findings()
         findings += table.primary_key_findings()
         findings += table.foreign_key_findings(keys)
+    return findings + _date_format_findings(loadable, findings)
+
+
+def _date_format_findings(loadable: list[Resource], schema_findings: list[Finding]) -> list[Finding]:
+    """structure/date-format for each date cell frictionless reads but that is not written YYYY-MM-DD.
+
+    A cell frictionless rejects already has its type error and gets no second finding.
+    """
+    rule = RULES["structure/date-format"]
+    mistyped = {(f.file, f.line, f.field) for f in schema_findings if f.rule_id == "frictionless/type-error"}
+    findings = []
+    for resource in loadable:
+        if len(set(resource.header)) != len(resource.header):
+            continue  # a repeated column: frictionless reports it, and its cells cannot be told apart
+        for spec, column in _date_columns(resource):
+            missing = spec.get("missingValues", resource.schema.get("missingValues", [""]))
+            missing = [str(v) for v in missing] if isinstance(missing, list) else [""]
+            cells = arrow_text(column)
+            absent = _mask(pc.is_in(cells, value_set=pa.array(missing, pa.large_string()))) | _mask(pc.is_null(cells))
+            odd = ~date_spelled(cells) & ~absent
+            for index in np.flatnonzero(odd):
+                line = resource.line_of(int(index))
+                if (resource.path, line, spec["name"]) not in mistyped:
+                    findings.append(Finding(resource.path, line, spec["name"], rule.id,
+                                            f"{quote(column.iat[index])} is not written YYYY-MM-DD in ASCII digits (e.g. 2024-03-04)", rule.severity))
     return findings
+
+
+def _date_columns(resource: Resource):
+    """(field, cells) of each date field present in the file."""
+    for spec in resource.schema.get("fields", []):
+        if isinstance(spec, dict) and spec.get("type") == "date" and spec.get("name") in resource.frame.columns:
+            yield spec, resource.frame[spec["name"]]
 
 
 def check_with_frictionless(package: Package) -> list[Finding]:
