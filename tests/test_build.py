@@ -455,3 +455,28 @@ def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(val
         "Error: datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
         "the release zip is unpacked in; write it without '..' or '.' parts")
     assert list(tmp_path.iterdir()) == [valid_package]
+
+
+def test_aggregates_are_in_every_release_file(valid_package, tmp_path):
+    """The totals table travels like the others: zip, SQLite, Parquet, XLSX, and an HXL CSV of its own."""
+    build(valid_package, tmp_path / "dist")
+    dist, v = tmp_path / "dist", version_of(valid_package)
+    rows = tables(valid_package)["aggregates"]
+    assert len(rows) == 5
+    with zipfile.ZipFile(dist / f"civharm-{v}.zip") as archive:
+        assert any(n.endswith("data/aggregates.csv") for n in archive.namelist())
+    db = sqlite3.connect(dist / f"civharm-{v}.sqlite")
+    try:
+        assert db.execute("SELECT count(*) FROM aggregates").fetchone()[0] == 5
+    finally:
+        db.close()
+    assert pq.read_table(dist / f"civharm-{v}-parquet" / "aggregates.parquet").num_rows == 5
+    book = openpyxl.load_workbook(dist / f"civharm-{v}.xlsx", read_only=True)
+    try:
+        assert len(list(book["aggregates"].iter_rows(values_only=True))) == 6
+    finally:
+        book.close()
+    hxl = list(csv.reader(io.StringIO((dist / f"civharm-{v}-aggregates-hxl.csv").read_text(encoding="utf-8"))))
+    fields = schema(valid_package, "aggregates")["fields"]
+    assert hxl[0] == [f["name"] for f in fields] and hxl[1] == [f.get("hxl", "") for f in fields]
+    assert hxl[2:] == [list(r.values()) for r in active(rows)]

@@ -220,6 +220,7 @@ def _readme(release: Release) -> str:
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
              f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
+             f"| `{release.name('-aggregates-hxl.csv')}` | active period and running totals with HXL hashtags (for HDX) |",
              f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
              "(min–max band), overall and per country by subdivision; incidents by means of harm |",
              f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
@@ -461,9 +462,13 @@ def geojson_bytes(release: Release) -> bytes:
     return text.encode("utf-8")
 
 
-def hxl_csv_bytes(release: Release) -> bytes:
-    """Active incidents as committed, with a second row of HXL hashtags from the schema (for HDX)."""
-    resource = release.package["incidents"]
+# Tables published as HXL CSV for HDX: the records people count (incidents) and the totals to compare them with.
+HXL_TABLES = ("incidents", "aggregates")
+
+
+def hxl_csv_bytes(release: Release, name: str = "incidents") -> bytes:
+    """Active rows of a table as committed, with a second row of HXL hashtags from the schema (for HDX)."""
+    resource = release.package[name]
     fields = resource.schema.get("fields", [])
     names = [f["name"] for f in fields]
     out = io.StringIO()
@@ -494,9 +499,11 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     for name in release.package.resources:
         steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
     steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
+    for name in HXL_TABLES:
+        if name in release.package.resources:
+            steps.append((release.name(f"-{name}-hxl.csv"), lambda p, n=name: _write(p, hxl_csv_bytes(release, n))))
     if "incidents" in release.package.resources:
         steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
-        steps.append((release.name("-incidents-hxl.csv"), lambda p: _write(p, hxl_csv_bytes(release))))
         for file, content in charts.contents(release.package, release.version).items():
             steps.append((f"{release.name('-charts')}/{file}", lambda p, c=content: _write(p, charts.draw(c))))
     return steps

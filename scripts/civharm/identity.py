@@ -38,6 +38,7 @@ IDENTITY = {
                                   ("place", ("country_code", "subdivision_code", "area", "locality_en", "geonames_id")))),
     "reports": Identity(fixed=("incident_id", "url", "claimant", "as_of")),
     "damage": Identity(fixed=("report_id",)),
+    "aggregates": Identity(fixed=("claimant", "population", "period_end", "country_code")),
     "sources": Identity(facets=(("name", ("name",)), ("domain", ("domain",)))),
 }
 

@@ -11,7 +11,7 @@ import secrets
 import time
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-PREFIXES = {"incidents": "inc", "reports": "rep", "damage": "dmg", "changes": "chg"}
+PREFIXES = {"incidents": "inc", "reports": "rep", "damage": "dmg", "aggregates": "agg", "changes": "chg"}
 
 
 def ulid(now_ms: int | None = None, randomness: int | None = None) -> str:
@@ -23,5 +23,5 @@ def ulid(now_ms: int | None = None, randomness: int | None = None) -> str:
 
 
 def new_id(table: str) -> str:
-    """A fresh ID for a record of ``table`` (``inc_…``, ``rep_…``, ``dmg_…``, ``chg_…``)."""
+    """A fresh ID for a record of ``table`` (``inc_…``, ``rep_…``, ``dmg_…``, ``agg_…``, ``chg_…``)."""
     return f"{PREFIXES[table]}_{ulid()}"

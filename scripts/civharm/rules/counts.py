@@ -44,6 +44,7 @@ def _within(part: str, whole: str, why: str) -> list[Check]:
 def _value_qualifier_pairs():
     yield "reports", [(f, f"{f}_qualifier") for f in FIGURES]
     yield "damage", [("count", "count_qualifier")]
+    yield "aggregates", [(f, f"{f}_qualifier") for f in ("killed", "injured")]
 
 
 @rule("counts/qualifier-mismatch", Severity.ERROR, "A figure has a qualifier exactly when it has a value.",

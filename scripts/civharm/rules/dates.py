@@ -14,6 +14,7 @@ DATE_FIELDS = {
     "incidents": ["date_start", "date_end", "last_updated"],
     "reports": ["published_date", "accessed_date", "last_updated"],
     "damage": ["last_updated"],
+    "aggregates": ["period_start", "period_end", "published_date", "accessed_date", "last_updated"],
     "sources": ["last_updated"],
     "changes": ["change_date"],
 }
