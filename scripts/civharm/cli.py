@@ -523,3 +523,90 @@ def serve(package, host, port, debug):
         click.echo(f"serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
         # In this process, so that stopping civharm stops the server too (no orphaned child).
         datasette_serve.main([*arguments, "--host", host, "--port", str(port)], standalone_mode=False)
+
+
+# Below this many records an import shows no progress bar: it is done before one would help.
+PROGRESS_FROM = 5_000
+
+
+def _progress(items, label: str):
+    """Walk ``items`` with a progress bar on stderr when there are many (stdout carries the product)."""
+    if len(items) < PROGRESS_FROM:
+        return items
+    return _with_bar(items, label)
+
+
+def _with_bar(items, label: str):
+    with click.progressbar(items, label=label, file=click.get_text_stream("stderr")) as bar:
+        yield from bar
+
+
+def _finish_import(change, day, dry_run: bool) -> None:
+    """Print what the import does; check the package as it would be; write everything, or nothing."""
+    from . import importing
+
+    for line in change.summary():
+        click.echo(line)
+    if change.empty:
+        return
+    problems = importing.check(change, day)
+    for finding in problems:
+        click.echo(f"  {finding.as_text()}  [{finding.rule_id}]", err=True)
+    if problems:
+        raise click.ClickException(f"nothing written: the import would add {len(problems)} error(s)")
+    if dry_run:
+        click.echo("dry run: nothing written", err=True)
+        return
+    importing.apply(change)
+    click.echo(f"wrote {len(change.files)} file(s)", err=True)
+
+
+def import_options(function):
+    """--dry-run, --today and --debug, shared by every import format."""
+    function = click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")(function)
+    function = click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")(function)
+    return debug_option(function)
+
+
+@main.group(name="import", context_settings=CONTEXT_SETTINGS)
+def import_():
+    """Import another recorder's data file into a package: all or nothing, idempotent, with provenance.
+
+    Every imported row names the file, its SHA-256 and the record it came from; the source's
+    licence and attribution are added to datapackage.json. Re-importing the same file
+    changes nothing.
+
+    \b
+    Examples:
+      civharm import tfp-daily casualties_daily.json --dry-run
+      civharm import ucdp-ged conflict_data_BGD.csv --into ../ucdp-bgd
+    """
+
+
+@import_.command(name="tfp-daily")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--into", default=".", show_default=True, type=click.Path(file_okay=False), help="The data package to import into.")
+@import_options
+@handle_errors
+def import_tfp_daily(file, into, dry_run, today, debug):
+    """Tech for Palestine's casualties_daily.json → aggregates (running totals for the Gaza Strip).
+
+    Imports the reported running totals (killed, injured, children and women killed, medical,
+    press and civil defence workers killed), one row per day and population, with the day's
+    report source as claimant. The file's ext_ fields are extrapolations and are never
+    imported. A day whose figures differ in a later file becomes a revision: a new row, and
+    the old one superseded by it (logged in changes.csv).
+
+    \b
+    Examples:
+      civharm import tfp-daily casualties_daily.json --dry-run
+      civharm import tfp-daily casualties_daily.json
+    """
+    from . import tfp_daily
+    from .importing import Change, read_source
+    from .package import load_package
+
+    day = _parse_today(today)
+    pkg = load_package(into)
+    change = tfp_daily.plan(Change(pkg), read_source(file), day, track=_progress)
+    _finish_import(change, day, dry_run)

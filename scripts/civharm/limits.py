@@ -25,6 +25,8 @@ RATIO_FLOOR_BYTES = 1 * MiB
 MAX_MEMBERS = 10_000
 # The zip's table of contents (its central directory), read whole before any member: ~100 bytes a member.
 MAX_INDEX_BYTES = 16 * MiB
+# One file given to `civharm import`, read whole: 512 MiB of JSON or CSV is already several GiB of Python objects.
+MAX_IMPORT_BYTES = 512 * MiB
 # One whole download (SHA256SUMS, then the zip, redirects included), and silence on a connection.
 DEADLINE_SECONDS = 3600.0
 READ_TIMEOUT_SECONDS = 60.0
