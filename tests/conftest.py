@@ -119,3 +119,14 @@ class Outcomes:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
+
+
+def _thirdparty() -> Path:
+    """The real third-party files (shared/thirdparty/): beside the clone in CI, in /work/shared on a workstation."""
+    for candidate in (REPO.parent / "shared" / "thirdparty", Path("/work/shared/thirdparty")):
+        if candidate.is_dir():
+            return candidate
+    return REPO.parent / "shared" / "thirdparty"  # missing: the tests that read it fail with its path
+
+
+THIRDPARTY = _thirdparty()
