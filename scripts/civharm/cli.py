@@ -610,3 +610,36 @@ def import_tfp_daily(file, into, dry_run, today, debug):
     pkg = load_package(into)
     change = tfp_daily.plan(Change(pkg), read_source(file), day, track=_progress)
     _finish_import(change, day, dry_run)
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@click.option("--every-date", is_flag=True, help="Compare every running total, not only each series' latest.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
+@debug_option
+@handle_errors
+def coverage(package, every_date, fmt, debug):
+    """Official totals beside the sum of this dataset's incidents over the same period and area.
+
+    For each total in force in aggregates.csv (period totals, and each running total at its
+    latest date), the active incidents of its area dated within its period are summed
+    (min–max) and set beside the official figure, with the ratio and the caveats: what the
+    dataset records is not a total; incidents with coarse dates across the period's bounds are
+    counted apart.
+
+    \b
+    Examples:
+      civharm coverage
+      civharm coverage --every-date --format json
+    """
+    import dataclasses
+    import json
+
+    from . import coverage as coverage_
+    from .package import load_package
+
+    rows = coverage_.compare(load_package(package), every_date=every_date)
+    if fmt == "json":
+        click.echo(json.dumps([{**dataclasses.asdict(r), "ratio": list(r.ratio)} for r in rows], ensure_ascii=False, indent=2))
+    else:
+        click.echo(coverage_.to_text(rows), nl=False)
