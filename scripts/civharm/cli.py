@@ -558,7 +558,8 @@ def _finish_import(change, day, dry_run: bool) -> None:
         click.echo("dry run: nothing written", err=True)
         return
     importing.apply(change)
-    click.echo(f"wrote {len(change.files)} file(s)", err=True)
+    where = f" into the new package {change.destination}" if change.destination is not None else ""
+    click.echo(f"wrote {len(change.files)} changed file(s){where}", err=True)
 
 
 def import_options(function):
@@ -643,3 +644,55 @@ def coverage(package, every_date, fmt, debug):
         click.echo(json.dumps([{**dataclasses.asdict(r), "ratio": list(r.ratio)} for r in rows], ensure_ascii=False, indent=2))
     else:
         click.echo(coverage_.to_text(rows), nl=False)
+
+
+@import_.command(name="ucdp-ged")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--into", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The package to import into: an existing one, or a new or empty folder, where a new package is made.")
+@click.option("--url", "url", required=True, metavar="URL", help="Where the file was published (each report cites it, with #row=N).")
+@click.option("--ucdp-version", required=True, metavar="VERSION", help="The GED version of the file (for example 19.1), named in each claimant.")
+@click.option("--package", "package_path", default=".", show_default=True, type=click.Path(),
+              help="The package whose schemas a new package takes; never imported into.")
+@import_options
+@handle_errors
+def import_ucdp_ged(file, into, url, ucdp_version, package_path, dry_run, today, debug):
+    """A UCDP Georeferenced Event Dataset CSV (with or without HDX's HXL row) → incidents and reports.
+
+    One incident and one report per event, the claimant UCDP with its GED version; best and
+    deaths_civilians become all-status and civilian deaths, date_prec and where_prec our
+    precisions, a GeoNames place when one lies within 5 km of UCDP's point. Events that match
+    an incident already in the package are reported, not added. It writes into a package of its
+    own (--into): a UCDP file may cover another conflict than this dataset's.
+
+    \b
+    Examples:
+      civharm import ucdp-ged conflict_data_BGD.csv --into ../ucdp-bgd --ucdp-version 19.1 \\
+          --url https://example.org/conflict_data_BGD.csv
+    """
+    import re
+    import tempfile
+
+    from . import importing, ucdp_ged
+    from .importing import Change, read_source
+    from .package import load_package
+
+    if not re.fullmatch(r"https?://[^\s#]+", url):
+        raise click.BadParameter("give the http(s) address the file was published at, without a fragment", param_hint="--url")
+    day = _parse_today(today)
+    template = load_package(package_path)
+    if into.resolve() == template.root.resolve():
+        raise CivharmError(f"{into}: ucdp-ged writes into a package of its own, not into {template.root.resolve()} "
+                           "(a UCDP file may cover another conflict than this dataset's); give --into a new folder")
+    source = read_source(file)
+    if (into / "datapackage.json").exists():
+        change = ucdp_ged.plan(Change(load_package(into)), source, url, ucdp_version, day, track=_progress)
+        _finish_import(change, day, dry_run)
+        return
+    if into.exists() and any(into.iterdir()):
+        raise CivharmError(f"{into}: holds files but no datapackage.json; give a package, or a new or empty folder")
+    with tempfile.TemporaryDirectory(prefix="civharm-import-") as scratch:
+        laid_out = importing.skeleton(Path(scratch), template, f"Events imported with civharm import {ucdp_ged.FORMAT}",
+                                      ucdp_ged.ATTRIBUTION.licence)
+        change = Change(load_package(laid_out), destination=into)
+        _finish_import(ucdp_ged.plan(change, source, url, ucdp_version, day, track=_progress), day, dry_run)

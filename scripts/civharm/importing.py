@@ -9,6 +9,7 @@ files are written together through ``atomic.write_files``, or not at all.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -16,6 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
+
+import pandas as pd
 
 from .atomic import FaultHook, write_files
 from .findings import CivharmError, Finding
@@ -83,6 +86,7 @@ class Change:
     revised: list[str] = field(default_factory=list)  # one line per revision: which record, what changed
     unchanged: int = 0
     notes: list[str] = field(default_factory=list)
+    destination: Path | None = None  # a new package: the package was laid out in a scratch folder, to be written here
 
     @property
     def empty(self) -> bool:
@@ -99,7 +103,8 @@ class Change:
         if self.unchanged:
             lines.append(f"{self.unchanged:,} record(s) unchanged")
         lines += self.notes
-        lines.append("files: " + ", ".join(sorted(p.relative_to(self.package.root).as_posix() for p in self.files)))
+        where = f" (a new package in {self.destination})" if self.destination is not None else ""
+        lines.append("files: " + ", ".join(sorted(p.relative_to(self.package.root).as_posix() for p in self.files)) + where)
         return lines
 
 
@@ -111,6 +116,13 @@ def records(package: Package, table: str) -> list[dict]:
     if not resource.usable:
         raise CivharmError(f"{resource.path}: its columns do not match schema {resource.schema_path}; run civharm validate")
     return resource.frame.fillna("").astype(str).to_dict("records") if not resource.frame.empty else []
+
+
+def typed(package: Package, table: str, rows: list[dict]) -> pd.DataFrame:
+    """Rows of ``table`` (strings) in the schema's types, as the package would read them."""
+    resource = package[table]
+    frame = pd.DataFrame(rows, columns=resource.header, dtype="string")
+    return dataclasses.replace(resource, raw=b"", frame=frame, lines=[]).typed
 
 
 def table_text(package: Package, table: str, rows: list[dict]) -> str:
@@ -182,6 +194,28 @@ def check(change: Change, today: dt.date) -> list[Finding]:
     return errors_added(change.package, change, today)
 
 
+def skeleton(folder: Path, template: Package, title: str, licence: dict) -> Path:
+    """Lay out an empty package in ``folder``: the template's schemas, header-only tables, a descriptor of its own."""
+    descriptor = json.loads(json.dumps(template.descriptor))
+    for spec in descriptor.get("resources", []):
+        for key in ("sources", "licenses"):
+            spec.pop(key, None)
+    descriptor.update(name=f"{template.descriptor.get('name', 'civharm')}-import", title=title, version="0.1.0",
+                      licenses=[licence], sources=[])
+    files: dict[Path, bytes | str] = {folder / DESCRIPTOR: json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"}
+    for resource in template.resources.values():
+        if resource.schema_path:
+            files[folder / resource.schema_path] = (template.root / resource.schema_path).read_bytes()
+        files[folder / resource.path] = ",".join(resource.field_names) + "\n"
+    write_files(files)
+    return folder
+
+
 def apply(change: Change, fault: FaultHook | None = None) -> None:
-    """Write every file of the change at once, or none."""
-    write_files(change.files, fault=fault)
+    """Write every file of the change at once, or none; a new package is written whole into its destination."""
+    files: dict[Path, bytes | str] = dict(change.files)
+    if change.destination is not None:
+        root = change.package.root
+        laid_out = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+        files = {change.destination / path.relative_to(root): content for path, content in {**laid_out, **files}.items()}
+    write_files(files, fault=fault)
