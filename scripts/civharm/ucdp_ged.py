@@ -279,7 +279,7 @@ def _without_duplicates(change: Change, tables: dict, fresh: list, today: dt.dat
     frame = typed(package, "incidents", tables["incidents"] + [incident for _, _, incident, _ in fresh])
     new_ids = {incident["incident_id"]: (line, event_id) for line, event_id, incident, _ in fresh}
     decided = {tuple(sorted((r["incident_a"], r["incident_b"]))) for r in tables["duplicate_decisions"] if r["status"] == "active"}
-    dropped: set[str] = set()
+    dropped: dict[str, str] = {}  # new incident → why it is not added
     pairs = []
     for candidate in duplicates.near_duplicates(frame):
         if (candidate.a, candidate.b) in decided or tuple(sorted((candidate.a, candidate.b))) in decided:
@@ -288,12 +288,11 @@ def _without_duplicates(change: Change, tables: dict, fresh: list, today: dt.dat
         if len(new) == 1:
             other = candidate.b if new[0] == candidate.a else candidate.a
             line, event_id = new_ids[new[0]]
-            if new[0] not in dropped:
-                change.notes.append(f"not added: event {event_id} (line {line}) matches incident {other} "
-                                    f"(score {candidate.score:.2f}: {'; '.join(candidate.reasons)})")
-            dropped.add(new[0])
+            dropped.setdefault(new[0], f"not added: event {event_id} (line {line}) matches incident {other} "
+                                       f"(score {candidate.score:.2f}: {'; '.join(candidate.reasons)})")
         elif len(new) == 2:
             pairs.append(candidate)
+    change.notes += [dropped[i] for i in sorted(dropped, key=lambda i: new_ids[i][0])]
     for candidate in pairs:
         if candidate.a in dropped or candidate.b in dropped:
             continue
