@@ -90,9 +90,12 @@ def sources_document(package: Package) -> str:
     sources = package["sources"].frame.to_dict("records")
     reports = package["reports"].frame.to_dict("records")
     incidents = {row["incident_id"]: row for row in package["incidents"].frame.to_dict("records")}
+    aggregates = package.get("aggregates")
+    totals = aggregates.frame.fillna("").to_dict("records") if aggregates is not None and aggregates.usable and not aggregates.frame.empty else []
     out = [HEADER.replace("schema/*.json and the rule registry", "data/*.csv"), "# Sources and what each one says", "",
            "For every publisher or channel in `data/sources.csv`: the statements (rows of `data/reports.csv`) it published, "
-           "and those copied from it by others (`republished_from`). Figures are as each statement gives them. "
+           "and those copied from it by others (`republished_from`), and the totals it states (rows of `data/aggregates.csv`). "
+           "Figures are as each statement gives them. "
            "Retracted and superseded statements are marked.", ""]
     for source in sorted(sources, key=lambda s: s["name"].casefold()):
         sid = source["source_id"]
@@ -113,7 +116,32 @@ def sources_document(package: Package) -> str:
                 out.append(f"| `{r['incident_id']}` | {inc.get('date_start', '')} | {_cell(place)} | {_cell(r['claimant'])}{via} | {r['as_of']} "
                            f"| {_cell(_figures_as_stated(r))} | [{state}]({r['url']}) |")
             out.append("")
+        out += _totals_of(totals, sid)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _totals_of(totals: list[dict], source_id: str) -> list[str]:
+    """A source's totals (aggregates.csv): each total from a page; imported series summed up per claimant and population."""
+    mine = [t for t in totals if t["source_id"] == source_id]
+    if not mine:
+        return []
+    words = {"exact": "", "at_least": "at least ", "more_than": "more than ", "about": "about ", "up_to": "up to "}
+    out = ["Totals stated (`data/aggregates.csv`):", "", "| claimant | area | period | population | figures as stated | state |", "|---|---|---|---|---|---|"]
+    series: dict[tuple[str, str, str], list[dict]] = {}
+    for t in sorted(mine, key=lambda t: (t["period_end"], t["aggregate_id"])):
+        if not t["url"]:
+            series.setdefault((t["claimant"], t["population"], t["import_file"]), []).append(t)
+            continue
+        period = (f"{t['period_start'] or 'start not stated'} to " if t["figures_scope"] == "period" or t["period_start"] else "as of ") + t["period_end"]
+        stated = "; ".join(f"{words.get(t[f + '_qualifier'], '')}{t[f]} {f}" for f in ("killed", "injured") if t[f]) or "no figures"
+        state = "retracted" if t["status"] == "retracted" else ("superseded" if t["superseded_by"] else "current")
+        area = " ".join(p for p in (t["country_code"], t["subdivision_name"], t["area"], t["locality_en"]) if p)
+        out.append(f"| {_cell(t['claimant'])} | {_cell(area)} | {period} | {t['population']} | {_cell(stated)} | [{state}]({t['url']}) |")
+    for (claimant, population, file), rows in series.items():
+        out.append(f"| {_cell(claimant)} | {_cell(rows[0]['area'] or rows[0]['country_code'])} | {len(rows)} running totals, "
+                   f"{rows[0]['period_end']} to {rows[-1]['period_end']} | {population} | imported from `{_cell(file)}` | "
+                   f"{sum(1 for r in rows if r['status'] == 'active' and not r['superseded_by'])} current |")
+    return out + [""]
 
 
 DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document}
