@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import multiprocessing
@@ -16,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VALID_MINIMAL = FIXTURES / "packages" / "valid-minimal"
 TODAY = "2026-11-26"
+# The day the real data is validated on: records entered after TODAY carry their own day.
+DATA_TODAY = max(TODAY, dt.date.today().isoformat())
 
 
 def build_package(target: Path, data_dir: Path = VALID_MINIMAL / "data") -> Path:

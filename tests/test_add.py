@@ -12,7 +12,7 @@ from civharm import contribute
 from civharm.cli import main
 from civharm.package import load_package
 from civharm.validate import Options, run
-from conftest import REPO, TODAY, build_package
+from conftest import DATA_TODAY, REPO, TODAY, build_package
 
 TYOTKINO_ID = "inc_01M8BY5YP18XB0CWW6XRD1PWN8"
 REPORT = {
@@ -54,7 +54,7 @@ def test_report_for_an_existing_incident_is_attached_there_and_figures_follow_th
     assert incident["civilians_killed_min"] == "1" and incident["civilians_killed_max"] == "1" and incident["record_version"] == "2"
     changes = package["changes"].frame
     assert set(changes["record_id"]) == {TYOTKINO_ID} and set(changes["record_version"]) == {"2"}
-    assert run(real, Options(today=dt.date.fromisoformat(TODAY))).exit_code() == 0
+    assert run(real, Options(today=dt.date.fromisoformat(DATA_TODAY))).exit_code() == 0
 
 
 def _near_duplicate_submission():
@@ -80,7 +80,7 @@ def test_confirmed_distinct_incident_is_written_with_its_decision(real, tmp_path
     assert result.exit_code == 0, result.output
     decisions = load_package(real)["duplicate_decisions"].frame
     assert len(decisions) == 1 and decisions.iloc[0]["decision"] == "distinct"
-    assert run(real, Options(today=dt.date.fromisoformat(TODAY))).exit_code() == 0
+    assert run(real, Options(today=dt.date.fromisoformat(DATA_TODAY))).exit_code() == 0
 
 
 def test_invalid_entry_writes_nothing_and_says_where(real, tmp_path):

@@ -133,18 +133,20 @@ def test_a_fall_in_the_file_is_kept_with_a_note(valid_package, tmp_path):
     ('[{"date": "2024-05-01", "killed_cum": 1}]', "casualties_daily.json#/0/report_date: expected a date YYYY-MM-DD, found None"),
     ('[{"report_date": "2024-02-30", "report_source": "mohtel"}]', "casualties_daily.json#/0/report_date: expected a date YYYY-MM-DD, found '2024-02-30'"),
     ('[{"report_date": "2024-05-01", "report_source": "radio"}]', "casualties_daily.json#/0/report_source: expected one of mohtel, gmotel, missing, found 'radio'"),
-    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": "12a"}]', "casualties_daily.json#/0/killed_cum: expected a whole number ≥ 0, found '12a'"),
-    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "injured_cum": -4}]', "casualties_daily.json#/0/injured_cum: expected a whole number ≥ 0, found -4"),
-    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": 1.5}]', "casualties_daily.json#/0/killed_cum: expected a whole number ≥ 0, found 1.5"),
-    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": true}]', "casualties_daily.json#/0/killed_cum: expected a whole number ≥ 0, found True"),
+    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": "12a"}]', "casualties_daily.json#/0/killed_cum: expected a whole number from 0 to 999,999,999, found '12a'"),
+    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "injured_cum": -4}]', "casualties_daily.json#/0/injured_cum: expected a whole number from 0 to 999,999,999, found -4"),
+    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": 1.5}]', "casualties_daily.json#/0/killed_cum: expected a whole number from 0 to 999,999,999, found 1.5"),
+    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": true}]', "casualties_daily.json#/0/killed_cum: expected a whole number from 0 to 999,999,999, found True"),
     ('[{"report_date": "2024-05-01", "report_source": "mohtel"}, {"report_date": "2024-05-01", "report_source": "mohtel"}]',
      "casualties_daily.json#/1/report_date: 2024-05-01 is reported twice (first at #/0)"),
     ('[{"report_date": "2024-05-01", "report_source": "mohtel", "residential": {"destroyed": 3}}]',
      "casualties_daily.json: no record holds any of killed_cum, injured_cum, killed_children_cum, killed_women_cum, med_killed_cum, "
      "press_killed_cum, civdef_killed_cum: not a tfp-daily file (casualties_daily.json)"),
+    ('[{"report_date": "2024-05-01", "report_source": "mohtel", "killed_cum": 10000000000}]',
+     "casualties_daily.json#/0/killed_cum: expected a whole number from 0 to 999,999,999, found 10000000000"),
     ("[" * 100_000, "casualties_daily.json: JSON nested too deeply; a tfp-daily file is a list of flat records"),
 ], ids=["truncated", "not-a-list", "wrong-columns", "impossible-date", "unknown-source", "bad-number", "negative", "fraction",
-        "boolean", "repeated-day", "no-figure-field", "deep-nesting"])
+        "boolean", "repeated-day", "huge-number", "no-figure-field", "deep-nesting"])
 def test_a_malformed_file_is_a_located_error_and_nothing_changes(valid_package, tmp_path, content, message):
     path = tmp_path / "casualties_daily.json"
     path.write_text(content, encoding="utf-8")

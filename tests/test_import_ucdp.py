@@ -135,8 +135,8 @@ def _spoiled(tmp_path: Path, change) -> Path:
 @pytest.mark.parametrize(("change", "message"), [
     (lambda h, r: ([c if c != "best" else "best_estimate" for c in h], r), "spoiled.csv:1: no column best: not a ucdp-ged file (UCDP GED CSV)"),
     (lambda h, r: (h, [r[0], r[1][:-1]] + r[2:]), "spoiled.csv:3: 42 cells, the header has 43"),
-    (lambda h, r: (h, [r[0], r[1][:-1] + ["many"]] + r[2:]), "spoiled.csv:3: high: expected a whole number ≥ 0, found 'many'"),
-    (lambda h, r: (h, [r[0], r[1][:38] + ["-1"] + r[1][39:]] + r[2:]), "spoiled.csv:3: deaths_civilians: expected a whole number ≥ 0, found '-1'"),
+    (lambda h, r: (h, [r[0], r[1][:-1] + ["many"]] + r[2:]), "spoiled.csv:3: high: expected a whole number from 0 to 999,999,999, found 'many'"),
+    (lambda h, r: (h, [r[0], r[1][:38] + ["-1"] + r[1][39:]] + r[2:]), "spoiled.csv:3: deaths_civilians: expected a whole number from 0 to 999,999,999, found '-1'"),
     (lambda h, r: (h, [r[0], r[1][:38] + ["5"] + r[1][39:]] + r[2:]), "spoiled.csv:3: deaths_civilians: expected at most best (1): civilians are among the deaths, found '5'"),
     (lambda h, r: (h, [r[0], r[1][:34] + ["2013-13-13"] + r[1][35:]] + r[2:]), "spoiled.csv:3: date_start: expected a date YYYY-MM-DD, found '2013-13-13'"),
     (lambda h, r: (h, [r[0], r[1][:24] + ["north"] + r[1][25:]] + r[2:]), "spoiled.csv:3: latitude: expected a number, found 'north'"),
@@ -170,3 +170,16 @@ def test_a_folder_with_other_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
     result = invoke(GED, tmp_path)
     assert (result.exit_code, result.stderr) == (2, f"Error: {tmp_path}: holds files but no datapackage.json; give a package, or a new or empty folder\n")
+
+
+def test_a_template_whose_descriptor_points_outside_is_refused_and_nothing_is_written(valid_package, tmp_path):
+    """The new package is laid out from the template's descriptor paths: one that climbs out must not be followed."""
+    import json
+
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][2]["path"] = "../escaped.csv"
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", "ucdp-ged", str(GED), "--into", str(tmp_path / "new"), "--url", URL,
+                                       "--ucdp-version", VERSION, "--package", str(valid_package), "--today", TODAY])
+    assert result.exit_code == 2 and "resource 'damage' cannot be read from inside the package" in result.stderr
+    assert not (tmp_path / "new").exists() and not (tmp_path / "escaped.csv").exists()

@@ -204,11 +204,19 @@ def skeleton(folder: Path, template: Package, title: str, licence: dict) -> Path
                       licenses=[licence], sources=[])
     files: dict[Path, bytes | str] = {folder / DESCRIPTOR: json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"}
     for resource in template.resources.values():
+        if resource.raw is None or (resource.schema_path and not _inside(template.root, resource.schema_path)):
+            raise CivharmError(f"{template.root / DESCRIPTOR}: resource {resource.name!r} cannot be read from inside the package; "
+                               "run civharm validate on it")
         if resource.schema_path:
             files[folder / resource.schema_path] = (template.root / resource.schema_path).read_bytes()
         files[folder / resource.path] = ",".join(resource.field_names) + "\n"
     write_files(files)
     return folder
+
+
+def _inside(root: Path, relative: str) -> bool:
+    """Whether a descriptor path stays inside the package folder."""
+    return (root / relative).resolve().is_relative_to(root.resolve()) and not Path(relative).is_absolute()
 
 
 def apply(change: Change, fault: FaultHook | None = None) -> None:

@@ -27,6 +27,8 @@ MAX_MEMBERS = 10_000
 MAX_INDEX_BYTES = 16 * MiB
 # One file given to `civharm import`, read whole: 512 MiB of JSON or CSV is already several GiB of Python objects.
 MAX_IMPORT_BYTES = 512 * MiB
+# A figure read from an imported file: more than any toll of any war; a larger number is a broken file.
+MAX_IMPORTED_FIGURE = 999_999_999
 # One whole download (SHA256SUMS, then the zip, redirects included), and silence on a connection.
 DEADLINE_SECONDS = 3600.0
 READ_TIMEOUT_SECONDS = 60.0

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 
 from .findings import CivharmError, quote
+from .limits import MAX_IMPORTED_FIGURE
 from .importing import Attribution, Change, SourceFile, Track, attribute, ensure_source, new_row, no_progress, records, stage, supersede
 
 FORMAT = "tfp-daily"
@@ -81,8 +82,8 @@ def _check_record(name: str, index: int, record: object, seen: dict[str, int]) -
         raise CivharmError(f"{where}/report_source: expected one of {', '.join(CLAIMANTS)}, found {quote(record.get('report_source'))}")
     for field in REPORTED:
         value = record.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise CivharmError(f"{where}/{field}: expected a whole number ≥ 0, found {quote(value)}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_IMPORTED_FIGURE):
+            raise CivharmError(f"{where}/{field}: expected a whole number from 0 to {MAX_IMPORTED_FIGURE:,}, found {quote(value)}")
 
 
 def totals(source: SourceFile, data: list[dict], track: Track = no_progress) -> list[dict]:

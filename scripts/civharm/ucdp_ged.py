@@ -32,6 +32,7 @@ import pandas as pd
 
 from . import duplicates, gazetteer
 from .findings import CivharmError, quote
+from .limits import MAX_IMPORTED_FIGURE
 from .importing import Attribution, Change, SourceFile, Track, attribute, ensure_source, new_row, no_progress, records, stage, typed
 
 FORMAT = "ucdp-ged"
@@ -40,6 +41,7 @@ COLUMNS = ("id", "type_of_violence", "side_a", "side_b", "where_prec", "where_co
            "longitude", "iso3", "date_prec", "date_start", "date_end", "deaths_civilians", "low", "best", "high")
 COUNTS = ("deaths_civilians", "low", "best", "high")
 CLOSE_ENOUGH_KM = 5.0  # a GeoNames place this near UCDP's point is taken as the event's locality
+DISTANCE_ROWS = 128  # events per block of the distance matrix: 128 × a large country's places stays ~100 MB
 VIOLENCE = {"1": "state-based", "2": "non-state", "3": "one-sided"}  # UCDP's type_of_violence
 # English names UCDP still uses for subdivisions that ISO 3166-2 has since renamed.
 FORMER_NAMES = {"chittagong": "chattogram", "barisal": "barishal"}
@@ -91,8 +93,8 @@ def _check(name: str, line: int, row: dict, seen: dict[str, int]) -> None:
         raise CivharmError(f"{name}:{line}: id: event {row['id']} is listed twice (first on line {seen[row['id']]})")
     seen[row["id"]] = line
     for field in COUNTS:
-        if not row[field].isascii() or not row[field].isdigit():
-            raise fail(field, "a whole number ≥ 0")
+        if not row[field].isascii() or not row[field].isdigit() or int(row[field]) > MAX_IMPORTED_FIGURE:
+            raise fail(field, f"a whole number from 0 to {MAX_IMPORTED_FIGURE:,}")
     best, civilians = int(row["best"]), int(row["deaths_civilians"])  # low and high are not checked: old events have 0 for both
     if civilians > best:
         raise fail("deaths_civilians", f"at most best ({best}): civilians are among the deaths")
@@ -163,12 +165,17 @@ def _nearest_places(country: str, points: np.ndarray) -> tuple[np.ndarray, np.nd
     places = places[(places["countrycode"] == country).to_numpy()]
     if places.empty or not len(points):
         return np.zeros(len(points), dtype=np.int64), np.full(len(points), np.inf)
-    lat1, lon1 = np.radians(points[:, :1]), np.radians(points[:, 1:])
     lat2, lon2 = np.radians(places["latitude"].to_numpy(dtype=float)), np.radians(places["longitude"].to_numpy(dtype=float))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    distance = 2 * 6371.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-    nearest = distance.argmin(axis=1)
-    return places.index.to_numpy()[nearest], distance[np.arange(len(points)), nearest]
+    ids, km = np.empty(len(points), dtype=np.int64), np.empty(len(points))
+    for start in range(0, len(points), DISTANCE_ROWS):  # a block of events × every place of the country at a time
+        block = points[start:start + DISTANCE_ROWS]
+        lat1, lon1 = np.radians(block[:, :1]), np.radians(block[:, 1:])
+        a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        distance = 2 * 6371.0 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+        nearest = distance.argmin(axis=1)
+        ids[start:start + len(block)] = places.index.to_numpy()[nearest]
+        km[start:start + len(block)] = distance[np.arange(len(block)), nearest]
+    return ids, km
 
 
 def _nfc(text: str) -> str:
