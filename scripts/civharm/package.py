@@ -299,8 +299,9 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
                     strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False),
             )
             lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-            # one row per line: no line break inside a cell and no empty line (Arrow skips those),
-            # so each row's line number is its position (tests/fixtures/malformed/blank-lines)
+            # one row per line: no line break inside a cell and no empty line (Arrow skips those; the
+            # slow path keeps each as a blank row), so each row's line number is its position
+            # (tests/fixtures/malformed/blank-lines)
             if table.num_columns == len(header) and table.num_rows + 1 == lines:
                 frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
@@ -323,9 +324,8 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
                 header = row
                 start = reader.line_num + 1
                 continue
-            if row == []:
-                start = reader.line_num + 1
-                continue
+            if row == [] and header:  # an empty line: a blank row, as frictionless reads it (structure reports it)
+                row = [""] * len(header)
             if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
                 ragged = True
                 if len(row) > len(header):
