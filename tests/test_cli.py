@@ -152,3 +152,16 @@ def test_cycle_collector_is_back_on_after_a_validation_in_the_callers_process(va
     assert gc.isenabled()
     invoke("validate", str(valid_package), "--today", TODAY)
     assert gc.isenabled()
+
+
+def test_a_table_that_was_not_read_is_named_in_the_summary_not_counted_as_empty(valid_package):
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][3]["dialect"] = {"delimiter": "\t"}
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    result = invoke("validate", str(valid_package), "--today", TODAY)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1:] == [
+        "  datapackage.json#/resources/3/dialect/delimiter: dialect: delimiter '\\t' is not supported: save the file as plain CSV "
+        "and remove the dialect; civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package  "
+        "error [package/unsupported-dialect]",
+        "invalid: 2 incidents (2 active), 2 reports; not read: sources; 1 errors, 0 warnings"]

@@ -203,8 +203,11 @@ def _run(path: str | Path, options: Options) -> Report:
         raise
     findings += structural
     findings += without_cascades(later_findings, structural)
-    summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items()}}
+    summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items() if res.unread is None}}
+    unread = [name for name, res in package.resources.items() if res.unread is not None]
+    if unread:  # their rows are unknown, not zero
+        summary["not_read"] = unread
     incidents = package.get("incidents")
-    if incidents is not None and "status" in incidents.frame.columns:
+    if incidents is not None and incidents.unread is None and "status" in incidents.frame.columns:
         summary["active_incidents"] = int((incidents.frame["status"] == "active").sum())
     return Report(findings, summary)
