@@ -147,3 +147,26 @@ def test_answering_no_writes_nothing(real, monkeypatch):
     result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", TODAY], input="\n".join(answers) + "\n")
     assert result.exit_code == 1 and "Aborted" in result.output
     assert snapshot(real) == before
+
+
+def test_a_table_read_only_in_part_is_not_rewritten_without_its_other_rows(real, tmp_path):
+    """A cell beyond the csv module's field limit stops the reading of reports.csv: add refuses, nothing written."""
+    import csv
+
+    from civharm.package import load_package as reload
+
+    reports = real / "data" / "reports.csv"
+    rows = list(csv.reader(reports.open(encoding="utf-8", newline="")))
+    rows[1][rows[0].index("title")] = "A title\n" + "y" * 300  # a line break sends the file to the csv module
+    with reports.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out, lineterminator="\n").writerows(rows)
+    before = snapshot(real)
+    limit = csv.field_size_limit(200)
+    try:
+        assert reload(real)["reports"].unread is not None
+        result = add(write(tmp_path, {"incident": TYOTKINO_ID, "report": REPORT}), "--package", str(real))
+    finally:
+        csv.field_size_limit(limit)
+    assert result.exit_code == 2
+    assert result.output == "Error: the package lacks readable table(s) reports; run civharm validate\n"
+    assert snapshot(real) == before

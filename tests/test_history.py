@@ -440,11 +440,79 @@ def test_a_record_version_in_other_digits_is_not_a_version(repo):
     assert ("data/incidents.csv", line, "record_version", "history/unversioned-change") in gate(repo)
 
 
-def test_a_table_that_cannot_be_parsed_is_left_to_the_structural_checks(repo):
+def test_a_table_that_cannot_be_parsed_is_not_compared_and_says_so(repo):
     path = repo / "data" / "reports.csv"
     rows = read_rows(path)
     write_rows(path, [r[1:] for r in rows])  # no report_id column: frictionless reports it
-    assert gate(repo) == []
+    [found] = history.check_against(load_package(repo), "HEAD")
+    assert (found.file, found.line, found.field, found.rule_id) == ("data/reports.csv", None, None, "history/unreadable-table")
+    assert found.message == ("table reports could not be read in the package (data/reports.csv:1: its primary key columns are "
+                             "not all in its header), so its rows were not compared with the base; fix that and validate again")
+
+
+def rewrite_with_semicolons(root: Path, names: list[str]) -> None:
+    """Declare a ';' dialect for these tables and save their files that way (a well-formed rewrite)."""
+    descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
+    for spec in descriptor["resources"]:
+        if spec["name"] in names:
+            spec["dialect"] = {"delimiter": ";"}
+            path = root / spec["path"]
+            out = io.StringIO()
+            csv.writer(out, delimiter=";", lineterminator="\n").writerows(read_rows(path))
+            path.write_text(out.getvalue(), encoding="utf-8")
+    (root / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
+
+
+@pytest.fixture
+def incident_deleted_behind_a_dialect(repo) -> tuple[Path, str]:
+    """A released incident deleted with its reports and damage, the three files rewritten with ';'."""
+    incidents, reports, damage = (repo / "data" / f"{name}.csv" for name in ("incidents", "reports", "damage"))
+    report_rows = read_rows(reports)
+    incident = next(r[report_rows[0].index("incident_id")] for r in report_rows[1:]
+                    if r[0] in {d[read_rows(damage)[0].index("report_id")] for d in read_rows(damage)[1:]})
+    gone = {r[0] for r in report_rows[1:] if r[report_rows[0].index("incident_id")] == incident}
+    delete(incidents, incident)
+    write_rows(reports, [r for r in report_rows if r[0] not in gone])
+    damage_rows = read_rows(damage)
+    write_rows(damage, [r for r in damage_rows if r[damage_rows[0].index("report_id")] not in gone])
+    rewrite_with_semicolons(repo, ["incidents", "reports", "damage"])
+    return repo, incident
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_fails_validate_base(incident_deleted_behind_a_dialect, monkeypatch):
+    import civharm.validate as validate
+
+    repo, _ = incident_deleted_behind_a_dialect
+    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
+    result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY, "--format", "json")
+    assert result.exit_code == 1
+    found = [(f["file"], f["pointer"], f["rule_id"]) for f in json.loads(result.output)["findings"]]
+    for index, name in enumerate(["incidents", "reports", "damage"]):
+        assert ("datapackage.json", f"/resources/{index}/dialect/delimiter", "package/unsupported-dialect") in found
+        assert (f"data/{name}.csv", None, "history/unreadable-table") in found
+    assert json.loads(result.output)["summary"]["not_read"] == ["incidents", "reports", "damage"]
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_stops_diff_and_release(incident_deleted_behind_a_dialect):
+    repo, _ = incident_deleted_behind_a_dialect
+    result = invoke("diff", "HEAD", "--package", str(repo))
+    assert result.exit_code == 2
+    assert result.output == ("Error: cannot compare table incidents: its rows could not be read in working copy "
+                             "(datapackage.json#/resources/0/dialect/delimiter: dialect: delimiter ';' is not supported: save the "
+                             "file as plain CSV and remove the dialect; civharm reads each table from an uncompressed, "
+                             "comma-separated UTF-8 CSV file in the package); run `civharm validate` on it\n")
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in v1\.0\.0 "):
+        releases.plan_release(repo, "1.0.0", dt.date.fromisoformat(DAY), base="HEAD")
+
+
+def test_a_base_version_whose_table_cannot_be_read_is_not_taken_as_empty(incident_deleted_behind_a_dialect):
+    repo, incident = incident_deleted_behind_a_dialect
+    commit(repo, "rewritten")
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "HEAD~1", "--", "."], check=True)
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in HEAD "):
+        history.compare_sources(repo, "HEAD")
+    assert [f.rule_id for f in history.check_against(load_package(repo), "HEAD")] == ["history/unreadable-table"] * 3
 
 
 def test_base_from_a_release_zip_and_an_older_commit(repo, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -253,6 +254,25 @@ def test_load_outside_any_repository_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CivharmError, match="no datapackage.json in .* or any folder above it"):
         civharm.load()
+
+
+def test_load_refuses_a_table_it_cannot_read_instead_of_returning_it_empty(tmp_path):
+    """A ';' dialect: the table is not read as one column-less frame (shape (2, 0)), load says why."""
+    package = build_package(tmp_path / "pkg")
+    incidents = package / "data" / "incidents.csv"
+    rows = list(csv.reader(io.StringIO(incidents.read_text(encoding="utf-8"), newline="")))
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\n").writerows(rows)
+    incidents.write_text(out.getvalue(), encoding="utf-8")
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][0]["dialect"] = {"delimiter": ";"}
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    with pytest.raises(CivharmError) as caught:
+        civharm.load(package)
+    assert str(caught.value) == (
+        f"{package}: cannot load: datapackage.json#/resources/0/dialect/delimiter: dialect: delimiter ';' is not supported: "
+        "save the file as plain CSV and remove the dialect; civharm reads each table from an uncompressed, comma-separated "
+        "UTF-8 CSV file in the package; run `civharm validate` for details")
 
 
 def _append_row(path: Path, base_line: int, **changes: str) -> None:

@@ -12,7 +12,7 @@ OPTIONS = Options(today=dt.date.fromisoformat(TODAY))
 
 
 def locate(report):
-    return sorted([f.file, f.line if f.line is not None else f.pointer, f.field, f.rule_id] for f in report.findings)
+    return sorted(([f.file, f.line if f.line is not None else f.pointer, f.field, f.rule_id] for f in report.findings), key=str)
 
 
 def test_valid_minimal_has_no_findings(valid_package):
@@ -26,7 +26,7 @@ def test_structure_fixture_fails_where_promised(case_file, tmp_path):
     root, case = materialise(case_file, tmp_path)
     report = run(root, OPTIONS)
     assert case["expect"], "a fixture must promise at least one finding"
-    assert locate(report) == sorted(case["expect"])
+    assert locate(report) == sorted(case["expect"], key=str)
     assert report.exit_code() == 1
 
 

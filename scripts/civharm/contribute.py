@@ -124,7 +124,7 @@ def _records(resource) -> list[dict]:
 
 def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     """Work out every row to add or change; touches no file."""
-    missing = [name for name in ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions") if package.get(name) is None or package[name].raw is None]
+    missing = [name for name in ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions") if package.get(name) is None or package[name].raw is None or package[name].unread is not None]
     if missing:
         raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
     tables = {name: _records(package[name]) for name in ("incidents", "reports", "damage", "sources", "changes")}

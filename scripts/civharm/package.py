@@ -15,7 +15,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,19 @@ DESCRIPTOR = "datapackage.json"
 # The Data Package name rule (lowercase ASCII letters, digits, '-', '.', '_'): a resource name
 # names a SQLite table, an XLSX sheet and a release file, so it can hold no '/' or space.
 RESOURCE_NAME = re.compile(r"[a-z0-9._-]+")
+
+# What civharm reads: each table from a plain CSV file inside the package (comma-separated,
+# '"' quotes, one header line, UTF-8, not compressed), checked against its own Table Schema.
+# A resource that asks to be read any other way is refused at the property that asks, and its
+# rows are not read: a table read the wrong way would look like one whose rows were all deleted.
+PLAIN_CSV_DIALECT = {  # CSV Dialect property → the values that still mean plain CSV
+    "delimiter": (",",), "quoteChar": ('"',), "doubleQuote": (True,), "lineTerminator": ("\n", "\r\n"),
+    "skipInitialSpace": (False,), "header": (True,), "headerRowCount": (1,), "caseSensitiveHeader": (False,),
+    "csvddfVersion": (1.2, "1.2"),
+}
+COMPRESSED_SUFFIXES = (".zip", ".gz", ".bz2", ".xz", ".zst")
+COMPRESSED_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+PLAIN_CSV = "civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package"
 
 
 def _json_pointer(*parts: object) -> str:
@@ -49,6 +62,7 @@ class Resource:
     lines: list[int] = field(default_factory=list)  # physical line of each data row
     ragged: bool = False  # some row has more or fewer cells than the header
     surplus: dict[int, int] = field(default_factory=dict)  # row index → cells beyond the header's, for rows that have any
+    unread: str | None = None  # why its rows were not (all) read, as a located finding's text; None when they were
 
     @property
     def usable(self) -> bool:
@@ -336,8 +350,9 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
                     strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False),
             )
             lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-            # one row per line: no line break inside a cell and no empty line (Arrow skips those),
-            # so each row's line number is its position (tests/fixtures/malformed/blank-lines)
+            # one row per line: no line break inside a cell and no empty line (Arrow skips those; the
+            # slow path keeps each as a blank row), so each row's line number is its position
+            # (tests/fixtures/malformed/blank-lines)
             if table.num_columns == len(header) and table.num_rows + 1 == lines:
                 frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
@@ -360,9 +375,8 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
                 header = row
                 start = reader.line_num + 1
                 continue
-            if row == []:
-                start = reader.line_num + 1
-                continue
+            if row == [] and header:  # an empty line: a blank row, as frictionless reads it (structure reports it)
+                row = [""] * len(header)
             if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
                 ragged = True
                 if len(row) > len(header):
@@ -376,6 +390,48 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
     header = header or []
     frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
     return header, frame, lines, ragged, surplus
+
+
+def _refusals(spec: dict, pointer: str) -> list[Finding]:
+    """A finding for each property of a resource that asks for something other than a plain CSV file (see PLAIN_CSV)."""
+    found: list[Finding] = []
+
+    def refuse(key: str, rule_id: str, message: str, deeper: str = "") -> None:
+        found.append(Finding(DESCRIPTOR, None, key, rule_id, f"{message}; {PLAIN_CSV}", pointer=f"{pointer}/{key}{deeper}"))
+
+    if "data" in spec:
+        refuse("data", "package/inline-data", "inline data is not supported: put the rows in a CSV file and give its path")
+    dialect = spec.get("dialect")
+    if "dialect" in spec and not isinstance(dialect, dict):
+        refuse("dialect", "package/unsupported-dialect", f"{quote(dialect)} is not supported: remove it")
+    for key, value in dialect.items() if isinstance(dialect, dict) else ():
+        if value not in PLAIN_CSV_DIALECT.get(key, ()):
+            refuse("dialect", "package/unsupported-dialect",
+                   f"{key} {quote(value)} is not supported: save the file as plain CSV and remove the dialect", _json_pointer(key))
+    path = spec.get("path")
+    suffix = PurePosixPath(path).suffix.lower() if isinstance(path, str) else ""
+    if spec.get("compression") not in (None, "", "no"):
+        refuse("compression", "package/compressed-resource", f"{quote(spec['compression'])} is not supported: unpack the file")
+    elif "innerpath" in spec:
+        refuse("innerpath", "package/compressed-resource", "a file inside an archive is not supported: unpack it")
+    elif suffix in COMPRESSED_SUFFIXES:
+        refuse("path", "package/compressed-resource", f"{quote(path)} names a compressed file, which is not supported: unpack it")
+    if "format" in spec and str(spec["format"]).lower() != "csv":
+        refuse("format", "package/unsupported-format", f"{quote(spec['format'])} is not supported")
+    elif "format" not in spec and isinstance(path, str) and suffix not in (".csv", *COMPRESSED_SUFFIXES):
+        refuse("path", "package/unsupported-format", f"{quote(path)} does not end in .csv and no format is given")
+    if "encoding" in spec and str(spec["encoding"]).lower().replace("-", "").replace("_", "") != "utf8":
+        refuse("encoding", "package/unsupported-encoding", f"{quote(spec['encoding'])} is not supported: save the file as UTF-8")
+    if spec.get("schema") in (None, {}):
+        found.append(Finding(DESCRIPTOR, None, "schema", "package/missing-schema",
+                             f"resource {spec.get('name')!r} has no schema: civharm checks each table against its Table "
+                             "Schema and does not infer one; add a schema", pointer=pointer))
+    return found
+
+
+def _compressed(raw: bytes) -> str | None:
+    """The kind of archive the bytes are (a compressed file saved under a .csv name), or None."""
+    return next((kind for magic, kind in COMPRESSED_MAGIC.items() if raw.startswith(magic)), None)
 
 
 def load_package(path: str | Path = ".") -> Package:
@@ -405,36 +461,48 @@ def load_package(path: str | Path = ".") -> Package:
             findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource-name",
                                     f"resource name {quote(name)} must be lowercase letters, digits, '-', '.' and '_' only "
                                     "(the Data Package name rule): it names tables and release files", pointer=pointer + "/name"))
-        schema, schema_path = spec.get("schema", {}), None
+        problems = _refusals(spec, pointer)
+        schema, schema_path = spec.get("schema"), None
         if isinstance(schema, str):
             schema_file = _safe_path(root, schema)
             schema_path = schema
             if schema_file is None:
-                findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
+                problems.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
                                         f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
                 schema = {}
             else:
                 try:
                     schema = _read_json(schema_file, schema)
                 except CivharmError as exc:
-                    findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
+                    problems.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
                     schema = {}
         data_path = spec.get("path")
         data_file = _safe_path(root, data_path)
         display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
         raw = None
-        if data_file is None:
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
+        if "data" in spec and data_path is None:
+            pass  # inline data: refused above, and no path to complain about
+        elif data_file is None:
+            problems.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
                                     f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
         elif not data_file.is_file():
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
+            problems.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
                                     f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
-        else:
+        elif not problems:
             raw = data_file.read_bytes()
+            kind = _compressed(raw)
+            if kind is not None:
+                problems.append(Finding(DESCRIPTOR, None, "path", "package/compressed-resource",
+                                        f"{data_path} is a {kind} archive, not a CSV file: unpack it; {PLAIN_CSV}", pointer=pointer + "/path"))
+                raw = None
         resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
-                            schema_path=schema_path, raw=raw)
+                            schema_path=schema_path, raw=raw, unread=problems[0].as_text() if problems else None)
+        findings += problems
         if raw is not None:
-            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings)
+            read_findings: list[Finding] = []
+            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, read_findings)
+            resource.unread = read_findings[0].as_text() if read_findings else None
+            findings += read_findings
         resources[name] = resource
     if not listed:
         findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))

@@ -112,8 +112,22 @@ def _frictionless_descriptor(package: Package, names: set[str]) -> dict:
     descriptor["resources"] = [dict(spec) for spec in package.descriptor["resources"]
                                if isinstance(spec, dict) and spec.get("name") in names]
     for spec in descriptor["resources"]:
-        spec["schema"] = package[spec["name"]].schema
+        spec["schema"] = _checked_schema(package, package[spec["name"]])
     return descriptor
+
+
+def _checked_schema(package: Package, resource: Resource) -> dict:
+    """The schema without foreign keys into tables the package lists but whose rows were not read.
+
+    That table's own finding says why; checked against it, frictionless would call it missing.
+    """
+    unread = set(package.resources) - {r.name for r in _loadable(package)}
+    keys = resource.schema.get("foreignKeys")
+    if not unread or not isinstance(keys, list):
+        return resource.schema
+    kept = [fk for fk in keys if not (isinstance(fk, dict) and isinstance(fk.get("reference"), dict)
+                                       and fk["reference"].get("resource") in unread)]
+    return {**resource.schema, "foreignKeys": kept} if len(kept) < len(keys) else resource.schema
 
 
 def check(package: Package) -> list[Finding]:
@@ -318,7 +332,7 @@ def _compile(package: Package, loadable: list[Resource]) -> dict[str, "_Table"] 
             return None
         if resource.ragged or resource.header != resource.field_names or not _plain_csv(resource.raw):
             return None
-        schema = frictionless.Schema.from_descriptor(resource.schema)
+        schema = frictionless.Schema.from_descriptor(_checked_schema(package, resource))
         if not set(schema.primary_key) <= set(resource.field_names):
             return None
         for fk in schema.foreign_keys:
