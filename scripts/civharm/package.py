@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,13 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .findings import CivharmError, Finding
+from . import tableschema
+from .findings import CivharmError, Finding, json_pointer, quote
 
 DESCRIPTOR = "datapackage.json"
-
-
-def _json_pointer(*parts: object) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 @dataclass
@@ -44,11 +42,12 @@ class Resource:
     lines: list[int] = field(default_factory=list)  # physical line of each data row
     ragged: bool = False  # some row has more or fewer cells than the header
     surplus: dict[int, int] = field(default_factory=dict)  # row index → cells beyond the header's, for rows that have any
+    schema_ok: bool = True  # the schema was read and had no problem (``tableschema.check``): its types can be trusted
 
     @property
     def usable(self) -> bool:
-        """Whether row-level rules can read it: readable, and every schema field present exactly once."""
-        return (self.raw is not None and len(set(self.header)) == len(self.header)
+        """Whether row-level rules can read it: a sound schema, readable, and every schema field present exactly once."""
+        return (self.schema_ok and self.raw is not None and len(set(self.header)) == len(self.header)
                 and set(self.field_names) <= set(self.header))
 
     @property
@@ -230,6 +229,37 @@ class Package:
         return self.resources.get(name)
 
 
+# What a JSON file (descriptor or schema) may hold, checked before it is parsed: Python's parser
+# recurses once per level (RecursionError near 1,000) and refuses integers of over 4,300 digits,
+# and later stages (frictionless, deep copies) recurse several frames per level.
+MAX_JSON_DEPTH = 64
+MAX_JSON_DIGITS = 100
+# Strings (skipped whole), brackets, and runs of digits too long for a number.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]{%d,}' % (MAX_JSON_DIGITS + 1))
+
+
+def _json_limits(text: str, display: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number longer than MAX_JSON_DIGITS."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        first = token.group()[0]
+        if first == '"':
+            continue
+        if first in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise CivharmError(f"{display}:{_line_at(text, token.start())}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif first in "]}":
+            depth -= 1
+        else:
+            raise CivharmError(f"{display}:{_line_at(text, token.start())}: a number of {len(token.group()):,} digits; "
+                               f"at most {MAX_JSON_DIGITS} are read")
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
 def _read_json(path: Path, display: str) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -237,6 +267,7 @@ def _read_json(path: Path, display: str) -> dict:
         raise CivharmError(f"{display}: file not found")
     except (OSError, UnicodeDecodeError) as exc:
         raise CivharmError(f"{display}: cannot read: {exc}")
+    _json_limits(text, display)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -246,11 +277,33 @@ def _read_json(path: Path, display: str) -> dict:
     return data
 
 
+class BadPath(Exception):
+    """Why a descriptor path cannot be used: ``rule_id`` says whether it is unsafe or names nothing readable."""
+
+    def __init__(self, rule_id: str, reason: str):
+        super().__init__(reason)
+        self.rule_id = rule_id
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe_path(root: Path, relative: object) -> Path | None:
-    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package."""
+    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package (None).
+
+    Raises ``BadPath`` for a control character (a NUL cannot be passed to the system at all)
+    and for a path that cannot be resolved (a symbolic link loop).
+    """
     if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative:
         return None
-    candidate = (root / relative).resolve()
+    if _CONTROL.search(relative):
+        raise BadPath("package/unsafe-path", f"path {quote(relative)} holds a control character, which no file name here may")
+    try:
+        candidate = (root / relative).resolve()
+    except RuntimeError:  # how Python 3.11 reports a symbolic link loop
+        raise BadPath("package/unreadable-file", f"path {quote(relative)} cannot be resolved: it is a symbolic link loop")
+    except OSError as exc:
+        raise BadPath("package/unreadable-file", f"path {quote(relative)} cannot be resolved: {exc.strerror or exc}")
     try:
         candidate.relative_to(root.resolve())
     except ValueError:
@@ -356,7 +409,7 @@ def load_package(path: str | Path = ".") -> Package:
     if not isinstance(listed, list):
         raise CivharmError(f"{display}#/resources: must be a list of resources")
     for index, spec in enumerate(listed):
-        pointer = _json_pointer("resources", index)
+        pointer = json_pointer("resources", index)
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource", "a resource needs a name", pointer=pointer))
             continue
@@ -364,37 +417,70 @@ def load_package(path: str | Path = ".") -> Package:
         if name in resources:
             findings.append(Finding(DESCRIPTOR, None, "name", "package/duplicate-resource", f"resource name {name!r} is used twice; names must be unique", pointer=pointer + "/name"))
             continue
-        schema, schema_path = spec.get("schema", {}), None
-        if isinstance(schema, str):
-            schema_file = _safe_path(root, schema)
-            schema_path = schema
-            if schema_file is None:
-                findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
-                                        f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
-                schema = {}
-            else:
-                try:
-                    schema = _read_json(schema_file, schema)
-                except CivharmError as exc:
-                    findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
-                    schema = {}
-        data_path = spec.get("path")
-        data_file = _safe_path(root, data_path)
-        display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
-        raw = None
-        if data_file is None:
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
-                                    f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
-        elif not data_file.is_file():
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
-                                    f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
-        else:
-            raw = data_file.read_bytes()
-        resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
-                            schema_path=schema_path, raw=raw)
+        schema, schema_path, schema_ok = _load_schema(root, spec, pointer, findings)
+        display_path, raw = _load_data(root, spec, pointer, findings)
+        resource = Resource(name=name, path=display_path, schema=schema, schema_path=schema_path, raw=raw, schema_ok=schema_ok)
         if raw is not None:
             resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings)
         resources[name] = resource
     if not listed:
         findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))
     return Package(root=root, descriptor=descriptor, resources=resources, findings=findings)
+
+
+def _load_schema(root: Path, spec: dict, pointer: str, findings: list[Finding]) -> tuple[dict, str | None, bool]:
+    """(schema as the stages may trust it, its file if it has one, whether it was sound); problems go to ``findings``.
+
+    A schema that cannot be read at all is ``{}``: its table is not checked against it.
+    """
+    schema, schema_path = spec.get("schema"), None
+    if schema is None:
+        return {}, None, False
+    if isinstance(schema, str):
+        schema_path = schema
+        try:
+            schema_file = _safe_path(root, schema)
+        except BadPath as exc:
+            findings.append(Finding(DESCRIPTOR, None, "schema", exc.rule_id, f"schema {exc}", pointer=pointer + "/schema"))
+            return {}, schema_path, False
+        if schema_file is None:
+            findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
+                                    f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
+            return {}, schema_path, False
+        try:
+            schema = _read_json(schema_file, schema)
+        except CivharmError as exc:
+            findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
+            return {}, schema_path, False
+    elif not isinstance(schema, dict):
+        findings.append(Finding(DESCRIPTOR, None, "schema", tableschema.RULE,
+                                f"must be the path of a schema file or a schema object, not {quote(schema)}", pointer=pointer + "/schema"))
+        return {}, None, False
+    trusted, problems = tableschema.check(schema, schema_path or DESCRIPTOR, "" if schema_path else pointer + "/schema")
+    findings += problems
+    return trusted or {}, schema_path, trusted is not None and not problems
+
+
+def _load_data(root: Path, spec: dict, pointer: str, findings: list[Finding]) -> tuple[str, bytes | None]:
+    """(the path findings name, the file's bytes or None when it cannot be read); problems go to ``findings``."""
+    name, data_path = spec["name"], spec.get("path")
+    display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
+    try:
+        data_file = _safe_path(root, data_path)
+    except BadPath as exc:
+        findings.append(Finding(DESCRIPTOR, None, "path", exc.rule_id, f"resource {name!r}: {exc}", pointer=pointer + "/path"))
+        return display_path, None
+    if data_file is None:
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
+                                f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
+        return display_path, None
+    if not data_file.is_file():
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
+                                f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
+        return display_path, None
+    try:
+        return display_path, data_file.read_bytes()
+    except OSError as exc:
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/unreadable-file",
+                                f"resource {name!r}: file {quote(data_path)} cannot be read: {exc.strerror or exc}", pointer=pointer + "/path"))
+        return display_path, None
