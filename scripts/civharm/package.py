@@ -38,7 +38,7 @@ class Resource:
     schema_path: str | None
     raw: bytes | None
     header: list[str] = field(default_factory=list)
-    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # the header's columns; at most EXTRA_LABELS_KEPT beyond the fields
     lines: list[int] = field(default_factory=list)  # physical line of each data row
     ragged: bool = False  # some row has more or fewer cells than the header
     surplus: dict[int, int] = field(default_factory=dict)  # row index → cells beyond the header's, for rows that have any
@@ -48,7 +48,7 @@ class Resource:
     def usable(self) -> bool:
         """Whether row-level rules can read it: a sound schema, readable, and every schema field present exactly once."""
         return (self.schema_ok and self.raw is not None and len(set(self.header)) == len(self.header)
-                and set(self.field_names) <= set(self.header))
+                and set(self.field_names) <= set(self.frame.columns))
 
     @property
     def field_names(self) -> list[str]:
@@ -325,14 +325,22 @@ def is_utf8(raw: bytes) -> bool:
 # into one would touch as much fresh memory again: ≈ 2.5 s of page faults at 1M reports).
 # 4 MiB blocks parsed 1M reports in 0.4 s, 16 MiB ones in 0.8 s (measured; cache-sized blocks).
 CSV_BLOCK_BYTES = 1 << 22
+# Labels of a header beyond its schema's fields that the loaded frame keeps as columns. Every
+# stage paid per column and every row per label (a header of 20,000 extra labels took minutes
+# and gigabytes; 1,000,000 took all the memory); those past these say nothing new, and
+# structure.py lists as many extra labels one by one, then counts the rest. A table whose schema
+# could not be read keeps the first COLUMNS_KEPT_WITHOUT_SCHEMA (real tables have far fewer).
+EXTRA_LABELS_KEPT = 20
+COLUMNS_KEPT_WITHOUT_SCHEMA = 1_000
 
 
-def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
+def _split_rows(raw: bytes, display: str, findings: list[Finding], width: int | None = None) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
     """Parse CSV bytes into string cells, keeping each row's physical line number.
 
     The fast path (pyarrow, every column read as text) covers well-formed files in which
     no cell holds a line break; the slow path (the csv module) covers everything else and
     notes ragged rows. The last value says whether some row had the wrong number of cells.
+    The header is returned whole; the frame holds its first ``width`` columns at most.
     """
     text_ok = is_utf8(raw)
     body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
@@ -340,6 +348,8 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
     first_line = body[: end if end >= 0 else len(body)]  # not split(): that would copy the whole file
     if text_ok and b"\r" not in body and b'"' not in first_line and first_line:
         header = next(csv.reader([first_line.decode("utf-8")]))
+        if width is not None and len(header) > width:  # a header too wide to keep whole: the slow path cuts its rows
+            return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings, width)
         try:
             table = pacsv.read_csv(
                 io.BytesIO(body),
@@ -360,11 +370,12 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
                 return header, frame, list(range(2, len(frame) + 2)), False, {}
         except (pa.ArrowInvalid, ValueError):
             pass
-    return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings)
+    return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings, width)
 
 
-def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
+def _split_rows_slowly(text: str, display: str, findings: list[Finding], width: int | None = None):
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    kept = 0  # cells of each row the frame keeps: the header's, at most ``width``
     rows, lines = [], []
     ragged = False
     surplus: dict[int, int] = {}
@@ -374,6 +385,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
         for row in reader:
             if header is None:
                 header = row
+                kept = len(header) if width is None else min(len(header), width)
                 start = reader.line_num + 1
                 continue
             if row == []:
@@ -383,14 +395,15 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
                 ragged = True
                 if len(row) > len(header):
                     surplus[len(rows)] = len(row) - len(header)
-                row = (row + [""] * len(header))[: len(header)]
+            if len(row) != kept:
+                row = (row + [""] * kept)[:kept]
             rows.append(row)
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
         findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
     header = header or []
-    frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
+    frame = pd.DataFrame(rows, columns=header[:kept], dtype="string") if header else pd.DataFrame()
     return header, frame, lines, ragged, surplus
 
 
@@ -421,7 +434,8 @@ def load_package(path: str | Path = ".") -> Package:
         display_path, raw = _load_data(root, spec, pointer, findings)
         resource = Resource(name=name, path=display_path, schema=schema, schema_path=schema_path, raw=raw, schema_ok=schema_ok)
         if raw is not None:
-            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings)
+            width = (len(resource.field_names) or COLUMNS_KEPT_WITHOUT_SCHEMA) + EXTRA_LABELS_KEPT
+            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings, width)
         resources[name] = resource
     if not listed:
         findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))
