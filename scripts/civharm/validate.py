@@ -188,7 +188,7 @@ def _run(path: str | Path, options: Options) -> Report:
     threading.Thread(target=_import_great_expectations, daemon=True).start()
     try:
         stage("structure")
-        structural = structure.check(package)
+        structural = structure.check(package) + structure.check_beyond_frictionless(package)
         stage("rules")
         if second_process is None:
             later_findings = rules.check(package, options.today)

@@ -107,11 +107,3 @@ def formula_prefix(ctx, rule):
     yield from _rejected(ctx, rule, lambda v: bool(FORMULA.match(v)),
                          lambda v: f"{quote(v, 60)} starts with {v[0]!r}, which spreadsheets run as a formula")
 
-
-@rule("text/non-ascii-number", Severity.ERROR, "Integer and number cells are written with ASCII digits (0–9).",
-      "Frictionless reads any Unicode digit ('１', '٣') as a number, but other tools do not: the figure would be lost or misread downstream.")
-def non_ascii_number(ctx, rule):
-    for resource, field, column in _cells(ctx, ("integer", "number")):
-        odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
-        for position, value in zip(odd, column.iloc[odd].tolist()):
-            yield rule.finding(resource.path, resource.line_of(int(position)), field, f"{quote(value, 60)} is not written with ASCII digits (0–9)")
