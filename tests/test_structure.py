@@ -105,3 +105,24 @@ def test_text_after_a_closing_quote_is_what_a_strict_csv_reader_refuses(pieces):
     except csv.Error as exc:
         refused = "expected after" in str(exc)
     assert bool(_glued(("h\n" + text).encode())) == refused
+
+
+NUMBER_SPELLINGS = {"1_0": True, "\u0662": True, "\uff11": True, "\u00a01": True, "0000000000000000001": True,
+                    "99999999999999999999999": True, "1": False, " 1 ": False, "+1": False, " " * 20 + "1": False,
+                    "1x": False, "\u0662x": False, "": False}
+
+
+def test_numbers_only_python_reads_are_found_and_nothing_else(valid_package):
+    """A cell frictionless reads as a number although other readers do not; its own type errors are left to it."""
+    from civharm.package import load_package
+    from civharm.structure import check_beyond_frictionless
+    from conftest import set_cell
+
+    path = valid_package / "data" / "damage.csv"
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0]] + [rows[1].replace("dmg_01M8BXYJ9VFHQ5PYNKZBCCV73M", f"dmg_{i:026d}") for i in range(len(NUMBER_SPELLINGS))]) + "\n",
+                    encoding="utf-8")
+    for line, cell in enumerate(NUMBER_SPELLINGS, start=2):
+        set_cell(path, line, "count", cell)
+    found = {f.line: f.rule_id for f in check_beyond_frictionless(load_package(valid_package))}
+    assert found == {line: "structure/number-spelling" for line, flagged in enumerate(NUMBER_SPELLINGS.values(), start=2) if flagged}

@@ -38,7 +38,7 @@ from frictionless import errors as ferrors
 from frictionless import system
 
 from .findings import Finding, RuleDoc, Severity, code_point, quote
-from .package import DESCRIPTOR, Package, Resource, is_utf8, leading_zeros
+from .package import DESCRIPTOR, Package, Resource, cell_bytes, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
 
@@ -271,21 +271,36 @@ def check_beyond_frictionless(package: Package) -> list[Finding]:
 
 
 def _odd_numbers(resource: Resource) -> list[Finding]:
-    """Integer and number cells with a character other than ASCII, a '_', or an integer's 19th digit, that frictionless reads."""
+    """Integer and number cells that frictionless reads although other readers do not (see ``_spelling_problem``)."""
     if len(set(resource.header)) != len(resource.header):
         return []  # a repeated column: reported as such, and its cells cannot be told apart
     findings = []
     for spec in resource.schema.get("fields", []):
         if not isinstance(spec, dict) or spec.get("type") not in ("integer", "number") or spec.get("name") not in resource.frame.columns:
             continue
-        cells = _arrow(resource.frame[spec["name"]])
-        odd = pc.or_(pc.invert(pc.string_is_ascii(cells)), pc.match_substring(cells, "_"))
-        if spec["type"] == "integer":
-            odd = pc.or_(odd, pc.match_substring_regex(cells, f"[0-9]{{{INTEGER_DIGITS + 1}}}"))
-        positions = np.flatnonzero(_mask(odd))
+        positions = _suspect_numbers(_arrow(resource.frame[spec["name"]]), spec["type"] == "integer")
         if len(positions):
             findings += _read_anyway(resource, spec, positions)
     return findings
+
+
+def _suspect_numbers(cells: pa.Array | pa.ChunkedArray, integer: bool) -> np.ndarray:
+    """Positions of the cells with a byte outside ASCII or a '_', or, for integers, more than 18 characters.
+
+    Read from the column's buffers (``package.cell_bytes``): one byte test over the column's text
+    instead of a kernel per cell; the few cells kept are judged one by one.
+    """
+    found, offset = [np.zeros(0, dtype=np.int64)], 0
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
+        bounds, text = cell_bytes(chunk)
+        if text.size:
+            body = text[bounds[0]:bounds[-1]]
+            odd = np.flatnonzero((body >= 0x80) | (body == ord("_"))) + bounds[0]
+            found.append(np.searchsorted(bounds, odd, side="right") - 1 + offset)
+            if integer:
+                found.append(np.flatnonzero(np.diff(bounds) > INTEGER_DIGITS) + offset)
+        offset += len(chunk)
+    return np.unique(np.concatenate(found))
 
 
 def _read_anyway(resource: Resource, spec: dict, positions: np.ndarray) -> list[Finding]:
@@ -294,24 +309,31 @@ def _read_anyway(resource: Resource, spec: dict, positions: np.ndarray) -> list[
         reader = frictionless.Schema.from_descriptor(resource.schema).get_field(spec["name"]).create_cell_reader()
     except frictionless.FrictionlessException:
         return []  # an invalid schema: reported as such
-    name, findings, read = spec["name"], [], {}
+    name, findings, problems = spec["name"], [], {}
     for position, cell in zip(positions.tolist(), resource.frame[name].iloc[positions].tolist()):
-        if cell not in read:
+        if cell not in problems:
             value, notes = reader(cell)
-            read[cell] = value is not None and "type" not in (notes or {})
-        if read[cell]:
+            read = value is not None and "type" not in (notes or {})
+            problems[cell] = _spelling_problem(cell, spec["type"] == "integer") if read else None
+        if problems[cell]:
             findings.append(Finding(resource.path, resource.line_of(position), name, "structure/number-spelling",
-                                    f"{quote(cell, 60)} is not a valid {spec['type']}: {_spelling_problem(cell)}"))
+                                    f"{quote(cell, 60)} is not a valid {spec['type']}: {problems[cell]}"))
     return findings
 
 
-def _spelling_problem(cell: str) -> str:
+_LONG_INTEGER = re.compile(f"[0-9]{{{INTEGER_DIGITS + 1}}}")
+
+
+def _spelling_problem(cell: str, integer: bool) -> str | None:
+    """Why other readers would not read the cell as Python does, or None when they would."""
     other = next((char for char in cell if not char.isascii()), None)
     if other is not None:
         return f"ASCII digits 0–9 only (it has {code_point(other)})"
     if "_" in cell:
         return "digits 0–9 only, no '_' separators"
-    return f"more than {INTEGER_DIGITS} digits, too large for other tools' 64-bit integers"
+    if integer and _LONG_INTEGER.search(cell):
+        return f"more than {INTEGER_DIGITS} digits, too large for other tools' 64-bit integers"
+    return None
 
 
 _CELL_EDGE = np.isin(np.arange(256), list(b',\r\n"'))  # what may precede an opening quote or follow a closing one ('"': a doubled quote)
