@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import duplicates, figures
-from .atomic import FaultHook, write_files
+from .atomic import FaultHook, os_error, write_files
 from .findings import CivharmError, Finding
 from .ids import new_id
 from .package import Package
@@ -84,6 +84,7 @@ class Plan:
     candidates: list[duplicates.Candidate]
     files: dict[Path, str]
     changed_fields: list[str]
+    root: Path  # the package folder: every file written lies in it
 
 
 def _text(value) -> str:
@@ -154,7 +155,7 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     files = {package.root / package[name].path: _serialise(package[name].header, rows) for name, rows in tables.items()}
     original = {path: path.read_text(encoding="utf-8") for path in files}
     files = {path: text for path, text in files.items() if original[path] != text}
-    return Plan(incident_id, report_id, new_incident, candidates, files, changed)
+    return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root)
 
 
 def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
@@ -217,17 +218,20 @@ def check(package: Package, built: Plan, today: dt.date) -> list[Finding]:
     before = {f for f in run(package.root, Options(today=today)).findings if f.severity.value == "error"}
     with tempfile.TemporaryDirectory() as temp:
         copy = Path(temp) / "pkg"
-        for relative in _package_files(package):
-            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(package.root / relative, copy / relative)
-        for path, text in built.files.items():
-            (copy / path.relative_to(package.root)).write_text(text, encoding="utf-8")
+        try:
+            for relative in _package_files(package):
+                (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(package.root / relative, copy / relative)
+            for path, text in built.files.items():
+                (copy / path.relative_to(package.root)).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise os_error(exc, f"the copy of the package in {temp} that checks the change") from exc
         after = run(copy, Options(today=today)).findings
     return [f for f in after if f.severity.value == "error" and f not in before]
 
 
 def commit(built: Plan, fault: FaultHook | None = None) -> None:
     """Write every changed file at once, or none."""
-    write_files(built.files, fault=fault)
+    write_files(built.root, built.files, fault=fault)
 
 
