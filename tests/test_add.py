@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +15,7 @@ from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.package import load_package
 from civharm.validate import Options, run
-from conftest import REPO, TODAY, build_package
+from conftest import REPO, TODAY, build_package, child_environment, set_cell
 
 TYOTKINO_ID = "inc_01M8BY5YP18XB0CWW6XRD1PWN8"
 REPORT = {
@@ -32,6 +34,11 @@ def snapshot(root):
 @pytest.fixture
 def real(tmp_path):
     return build_package(tmp_path / "real", REPO / "data")
+
+
+@pytest.fixture
+def minimal(tmp_path):
+    return build_package(tmp_path / "minimal")
 
 
 def write(tmp_path, data) -> str:
@@ -148,3 +155,22 @@ def test_answering_no_writes_nothing(real, monkeypatch):
     result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", TODAY], input="\n".join(answers) + "\n")
     assert result.exit_code == 1 and "Aborted" in result.output
     assert snapshot(real) == before
+
+
+# --- the longest cell: the same verdict from add and validate, in any process ---------------
+
+
+def test_a_long_cell_gets_one_verdict_in_a_fresh_process_and_after_frictionless_raised_the_csv_limit(minimal):
+    import frictionless.formats.csv.parser  # noqa: F401 - raises the csv module's field limit in this process
+
+    set_cell(minimal / "data" / "reports.csv", 3, "notes", "y" * 100_000 + "\n" + "z" * 100_000)  # a line break: the csv module reads it
+    arguments = ["validate", str(minimal), "--format", "json", "--today", TODAY]
+    fresh = subprocess.run([sys.executable, "-c", "from civharm.cli import console_script; console_script()", *arguments],
+                           capture_output=True, timeout=600, env=child_environment())
+    warm = CliRunner().invoke(main, arguments)
+
+    def located(stdout) -> list:
+        return sorted((f["file"], f["line"], f["field"], f["rule_id"]) for f in json.loads(stdout)["findings"])
+
+    assert located(fresh.stdout) == located(warm.stdout)
+    assert ("data/reports.csv", 3, "notes", "files/cell-too-large") in located(warm.stdout)

@@ -25,6 +25,13 @@ from .findings import CivharmError, Finding
 
 DESCRIPTOR = "datapackage.json"
 
+# The most characters a cell may hold: what a spreadsheet cell holds, so that every release
+# format (the XLSX too) carries every cell whole. Both readers read longer cells (the csv module
+# with frictionless's own field limit, see ``_split_rows_slowly``; Arrow has none), and the rule
+# ``files/cell-too-large`` reports them: the verdict on a cell never depends on which reader,
+# or which earlier work in the same process, read it.
+MAX_CELL_CHARS = 32_767
+
 
 def _json_pointer(*parts: object) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
@@ -311,6 +318,11 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
 
 
 def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
+    # frictionless raises the csv module's process-wide field limit when its CSV parser is first
+    # imported; set the same limit here, so a cell reads alike before and after that import.
+    from frictionless.formats.csv.settings import FIELD_SIZE_LIMIT
+
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     rows, lines = [], []
     ragged = False
