@@ -474,7 +474,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
     pkg = load_package(package_path)
     if file is None and not terminal:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
-    submission = read_submission(file) if file is not None else _prompt_submission(pkg)
+    submission = read_submission(file, pkg) if file is not None else _prompt_submission(pkg)
     built = plan(pkg, submission, day)
     if built.candidates:
         click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
