@@ -56,9 +56,11 @@ def environment(**extra: str) -> dict:
 def test_two_adds_at_once_keep_both_reports(tmp_path):
     root = build_package(tmp_path / "pkg")
     command = [sys.executable, "-c", "from civharm.cli import console_script; console_script()", "add"]
-    runs = [subprocess.Popen([*command, submission(tmp_path, f"s{i}.json", url=f"https://example.org/invented-page-{i}", claimant=f"Invented claimant {i}"), "--package", str(root)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(CIVHARM_LOCK_WAIT="600"))
-            for i in (1, 2)]
+    files = [submission(tmp_path, f"s{i}.json", url=f"https://example.org/invented-page-{i}", claimant=f"Invented claimant {i}")
+             for i in (1, 2)]
+    runs = [subprocess.Popen([*command, file, "--package", str(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=environment(CIVHARM_LOCK_WAIT="600"))
+            for file in files]
     outputs = [run.communicate(timeout=600) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     added = {out.decode().strip() for out, _ in outputs}
@@ -213,6 +215,24 @@ def test_disk_full_during_add_cleans_up_and_says_so(tmp_path, monkeypatch):
     assert tree(root) == before
 
 
+def test_disk_full_while_add_copies_the_package_to_check_it_says_so(tmp_path, monkeypatch):
+    import shutil
+
+    root = build_package(tmp_path / "pkg")
+    before = tree(root)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(shutil, "copyfile", full)
+    result = CliRunner().invoke(main, ["add", submission(tmp_path), "--package", str(root), "--today", TODAY])
+    assert result.exit_code == 2, result.output
+    last = result.output.splitlines()[-1]
+    assert last.startswith("Error: disk full while writing the copy of the package in ") and last.endswith(
+        " that checks the change; nothing was changed")
+    assert tree(root) == before
+
+
 def test_an_injected_fault_between_two_renames_undoes_the_write(tmp_path):
     root = build_package(tmp_path / "pkg")
     before = tree(root)
@@ -239,7 +259,8 @@ def test_a_done_journal_is_finished_and_a_hostile_one_refused(tmp_path):
     (root / atomic.JOURNAL).write_text(json.dumps({"state": "pending", "files": [{"path": "../outside.txt", "existed": False}]}))
     result = CliRunner().invoke(main, ["validate", str(root)])
     assert result.exit_code == 2
-    assert result.output.startswith(f"Error: {root / atomic.JOURNAL}: cannot read the journal of an interrupted write ('../outside.txt' is not a path inside the package)")
+    assert result.output.startswith(f"Error: {root / atomic.JOURNAL}: cannot read the journal of an interrupted write "
+                                    "('../outside.txt' is not a path inside the package)")
     assert outside.read_text() == "keep me"
 
 
