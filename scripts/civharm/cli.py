@@ -46,6 +46,54 @@ def handle_errors(function):
     return wrapper
 
 
+def _lock_wait() -> float:
+    """Seconds a command waits for another writer of the package [env: CIVHARM_LOCK_WAIT]."""
+    from .atomic import LOCK_WAIT_SECONDS
+
+    raw = os.environ.get("CIVHARM_LOCK_WAIT")
+    if raw is None:
+        return LOCK_WAIT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{raw!r} is not a number of seconds", param_hint="CIVHARM_LOCK_WAIT")
+    return seconds
+
+
+def opens_package(param: str, writes=False):
+    """Run a command that opens the package named by ``param``: the one place commands meet ``atomic``.
+
+    A writer (``writes`` true, or a function of the command's parameters that says so) holds
+    the package's lock from before it reads the package until it has written it; a reader
+    runs after any interrupted write was undone. Either way what was recovered is told on stderr.
+    """
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            from .atomic import package_lock, recover_before_reading
+            from .history import _root_of
+            from .package import DESCRIPTOR
+
+            target = Path(kwargs[param])
+            root = _root_of(target)
+            if not (target if target.is_file() or target.suffix == ".json" else root / DESCRIPTOR).is_file():
+                return function(*args, **kwargs)  # no package here: the command says so
+            if writes(kwargs) if callable(writes) else writes:
+                with package_lock(root, _lock_wait()) as recovered:
+                    for message in recovered:
+                        click.echo(message, err=True)
+                    return function(*args, **kwargs)
+            for message in recover_before_reading(root, _lock_wait()):
+                click.echo(message, err=True)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def debug_option(function):
     return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(function)
 
@@ -110,6 +158,7 @@ def main():
 @click.option("--changed", "changed", multiple=True, metavar="FILE", help="A file changed by the pull request (repeatable): github format lists its findings first.")
 @debug_option
 @handle_errors
+@opens_package("package")
 def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     """Validate a data package (a datapackage.json or its folder; default: here).
 
@@ -160,6 +209,7 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
 @click.option("--check", is_flag=True, help="Do not write; exit 1 when a generated document is out of date.")
 @debug_option
 @handle_errors
+@opens_package("package", writes=lambda params: not params["check"])
 def docs(package, check, debug):
     """Regenerate the documents made from the schemas, the rule registry and the data (docs/codebook.md, docs/chart.png).
 
@@ -184,7 +234,7 @@ def docs(package, check, debug):
         for path in stale:
             click.echo(f"{path}: out of date; run `civharm docs`", err=True)
         sys.exit(1 if stale else 0)
-    write_files({Path(p): documents[Path(p)] for p in stale})
+    write_files(pkg.root, {Path(p): documents[Path(p)] for p in stale})
     for path in stale:
         click.echo(f"wrote {path}", err=True)
 
@@ -263,6 +313,7 @@ def download(version, base_url, to, force, debug):
               help="Folder to write, replaced whole (default: dist/ in the package folder).")
 @debug_option
 @handle_errors
+@opens_package("package", writes=True)
 def build(package, out, debug):
     """Write the release files into dist/, reproducibly and all or nothing.
 
@@ -303,6 +354,7 @@ def build(package, out, debug):
               help="markdown for people, json for machines.")
 @debug_option
 @handle_errors
+@opens_package("package")
 def diff(old, new, package, fmt, debug):
     """Show the row-level changes from version A to version B: records and schema.
 
@@ -329,6 +381,7 @@ def diff(old, new, package, fmt, debug):
 @click.option("--skip-validate", is_flag=True, help="Do not run `civharm validate --base <last release>` first.")
 @debug_option
 @handle_errors
+@opens_package("package", writes=lambda params: not params["dry_run"])
 def release(version, package, base, date, dry_run, skip_validate, debug):
     """Release the dataset as VERSION (MAJOR.MINOR.PATCH), refusing a smaller bump than its diff needs.
 
@@ -439,6 +492,7 @@ def _prompt_submission(pkg):
 @click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
 @debug_option
 @handle_errors
+@opens_package("package_path", writes=True)
 def add(file, package_path, yes, distinct_note, today, debug):
     """Add a report (and a new incident, source, damage rows) from a YAML/JSON file or by prompts.
 
@@ -462,7 +516,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
     pkg = load_package(package_path)
     if file is None and not terminal:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
-    submission = read_submission(file) if file is not None else _prompt_submission(pkg)
+    submission = read_submission(file, pkg) if file is not None else _prompt_submission(pkg)
     built = plan(pkg, submission, day)
     if built.candidates:
         click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
@@ -499,6 +553,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on (0 picks a free one).")
 @debug_option
 @handle_errors
+@opens_package("package")
 def serve(package, host, port, debug):
     """Browse the data in Datasette: active incidents, facets, full-text search, links to reports.
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from unidecode import unidecode
 
-from .atomic import write_files
+from .atomic import write_file
 
 FORMAT = 1  # bump when the derived files change shape
 COLUMNS = ["geonameid", "name", "latitude", "longitude", "countrycode", "admin1code"]
@@ -51,7 +51,7 @@ def _cached(name: str, build, columns: list[str] | None = None) -> pa.Table:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     try:
-        write_files({path: buffer.getvalue()})
+        write_file(path, buffer.getvalue())
     except OSError:
         pass  # a read-only or full cache folder costs time, not correctness
     return table.select(columns) if columns else table
