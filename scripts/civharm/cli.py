@@ -215,6 +215,43 @@ def verify_sources(package, pages_dir, index, single, fetch, cache_dir, timeout,
 
 @main.command()
 @click.argument("package", default=".", type=click.Path())
+@click.option("--missing", is_flag=True, help="Only pages of reports that have no archive_url yet.")
+@click.option("--base-url", metavar="URL", help="The Wayback Machine's address [env: CIVHARM_ARCHIVE_URL; default: https://web.archive.org].")
+@click.option("--deadline", type=click.FloatRange(1, 3600), default=300, show_default=True, help="Seconds a capture may take before the run fails.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk cache of fetched captures [default: the user cache folder].")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+def archive(package, missing, base_url, deadline, cache_dir, today, debug):
+    """Capture each active report's page in the Wayback Machine and record archive_url, archived_at, text_sha256.
+
+    Uses Save Page Now (needs internet; optional keys in CIVHARM_SPN_ACCESS_KEY and
+    CIVHARM_SPN_SECRET_KEY). Rate limits and server errors are retried with backoff; a capture
+    that does not complete within --deadline fails the run. reports.csv and the corrections
+    log (changes.csv) are written together at the end, or not at all.
+
+    \b
+    Examples:
+      civharm archive --missing
+      civharm archive --base-url http://127.0.0.1:8080 --deadline 60
+    """
+    from .archive import BASE_URL_ENV, DEFAULT_BASE_URL, Settings, archive as run_archive
+    from .package import load_package
+    from .pages import Fetcher
+
+    day = _parse_today(today)
+    pkg = load_package(package)
+    settings = Settings(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, deadline=deadline)
+    fetcher = Fetcher(cache_dir or _default_cache(), settings.timeout)
+    result = run_archive(pkg, settings, fetcher, day, missing, progress=lambda line: click.echo(line, err=True))
+    for capture in result.captures:
+        click.echo(f"{capture.url}\t{capture.archive_url}")
+    changed = f"wrote {pkg['reports'].path} and {pkg['changes'].path}" if result.files else "nothing to change"
+    click.echo(f"{len(result.captures)} pages captured; {result.reports_changed} reports updated; {changed}", err=True)
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
 @click.option("--check", is_flag=True, help="Do not write; exit 1 when a generated document is out of date.")
 @debug_option
 @handle_errors

@@ -182,7 +182,8 @@ def _digit_pattern(lang: str) -> re.Pattern:
     grouped = rf"\d{{1,3}}(?:{re.escape(group)}\d{{3}})+|" if group else ""
     tail = rf"(?!\d|{re.escape(decimal)}\d" + (rf"|{re.escape(group)}\d)" if group else ")")
     # not part of a decimal, a time (07:45), a date (16/03), a zero-padded field (01) or an ordinal (2nd)
-    return re.compile(rf"(?<![\d:/{re.escape(decimal + group)}])(?!0\d)(?:{grouped}\d+){tail}(?![^\W\d_]|:\d|/\d)")
+    before = rf"(?<![\d:/])(?<!\d{re.escape(decimal)})" + (rf"(?<!\d{re.escape(group)})" if group else "")
+    return re.compile(rf"{before}(?!0\d)(?:{grouped}\d+){tail}(?![^\W\d_]|:\d|/\d)")
 
 
 @lru_cache(maxsize=64)
