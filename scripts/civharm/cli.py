@@ -483,7 +483,8 @@ def _prompt_submission(pkg):
     if source_id not in set(pkg["sources"].frame["source_id"]):
         echo(f"{source_id!r} is a new source; describe it.")
         source = {"source_id": source_id, **_prompt_fields(pkg["sources"], {"source_id"} | AUTO_FIELDS, echo)}
-    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS, echo)}
+    written_by_archive = {"archive_url", "archived_at", "text_sha256"}  # `civharm archive` fills these
+    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS | written_by_archive, echo)}
     return Submission(report=report, incident=incident, source=source)
 
 
