@@ -262,3 +262,14 @@ def test_the_real_claimants_name_rule():
     assert evidence.claimant_name("Governor of Kharkiv region (not named on the page), on Telegram") == "Kharkiv"
     assert evidence.claimant_name("BBC, as summarised by Newser") == "BBC"
     assert evidence.name_on_page("Gladkov", "Губернатор Гладков сообщил")
+
+
+def test_hostile_rows_give_findings_or_one_error_line_never_a_traceback(package, tmp_path):
+    folder = store(tmp_path, {URL: GOOD_PAGE, OTHER_URL: OTHER_PAGE})
+    set_cell(reports(package), 2, "published_date", "2024-13-45")  # validate's to report
+    set_cell(reports(package), 2, "all_killed", "9" * 40)
+    assert findings(package, folder) == [("data/reports.csv", 2, "all_killed", "evidence/figure-not-on-page")]
+    text = reports(package).read_text(encoding="utf-8")
+    reports(package).write_text(text.replace(",url,", ",link,", 1), encoding="utf-8")
+    result = verify(package, folder)
+    assert result.exit_code == 2 and result.output == "Error: data/reports.csv: no column url; run civharm validate\n"

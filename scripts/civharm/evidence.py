@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import pages as page_text
 from .figures import FIGURES
-from .findings import Finding, RuleDoc, Severity
+from .findings import CivharmError, Finding, RuleDoc, Severity
 from .package import Package
 
 RULES = {r.id: r for r in (
@@ -370,8 +370,11 @@ def _row_findings(report, row: pd.Series, page: page_text.Page, result: Result) 
         if name and not name_on_page(name, page.text):
             report(row, "evidence/claimant-not-on-page", "claimant", f"the page ({page.origin}) does not name {name!r}")
     published, precision = _cell(row, "published_date"), _cell(row, "published_precision")
-    if published and precision in ("day", "month", "year"):
-        day = dt.date.fromisoformat(published[:10])
+    try:
+        day = dt.date.fromisoformat(published) if published and precision in ("day", "month", "year") else None
+    except ValueError:
+        day = None  # not a date: a structural error that `civharm validate` reports
+    if day is not None:
         if not date_on_page(day, precision, lang, page.text, _cell(row, "url")):
             report(row, "evidence/date-not-on-page", "published_date",
                    f"{published} ({precision}) is neither on the page ({page.origin}) nor in its URL")
@@ -386,6 +389,9 @@ def check(package: Package, store: page_text.PageStore | None, fetcher: page_tex
     """Compare every active report with its page; each page is read once."""
     resource = package["reports"]
     frame = resource.frame
+    absent = [name for name in ("status", "url") if name not in frame.columns]
+    if absent:
+        raise CivharmError(f"{resource.path}: no column {', '.join(absent)}; run civharm validate")
     result = Result()
 
     def report(row, rule_id, field_name, message, words=None):
@@ -394,7 +400,7 @@ def check(package: Package, store: page_text.PageStore | None, fetcher: page_tex
         if words:
             result.context[finding] = words
 
-    active = frame[frame["status"] == "active"] if "status" in frame else frame.iloc[0:0]
+    active = frame[frame["status"] == "active"]
     for (url, archive_url), rows in active.groupby([active["url"], active.get("archive_url", pd.Series("", index=active.index))],
                                                    sort=False, dropna=False):
         try:
