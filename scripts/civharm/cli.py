@@ -235,7 +235,7 @@ def archive(package, missing, base_url, deadline, cache_dir, today, debug):
       civharm archive --missing
       civharm archive --base-url http://127.0.0.1:8080 --deadline 60
     """
-    from .archive import BASE_URL_ENV, DEFAULT_BASE_URL, Settings, archive as run_archive
+    from .wayback import BASE_URL_ENV, DEFAULT_BASE_URL, Settings, archive as run_archive
     from .package import load_package
     from .pages import Fetcher
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from civharm import archive, history, pages
+from civharm import history, pages, wayback
 from civharm.cli import main
 from civharm.package import load_package
 
@@ -89,7 +89,7 @@ FAST = dict(poll=0.01, backoff=0.01, max_wait=0.05, retries=3, deadline=0.5, tim
 
 
 def run(package: Path, base: str, tmp_path: Path, **settings):
-    return archive.archive(load_package(package), archive.Settings(base_url=base, **{**FAST, **settings}),
+    return wayback.archive(load_package(package), wayback.Settings(base_url=base, **{**FAST, **settings}),
                            pages.Fetcher(tmp_path / "cache"), dt.date(2026, 12, 1), missing=False)
 
 
@@ -108,7 +108,7 @@ def test_archive_records_the_capture_and_logs_every_field(valid_package, tmp_pat
         assert (row["record_version"], row["last_updated"]) == ("2", "2026-12-01")
     log = rows(valid_package / "data" / "changes.csv")
     assert sorted((c["record_id"], c["field"], c["record_version"]) for c in log) == sorted(
-        (r["report_id"], name, "2") for r in written for name in archive.FIELDS)
+        (r["report_id"], name, "2") for r in written for name in wayback.FIELDS)
     assert history.check(before, load_package(valid_package)) == []  # versioned and logged as the history gate wants
     assert "1 pages captured; 2 reports updated" in result.output
     again = CliRunner().invoke(main, ["archive", str(valid_package), "--missing", "--base-url", base])
@@ -135,7 +135,7 @@ def test_429_is_waited_out_then_the_capture_succeeds(valid_package, tmp_path):
 def test_a_failure_leaves_data_byte_identical(valid_package, tmp_path, script, message):
     before = snapshot(valid_package)
     with stand_in(script) as (base, _):
-        with pytest.raises(archive.CivharmError, match="nothing written") as caught:
+        with pytest.raises(wayback.CivharmError, match="nothing written") as caught:
             run(valid_package, base, tmp_path)
     assert message in str(caught.value)
     assert snapshot(valid_package) == before
