@@ -146,13 +146,14 @@ def test_prompts_offer_definitions_skip_unused_qualifiers_and_write_after_confir
 
     monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
     answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
-               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "y"]
+               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "", "y"]
     result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", TODAY], input="\n".join(answers) + "\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "  regional_authority: Governor, regional or city administration of the place harmed." in result.output
     assert "'bogus' is not one of exact, at_least, more_than, about, up_to (or leave it empty)" in result.output
     assert "civilians_injured_qualifier" not in result.output  # no figure, so no qualifier question
+    assert "figures_derived (optional)" in result.output and "archive_url" not in result.output  # civharm archive writes that
     incident = load_package(real)["incidents"].frame.set_index("incident_id").loc[TYOTKINO_ID]
     assert incident["civilians_killed_min"] == "1" and incident["record_version"] == "2"
 

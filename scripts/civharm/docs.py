@@ -7,7 +7,7 @@ committed copy differs.
 from __future__ import annotations
 
 
-from . import charts, duplicates, figures, history, identity, rules, structure
+from . import charts, duplicates, evidence, figures, history, identity, rules, structure
 from .findings import CivharmError
 from .rules import counts
 from .package import Package
@@ -74,7 +74,24 @@ def codebook(package: Package) -> str:
                 "| rule | severity | what it checks | why |", "|---|---|---|---|"]
         out += [f"| `{rule_id}` | {severity} | {_cell(title)} | {_cell(why)} |" for rule_id, severity, title, why in sorted(catalogue)]
         out.append("")
+    out += _evidence_section()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _evidence_section() -> list[str]:
+    """The rules of ``civharm verify-sources`` and the words it recognises, from ``evidence``."""
+    import inspect
+
+    out = ["## Source verification rules", "",
+           "`civharm verify-sources` compares each active report with its page's text (it is not part of `validate`, "
+           "which stays offline). Its findings:", "",
+           "| rule | severity | what it checks | why |", "|---|---|---|---|"]
+    out += [f"| `{r.id}` | {r.severity.value} | {_cell(r.title)} | {_cell(r.rationale)} |" for r in sorted(evidence.RULES.values(), key=lambda r: r.id)]
+    out += ["", "Number words recognised: " + " ".join(inspect.getdoc(evidence.number_words).split("\n\n")[1].split()), "",
+            "Qualifier words recognised directly before a figure (Russian and Ukrainian \"до\" is left out: it also means \"rose to\"; \"about one\" reads as \"concerning one\", not as an approximation):", "", "| language | qualifier | words |", "|---|---|---|"]
+    for lang, kinds in evidence.QUALIFIERS.items():
+        out += [f"| {lang} | `{kind}` | {_cell(', '.join(words))} |" for kind, words in kinds.items()]
+    return out + [""]
 
 
 def _figures_as_stated(report: dict) -> str:
