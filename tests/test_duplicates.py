@@ -57,7 +57,7 @@ def test_reentered_incident_with_shifted_date_and_other_spelling_fails_naming_bo
     assert old in near[0].message and new in near[0].message
     assert near[0].file == "data/incidents.csv" and near[0].field == "incident_id"
     assert "names of the same GeoNames place 483166" in near[0].message
-    assert "match probability" in near[0].message and "place +8.6 (" in near[0].message and "date +3.4 (" in near[0].message
+    assert "match probability" in near[0].message and "place +8.0 (" in near[0].message and "date +3.4 (" in near[0].message
     assert "data/duplicate_decisions.csv" in near[0].message
     assert report.exit_code() == 1
 
@@ -379,7 +379,7 @@ def test_same_city_same_day_at_another_site_and_time_is_not_flagged():
     same = _pair({**KHARKIV, "site_type": "shopping_centre", "time_of_day": "afternoon"},
                  {**KHARKIV, "site_type": "shopping_centre", "time_of_day": "16:10"})
     [found] = _flagged(same)
-    assert "site +2.2 (shopping_centre vs shopping_centre)" in found.reasons and "time +1.6 (afternoon vs 16:10)" in found.reasons
+    assert "site +2.3 (shopping_centre vs shopping_centre)" in found.reasons and "time +1.6 (afternoon vs 16:10)" in found.reasons
 
 
 def test_a_far_larger_toll_with_little_else_in_common_is_not_flagged():

@@ -125,7 +125,7 @@ FIGURE_SQL = ", ".join([_figure_sql(kind) for kind in ("killed", "injured")] + [
 
 MODEL = (
     Comparison("place", "Locality: GeoNames place, names, distance, subdivision.", (
-        Level("same_small_place", f"shared_place AND coalesce(population, 0) < {LARGE_PLACE}", 0.30, 0.0008,
+        Level("same_small_place", f"shared_place AND coalesce(population, 0) < {LARGE_PLACE}", 0.30, 0.0012,
               "the same GeoNames place, under {population_words} inhabitants or unknown: few incidents share it"),
         Level("same_large_place", "shared_place", 0.45, 0.02, f"the same GeoNames place of {LARGE_PLACE:,} inhabitants or more"),
         Level("far_apart", f"km > {FAR_KM}", 0.01, 0.50, f"points more than {FAR_KM} km apart"),
@@ -133,9 +133,9 @@ MODEL = (
         Level("near", f"km <= {NEAR_KM}", 0.03, 0.006, f"points within {NEAR_KM} km"),
         Level("same_area", "unnamed AND x_area <> '' AND x_area = y_area", 0.04, 0.01, "one side names no locality; the same district (area)"),
         Level("different_area", "unnamed AND x_area <> '' AND y_area <> ''", 0.005, 0.08, "one side names no locality; different districts (areas)"),
-        Level("unnamed_same_subdivision", "unnamed AND same_subdivision", 0.10, 0.04, "one side names no locality; same subdivision"),
+        Level("unnamed_same_subdivision", "unnamed AND same_subdivision", 0.10, 0.03, "one side names no locality; same subdivision"),
         Level("too_coarse", "unnamed", 0.005, 0.10, "one side names no locality, and a subdivision is missing"),
-        Level("different", None, 0.01, 0.2404, "different localities"),
+        Level("different", None, 0.01, 0.2508, "different localities"),
     )),
     Comparison("date", "Date intervals (date_start..date_end), by how they meet and how wide they are.", (
         Level("same_day", "wide = 1 AND gap = 0", 0.41, 0.0117, "the same day"),
@@ -156,10 +156,10 @@ MODEL = (
     )),
     Comparison("figures", "Killed and injured (any status), as ranges: a rising toll is compatible, a far larger one is not.", (
         Level("far", "killed_far OR injured_far", 0.05, 0.30, f"a toll more than {FIGURE_RATIO}× the other + {FIGURE_SLACK}"),
-        Level("equal_both", "killed_equal AND injured_equal AND harmed", 0.20, 0.05, "the same killed and injured, not both zero"),
+        Level("equal_both", "killed_equal AND injured_equal AND harmed", 0.20, 0.067, "the same killed and injured, not both zero"),
         Level("equal", "(killed_cmp OR injured_cmp) AND (killed_equal OR NOT killed_cmp) AND (injured_equal OR NOT injured_cmp)", 0.25, 0.11,
               "the same lowest figures where both give one"),
-        Level("compatible", "killed_cmp OR injured_cmp", 0.50, 0.54, "different but compatible figures (a toll can rise)"),
+        Level("compatible", "killed_cmp OR injured_cmp", 0.50, 0.523, "different but compatible figures (a toll can rise)"),
         Level("unknown", None, None, None, "no figure on both sides"),
     )),
     Comparison("urls", "Report URLs shared by the two incidents' active reports; a page that names two places names two incidents.", (
@@ -174,8 +174,8 @@ MODEL = (
         Level("unknown", None, None, None, "a side has no reports"),
     )),
     Comparison("site", "Site within the place (site_type; `other` says nothing).", (
-        Level("same", "x_site <> '' AND x_site = y_site", 0.90, 0.20, "the same kind of site"),
-        Level("different", "x_site <> '' AND y_site <> ''", 0.10, 0.80, "different kinds of site"),
+        Level("same", "x_site <> '' AND x_site = y_site", 0.96, 0.20, "the same kind of site"),
+        Level("different", "x_site <> '' AND y_site <> ''", 0.04, 0.80, "different kinds of site"),
         Level("unknown", None, None, None, "a side's site not recorded"),
     )),
     Comparison("time", "Time of day, compared on the same day only.", (
