@@ -7,7 +7,7 @@ committed copy differs.
 from __future__ import annotations
 
 
-from . import charts, duplicates, evidence, figures, history, identity, rules, structure
+from . import charts, duplicates, evidence, figures, history, identity, linkage, rules, structure
 from .findings import CivharmError
 from .rules import counts
 from .package import Package
@@ -63,6 +63,7 @@ def codebook(package: Package) -> str:
     out += ["## The figure rule", "", figures.RULE_TEXT, ""]
     out += ["## Record identity", "", identity.identity_text(), ""]
     out += ["## Plausibility bounds on counts", "", counts.BOUNDS_TEXT, ""]
+    out += ["## The near-duplicate model", "", linkage.codebook_text(), ""]
     registry = rules.load_all()
     catalogue = [(r.id, r.severity.value, r.title, r.rationale) for r in registry.values()]
     for stage in (structure.RULES, duplicates.RULES, history.RULES):
