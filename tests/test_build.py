@@ -70,13 +70,12 @@ def real(tmp_path_factory):
 
 @pytest.fixture
 def mixed(tmp_path) -> Path:
-    """valid-minimal with a merged incident, a retracted damage row and formula-like text."""
+    """valid-minimal with a merged incident and a retracted damage row."""
     package = build_package(tmp_path / "pkg")
     incidents = package / "data" / "incidents.csv"
     set_cell(incidents, 3, "status", "merged")
     set_cell(incidents, 3, "merged_into", FIRST)
-    set_cell(incidents, 3, "status_reason", "+1 duplicate of the first incident")
-    set_cell(incidents, 2, "summary", FORMULA)
+    set_cell(incidents, 3, "status_reason", "Duplicate of the first incident")
     set_cell(package / "data" / "damage.csv", 3, "status", "retracted")
     return package
 
@@ -299,13 +298,20 @@ def test_merged_and_retracted_rows_stay_out_of_count_files_but_not_the_zip_or_sq
     assert pq.read_table(dist / f"civharm-{v}-parquet" / "incidents.parquet").num_rows == 2
 
 
-def test_formula_like_text_is_written_as_text_in_the_xlsx(mixed, tmp_path):
+def test_formula_like_text_stops_the_build_with_its_place_and_reaches_no_file(mixed, tmp_path):
+    """Even a package handed to build() without validation: no release file gets a formula cell."""
+    set_cell(mixed / "data" / "incidents.csv", 2, "summary", FORMULA)
+    with pytest.raises(CivharmError) as caught:
+        build(mixed, tmp_path / "dist")
+    assert str(caught.value) == ("data/incidents.csv:2: summary: '=HYPERLINK(\"http://example.org/x\",\"click\") looks like a for… "
+                                 "(80 characters) starts with '=', which spreadsheets run as a formula [text/formula-prefix]; "
+                                 "run `civharm validate`")
+    assert list(tmp_path.iterdir()) == [mixed]
+
+
+def test_text_cells_are_written_as_text_in_the_xlsx(mixed, tmp_path):
     build(mixed, tmp_path / "dist")
     path = tmp_path / "dist" / f"civharm-{version_of(mixed)}.xlsx"
-    sheet = openpyxl.load_workbook(path)["incidents"]
-    header = [cell.value for cell in sheet[1]]
-    summary = sheet.cell(row=2, column=header.index("summary") + 1)
-    assert summary.value == FORMULA and summary.data_type == "s"
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
     assert not any(b"<f>" in xml or b"<f " in xml for xml in sheets)
@@ -380,6 +386,21 @@ def test_cli_build_prints_the_files_and_says_active_only(valid_package):
     assert second.startswith("Active incidents only (2 of 2)") and f"civharm-{version}-dev.nogit.zip" in second
 
 
+@pytest.mark.parametrize(("cell", "value", "rule"), [
+    ("summary", FORMULA, "text/formula-prefix"),
+    ("date_end", "2020-01-01", "dates/end-before-start"),
+], ids=["formula", "dates"])
+def test_cli_build_refuses_a_package_that_does_not_validate(valid_package, tmp_path, cell, value, rule):
+    """Exit 1, the findings printed as `validate` prints them, nothing written."""
+    set_cell(valid_package / "data" / "incidents.csv", 2, cell, value)
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 1, result.output
+    assert f"data/incidents.csv:2: {cell}: " in result.stdout and f"[{rule}]" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("invalid: ")
+    assert result.stderr.splitlines()[-1].startswith("Error: cannot build: the package does not validate (")
+    assert list(tmp_path.iterdir()) == [valid_package]
+
+
 def test_cli_build_error_is_one_line_and_exit_2(valid_package, tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
@@ -449,9 +470,12 @@ def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(val
     descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
     descriptor["resources"][2]["path"] = f"data/../../{valid_package.name}/data/damage.csv"
     (valid_package / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
-    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-1] == (
-        "Error: datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
+    with pytest.raises(CivharmError) as caught:  # build() itself, since `civharm build` stops at validation first
+        build(valid_package, tmp_path / "dist")
+    assert str(caught.value) == (
+        "datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
         "the release zip is unpacked in; write it without '..' or '.' parts")
+    assert list(tmp_path.iterdir()) == [valid_package]
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 1 and "does not validate" in result.stderr, result.output
     assert list(tmp_path.iterdir()) == [valid_package]

@@ -41,6 +41,7 @@ from . import charts
 from .atomic import FaultHook
 from .findings import CivharmError, quote
 from .package import DESCRIPTOR, Package, Resource, load_package
+from .rules.text import FORMULA
 
 # 1980-01-01T00:00:00Z, the earliest time a zip entry can record: used when neither
 # SOURCE_DATE_EPOCH nor a git commit says when the package was last changed.
@@ -125,7 +126,9 @@ def _version(package: Package) -> str:
 def _records(resource: Resource) -> list[dict]:
     """Rows as Python values of the schema's types; refuses cells that do not convert.
 
-    ``Resource.typed`` turns a bad cell into NA; writing that would lose data silently.
+    ``Resource.typed`` turns a bad cell into NA; writing that would lose data silently. A text
+    cell a spreadsheet would run as a formula is refused here too, so none reaches any file
+    even when the package was not validated first (``text/formula-prefix``).
     """
     fields = resource.schema.get("fields", [])
     missing = [f["name"] for f in fields if f["name"] not in resource.frame.columns]
@@ -153,10 +156,17 @@ def _records(resource: Resource) -> list[dict]:
             elif kind == "date":
                 out.append(value.date())
             else:
-                out.append(str(value))
+                out.append(_not_formula(resource, name, len(out), str(value)))
         columns[name] = out
     names = list(columns)
     return [dict(zip(names, row)) for row in zip(*columns.values())] if names else []
+
+
+def _not_formula(resource: Resource, name: str, index: int, value: str) -> str:
+    if FORMULA.match(value):
+        raise CivharmError(f"{resource.path}:{resource.line_of(index)}: {name}: {quote(value, 60)} starts with "
+                           f"{value[0]!r}, which spreadsheets run as a formula [text/formula-prefix]; run `civharm validate`")
+    return value
 
 
 def _is_active(row: dict) -> bool:

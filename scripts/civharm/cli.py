@@ -264,7 +264,10 @@ def download(version, base_url, to, force, debug):
 @debug_option
 @handle_errors
 def build(package, out, debug):
-    """Write the release files into dist/, reproducibly and all or nothing.
+    """Write the release files into dist/, reproducibly and all or nothing, from a package that validates.
+
+    The package is validated first, as `civharm validate` does; any error stops the build
+    (exit 1, the findings printed) before anything is written.
 
     Files are labelled with the release version when the data is exactly a recorded release,
     otherwise with the next version and a pre-release suffix naming the commit
@@ -285,8 +288,16 @@ def build(package, out, debug):
     from .build import active_only_note, build as build_release
     from .releases import build_version
     from .package import load_package
+    from .validate import Options, run
 
     pkg = load_package(package)
+    if not pkg.findings:  # a package that cannot be read stops inside build_release (exit 2)
+        report = run(pkg, Options(today=dt.date.today()))
+        if report.exit_code() != 0:
+            click.echo(render.text(report), nl=False)
+            click.echo(f"Error: cannot build: the package does not validate ({report.counts['error']} error(s) above); "
+                       "fix them, then build again", err=True)
+            _leave(1)
     label = build_version(pkg.root)
     click.echo(f"building version {label}", err=True)
     for path in build_release(pkg, Path(out) if out else pkg.root / "dist", version=label):
