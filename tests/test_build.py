@@ -45,7 +45,8 @@ def schema(package: Path, name: str) -> dict:
 
 
 def active(rows: list[dict]) -> list[dict]:
-    return [row for row in rows if row.get("status", "active") == "active"]
+    """The rows people count: active and not superseded."""
+    return [row for row in rows if row.get("status", "active") == "active" and not row.get("superseded_by")]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -273,6 +274,36 @@ def test_hxl_csv_has_tags_from_the_schema_and_active_incidents(real):
 
 
 # --- active rows only where people count ---------------------------------------------------------
+
+def _view_ids(db, view: str, key: str) -> list[str]:
+    return [row[0] for row in db.execute(f'SELECT "{key}" FROM "{view}" ORDER BY rowid')]
+
+
+def test_every_file_people_count_from_holds_the_rows_of_the_views(real):
+    """XLSX sheets, GeoJSON and HXL CSV hold exactly the rows of active_incidents and current_reports."""
+    package, dist = real
+    v = version_of(package)
+    db = sqlite3.connect(dist / f"civharm-{v}.sqlite")
+    try:
+        incidents = _view_ids(db, "active_incidents", "incident_id")
+        reports = _view_ids(db, "current_reports", "report_id")
+        placed = {row[0] for row in db.execute("SELECT incident_id FROM active_incidents WHERE latitude IS NOT NULL")}
+    finally:
+        db.close()
+    assert len(reports) < len(tables(package)["reports"])  # the real data has superseded and retracted reports
+    book = openpyxl.load_workbook(dist / f"civharm-{v}.xlsx", read_only=True)
+    try:
+        assert [row[0] for row in book["incidents"].iter_rows(min_row=2, values_only=True)] == incidents
+        assert [row[0] for row in book["reports"].iter_rows(min_row=2, values_only=True)] == reports
+        readme = {row[0]: row[1] for row in book["README"].iter_rows(values_only=True) if row and row[0] in ("incidents", "reports")}
+    finally:
+        book.close()
+    assert readme == {"incidents": str(len(incidents)), "reports": str(len(reports))}
+    collection = json.loads((dist / f"civharm-{v}-incidents.geojson").read_text(encoding="utf-8"))
+    assert [f["id"] for f in collection["features"]] == [i for i in incidents if i in placed]
+    hxl = list(csv.reader(io.StringIO((dist / f"civharm-{v}-incidents-hxl.csv").read_text(encoding="utf-8"))))
+    assert [row[0] for row in hxl[2:]] == incidents
+
 
 def test_merged_and_retracted_rows_stay_out_of_count_files_but_not_the_zip_or_sqlite(mixed, tmp_path):
     dist = tmp_path / "dist"

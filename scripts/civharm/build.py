@@ -170,8 +170,12 @@ def _not_formula(resource: Resource, name: str, index: int, value: str) -> str:
 
 
 def _is_active(row: dict) -> bool:
-    """Rows without a status column (the corrections log) are always shown."""
-    return row.get("status", ACTIVE) == ACTIVE
+    """Whether people count this row: active, and not superseded by a later report.
+
+    The same rows as the SQLite views ``active_incidents`` and ``current_reports``; rows
+    without a status column (the corrections log) are always shown.
+    """
+    return row.get("status", ACTIVE) == ACTIVE and not row.get("superseded_by")
 
 
 def _active(release: Release, name: str) -> list[dict]:
@@ -199,7 +203,7 @@ def active_only_note(package: Package, version: str | None = None) -> str:
     return (f"Active incidents only ({active} of {total}): the XLSX, GeoJSON and HXL CSV files leave out "
             "merged incidents (their reports count toward the incident they were merged into) and retracted "
             "ones (withdrawn), so that nothing is counted twice or counted after withdrawal; the same goes for "
-            f"retracted reports, damage and sources. civharm-{version}.zip, civharm-{version}.sqlite and the Parquet "
+            f"retracted reports, damage and sources, and for reports superseded by a later one. civharm-{version}.zip, civharm-{version}.sqlite and the Parquet "
             "files hold every row.")
 
 
