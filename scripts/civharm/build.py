@@ -40,6 +40,7 @@ import xlsxwriter
 from . import charts
 from .atomic import FaultHook
 from .findings import CivharmError, quote
+from .history import read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
 from .rules.text import FORMULA
 
@@ -251,14 +252,25 @@ def _readme(release: Release) -> str:
     return "\n".join(lines)
 
 
+def release_created(release: Release) -> str:
+    """The descriptor's ``created``: the release date recorded in releases.json (as CITATION.cff's
+    ``date-released``), else, for a build between releases, the build time."""
+    for entry in read_releases(release.package.root):
+        if entry.get("version") == release.version and re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(entry.get("date", ""))):
+            return f"{entry['date']}T00:00:00Z"
+    return release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def data_package_zip(release: Release) -> bytes:
     """The package as published: the CSV bytes as committed, a descriptor with hash and bytes per resource."""
     package = release.package
     descriptor = copy.deepcopy(package.descriptor)
-    descriptor["created"] = release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    descriptor["created"] = release_created(release)
     files: dict[str, bytes] = {}
     for index, spec in enumerate(descriptor["resources"]):
         resource = package[spec["name"]]
+        if "description" not in spec and resource.schema.get("description"):
+            spec["description"] = resource.schema["description"]  # declared once, in the Table Schema
         for key, path in (("path", resource.path), ("schema", resource.schema_path)):
             if path and _leaves_folder(path):
                 raise CivharmError(f"{DESCRIPTOR}#/resources/{index}/{key}: {quote(path)} would unpack outside the folder "
