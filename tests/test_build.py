@@ -234,6 +234,24 @@ def test_parquet_has_every_row_and_the_schema_types(real):
     assert str(incidents[0]["date_start"]) == tables(package)["incidents"][0]["date_start"]
 
 
+def test_a_default_pandas_read_of_parquet_gives_nullable_integers_and_dates(real):
+    """`pd.read_parquet(path)`, no arguments: integer columns with empty cells stay integers, dates are dates."""
+    package, dist = real
+    import pandas as pd
+
+    for name in tables(package):
+        frame = pd.read_parquet(dist / f"civharm-{version_of(package)}-parquet" / f"{name}.parquet")
+        for f in schema(package, name)["fields"]:
+            dtype = frame[f["name"]].dtype
+            if f["type"] == "integer":
+                assert dtype == pd.Int64Dtype(), (name, f["name"], dtype)
+            elif f["type"] == "date":
+                assert pd.api.types.is_datetime64_any_dtype(dtype) or str(dtype).startswith("date32"), (name, f["name"], dtype)
+    incidents = pd.read_parquet(dist / f"civharm-{version_of(package)}-parquet" / "incidents.parquet")
+    assert incidents["civilians_killed_min"].isna().any()  # empty cells are <NA>, in an integer column
+    assert str(incidents["date_start"].iloc[0]) == tables(package)["incidents"][0]["date_start"]
+
+
 def test_xlsx_has_a_readme_first_then_active_rows_of_every_table(real):
     package, dist = real
     book = openpyxl.load_workbook(dist / f"civharm-{version_of(package)}.xlsx", read_only=True)

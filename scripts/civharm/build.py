@@ -351,6 +351,21 @@ def write_sqlite(release: Release, path: Path) -> None:
         db.close()
 
 
+# The pandas types a default ``pd.read_parquet`` should give: nullable integers, not float64 with
+# NaN, and dates, not Python objects.
+PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.date32(): pd.ArrowDtype(pa.date32())}
+
+
+def _with_pandas_metadata(table: pa.Table) -> pa.Table:
+    """The table with the ``pandas`` schema metadata that pyarrow writes for these pandas types.
+
+    pandas restores a column's dtype from that metadata; without it a default read turns an
+    integer column with empty cells into float64 and dates into objects.
+    """
+    frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
+    return pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
+
+
 def parquet_bytes(release: Release, name: str) -> bytes:
     """One table with Arrow types from the schema; descriptions travel as field metadata."""
     schema = release.package[name].schema
@@ -362,7 +377,7 @@ def parquet_bytes(release: Release, name: str) -> bytes:
     arrow_schema = pa.schema(fields, metadata={"description": schema.get("description", ""),
                                                "primaryKey": json.dumps(schema.get("primaryKey", []))})
     try:
-        table = pa.Table.from_pylist(release.records[name], schema=arrow_schema)
+        table = _with_pandas_metadata(pa.Table.from_pylist(release.records[name], schema=arrow_schema))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise CivharmError(f"{release.package[name].path}: cannot write Parquet: {exc}; run `civharm validate`")
     buffer = io.BytesIO()
