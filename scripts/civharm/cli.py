@@ -226,7 +226,7 @@ def _stop_on_signals():
 @click.argument("version")
 @click.option("--base-url", metavar="URL",
               help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
-                   "[env: CIVHARM_RELEASES_URL; no default].")
+                   "[env: CIVHARM_RELEASES_URL; default: \"civharm:releases\" in the datapackage.json of the package you are in].")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
 @click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists "
                                            "(only a folder download unpacked, or an empty one).")
