@@ -191,6 +191,11 @@ def test_download_with_nothing_set_uses_the_address_in_the_descriptor(server, re
     result = invoke("download", VERSION)
     assert result.exit_code == 0, result.output
     assert result.stdout == f"{tmp_path / 'cache' / 'civharm' / VERSION}\n"
+    publish_as = site / f"v{VERSION}"  # GitHub's layout: …/releases/download/v1.0.0/FILE
+    (site / VERSION).rename(publish_as)
+    descriptor["civharm:releases"] = base + "/v{version}"
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    assert invoke("download", VERSION, "--force").exit_code == 0
     monkeypatch.setenv("CIVHARM_RELEASES_URL", "http://127.0.0.1:9/unused")  # the variable still overrides
     assert "127.0.0.1:9" in invoke("download", VERSION, "--force").output
 

@@ -1,6 +1,8 @@
 """Fetch a published release and load any copy of the package as typed pandas tables.
 
-``download`` fetches ``<base>/<VERSION>/SHA256SUMS`` and ``<base>/<VERSION>/civharm-<VERSION>.zip``,
+``download`` fetches ``<base>/<VERSION>/SHA256SUMS`` and ``<base>/<VERSION>/civharm-<VERSION>.zip``
+(a base holding ``{version}`` names the folder itself, as GitHub's
+``…/releases/download/v{version}`` does),
 checks the zip's length and checksum, and unpacks it into the cache (or a chosen folder)
 through a temporary folder beside the target and one rename: a bad checksum, a cut connection,
 an unsafe zip or a limit passed (``civharm.limits``: sizes, deadline, redirects) leaves nothing
@@ -289,8 +291,9 @@ def download(version: str, base_url: str | None = None, to: str | Path | None = 
     _check_version(version)
     target = Path(to) if to is not None else cache_dir(version)
     name = release_zip_name(version)
-    url = f"{base}/{version}/{name}"
-    sums_url = f"{base}/{version}/{CHECKSUMS}"
+    folder = base.replace("{version}", version) if "{version}" in base else f"{base}/{version}"
+    url = f"{folder}/{name}"
+    sums_url = f"{folder}/{CHECKSUMS}"
     if _already_there(target, force):
         return Downloaded(version, target, url, 0, "", fetched=False)
 
