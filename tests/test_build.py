@@ -217,6 +217,36 @@ def test_sqlite_holds_every_row_with_keys_indexes_descriptions_and_views(real):
         db.close()
 
 
+def test_datasette_on_the_released_sqlite_gives_the_serve_site(real):
+    """`datasette civharm-V.sqlite -m civharm-V-datasette.json`: metadata, search and facets as `civharm serve` has them."""
+    import asyncio
+
+    from datasette.app import Datasette
+    from datasette.utils import tilde_encode
+
+    package, dist = real
+    v = version_of(package)
+    url = "/" + tilde_encode(f"civharm-{v}")  # Datasette's URL form of a name with dots
+    meta = json.loads((dist / f"civharm-{v}-datasette.json").read_text(encoding="utf-8"))
+    site = Datasette([str(dist / f"civharm-{v}.sqlite")], metadata=meta)
+
+    async def fetch(*paths):
+        return [await site.client.get(path) for path in paths]
+
+    database, browse, search = asyncio.run(fetch(
+        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod"))
+    assert meta["title"] == json.loads((package / "datapackage.json").read_text(encoding="utf-8"))["title"]
+    assert meta["license_url"].startswith("https://")
+    shown = {t["name"] for t in database.json()["tables"] if not t["hidden"]}
+    assert shown == set(tables(package))  # _columns, _package and the full-text tables are hidden
+    incidents_meta = meta["databases"][f"civharm-{v}"]["tables"]["incidents"]
+    assert incidents_meta["columns"]["summary"] == next(f["description"] for f in schema(package, "incidents")["fields"]
+                                                         if f["name"] == "summary")
+    assert browse.status_code == 200 and "country_code" in browse.json()["facet_results"]
+    assert search.status_code == 200 and search.json()["rows"]
+    assert all("Belgorod" in " ".join(str(c) for c in row) for row in search.json()["rows"])
+
+
 def test_parquet_has_every_row_and_the_schema_types(real):
     package, dist = real
     for name, rows in tables(package).items():
@@ -528,3 +558,14 @@ def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(val
     result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
     assert result.exit_code == 1 and "does not validate" in result.stderr, result.output
     assert list(tmp_path.iterdir()) == [valid_package]
+
+
+def test_the_readme_lists_every_file_build_writes(real):
+    """README's "Releases and downloads" table names each file and folder of dist/, and nothing else."""
+    package, dist = real
+    v = version_of(package)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Releases and downloads", 1)[1].split("\n## ", 1)[0]
+    listed = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+    written = {p.name.replace(v, "X.Y.Z") + ("/" if p.is_dir() else "") for p in dist.iterdir()}
+    assert listed == written

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 import sqlite_utils
 import xlsxwriter
 
-from . import charts
+from . import browse, charts
 from .atomic import FaultHook
 from .findings import CivharmError, quote
 from .history import read_releases
@@ -230,7 +230,9 @@ def _readme(release: Release) -> str:
              release.provenance, "", "## Files of this release", "", "| file | holds |", "|---|---|",
              f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
              f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
-             "views `active_incidents` and `current_reports` |",
+             "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
+             f"| `{release.name('-datasette.json')}` | Datasette metadata: `datasette {release.name('.sqlite')} -m "
+             f"{release.name('-datasette.json')}` shows the site `civharm serve` shows |",
              f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
@@ -305,7 +307,7 @@ def _creation_order(package: Package) -> list[str]:
 
 
 def write_sqlite(release: Release, path: Path) -> None:
-    """Every row with keys, indexes, column descriptions in ``_columns`` and two views."""
+    """Every row with keys, indexes, column descriptions in ``_columns``, two views, and what Datasette browses."""
     package = release.package
     db = sqlite_utils.Database(str(path))
     try:
@@ -343,6 +345,7 @@ def write_sqlite(release: Release, path: Path) -> None:
                 "THEN incidents.merged_into ELSE reports.incident_id END AS counts_toward\n"
                 "FROM reports LEFT JOIN incidents ON incidents.incident_id = reports.incident_id\n"
                 "WHERE reports.status = 'active' AND reports.superseded_by IS NULL"))
+        browse.add_browsing(db, package)
         db.conn.commit()
         db.vacuum()
     except sqlite3.IntegrityError as exc:
@@ -364,6 +367,12 @@ def _with_pandas_metadata(table: pa.Table) -> pa.Table:
     """
     frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
     return pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
+
+
+def datasette_metadata_bytes(release: Release) -> bytes:
+    """The metadata ``civharm serve`` uses, for ``datasette civharm-X.Y.Z.sqlite -m civharm-X.Y.Z-datasette.json``."""
+    meta = browse.metadata(release.package, release.name(""))
+    return (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def parquet_bytes(release: Release, name: str) -> bytes:
@@ -534,6 +543,7 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     ]
     for name in release.package.resources:
         steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
+    steps.append((release.name("-datasette.json"), lambda p: _write(p, datasette_metadata_bytes(release))))
     steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
     if "incidents" in release.package.resources:
         steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
