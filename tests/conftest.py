@@ -71,6 +71,14 @@ def apply_edit(root: Path, edit: dict) -> None:
         else:
             del node[key]
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    elif kind == "repeat":  # generated text too long for case.json: `text` ("{i}" counts 0, 1, …) `times` times before `before`
+        data = path.read_text(encoding="utf-8")
+        assert edit["before"] in data, f"{edit['before']!r} not in {edit['file']}"
+        inserted = "".join(edit["text"].replace("{i}", str(i)) for i in range(edit["times"]))
+        path.write_text(data.replace(edit["before"], inserted + edit["before"], 1), encoding="utf-8")
+    elif kind == "symlink":  # `file` becomes a symbolic link to `target` (relative to the link's folder)
+        path.unlink(missing_ok=True)
+        path.symlink_to(edit["target"])
     else:
         raise ValueError(kind)
 

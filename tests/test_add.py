@@ -100,6 +100,18 @@ def test_unknown_incident_and_bad_file_are_clear_errors(real, tmp_path):
     assert result.exit_code == 2 and result.output.startswith(f"Error: {bad}") and "Traceback" not in result.output
 
 
+def test_a_table_whose_header_is_too_wide_to_keep_is_not_rewritten(real, tmp_path):
+    """The loader keeps only the first columns of a header with thousands of extra labels; rewriting would lose the rest."""
+    incidents = real / "data" / "incidents.csv"
+    header, rest = incidents.read_text(encoding="utf-8").split("\n", 1)
+    incidents.write_text(header + "".join(f",extra{i}" for i in range(500)) + "\n" + rest, encoding="utf-8")
+    before = snapshot(real)
+    result = add(write(tmp_path, {"incident": TYOTKINO_ID, "report": REPORT}), "--package", str(real))
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: data/incidents.csv: the header has ") and "too many to rewrite" in result.output
+    assert snapshot(real) == before
+
+
 def test_a_fault_between_two_file_writes_leaves_data_byte_identical(real):
     before = snapshot(real)
     package = load_package(real)

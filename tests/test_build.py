@@ -157,6 +157,27 @@ def test_bad_source_date_epoch_is_an_error(valid_package, tmp_path, monkeypatch)
         build(valid_package, tmp_path / "dist")
 
 
+@pytest.mark.parametrize("value, reason", [
+    ("4354819200", "is after 2107-12-31T23:59:59Z, the last time a zip file can record"),
+    ("9" * 5000, "is after 2107-12-31T23:59:59Z, the last time a zip file can record"),
+    ("\u00b2", "is not a whole number of seconds since 1970"),
+], ids=["year-2108", "5000-digits", "superscript-two"])
+def test_source_date_epoch_out_of_range_is_one_line_exit_2_and_writes_nothing(valid_package, tmp_path, monkeypatch, value, reason):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith("Error: SOURCE_DATE_EPOCH: ") and reason in result.stderr
+    assert len(result.stderr.splitlines()[-1]) < 200
+    assert not (tmp_path / "dist").exists()
+
+
+def test_the_last_epoch_a_zip_can_record_still_builds(valid_package, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "4354819199")
+    build(valid_package, tmp_path / "dist")
+    with zipfile.ZipFile(next((tmp_path / "dist").glob("*.zip"))) as archive:
+        assert archive.infolist()[0].date_time == (2107, 12, 31, 23, 59, 58)
+
+
 # --- each artifact read back ---------------------------------------------------------------------
 
 def test_zip_validates_with_frictionless_and_carries_hash_and_bytes(real):

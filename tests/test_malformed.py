@@ -1,7 +1,9 @@
 """Bad input never crashes ``civharm validate``: it exits 1 and says where, or 2 and names the file.
 
 Each case in ``tests/fixtures/malformed/<name>/case.json`` edits a copy of valid-minimal
-(see ``conftest.apply_edit``) and promises:
+(see ``conftest.apply_edit``: ``cell``, ``replace``, ``append``, ``duplicate-line``, ``delete``,
+``write``, ``json``; ``repeat`` inserts generated text too long to write out, such as 100,000
+brackets or 20,000 header labels; ``symlink`` turns a file into a symbolic link) and promises:
 
 - ``exit``: 1 (default), or 2 when the descriptor cannot be read; then the output is one
   line starting ``Error: `` that contains ``error`` (which names the file);

@@ -47,6 +47,30 @@ def test_a_row_with_thousands_of_surplus_cells_is_reported_once_with_its_count(v
     assert damage.read_text(encoding="utf-8").count(",x") == 20_000  # the package itself is untouched
 
 
+def test_a_header_with_thousands_of_extra_labels_lists_twenty_then_counts_the_rest(valid_package):
+    """frictionless copies the header once per extra label (minutes and gigabytes for 20,000); the copy it reads is cut.
+
+    Line 2 has three cells more than even the long header: one extra-cell finding says so.
+    Line 3 has a cell under every label: no finding, though frictionless sees only the first ones.
+    """
+    incidents = valid_package / "data" / "incidents.csv"
+    header, second, third = incidents.read_text(encoding="utf-8").splitlines()
+    extra = 20_000
+    long_header = header + "".join(f",extra{i}" for i in range(extra))
+    incidents.write_text("\n".join([long_header,
+                                     second + ",x" * (extra + 3), third + ",y" * extra]) + "\n", encoding="utf-8")
+    report = run(valid_package, OPTIONS)
+    labels = [f for f in report.findings if f.rule_id == "frictionless/extra-label"]
+    assert sorted(f.field for f in labels if f.field) == sorted(f"extra{i}" for i in range(20))
+    assert [f.message for f in labels if not f.field] == [
+        "and 19,980 more extra labels, not listed one by one (the header has 20,000 labels beyond the schema's fields; "
+        "cells missing under them are reported for the first 20 only)"]
+    rows = [(f.line, f.rule_id, f.message) for f in report.findings if f.line != 1]
+    assert rows == [(2, "frictionless/extra-cell", "extra cell: 'x' (the row has 3 cells more than the header; they are reported once)")]
+    assert {f.file for f in report.findings} == {"data/incidents.csv"}
+    assert incidents.read_text(encoding="utf-8").splitlines()[0] == long_header  # the package itself is untouched
+
+
 @pytest.mark.parametrize("values", [["a", "b", "c", "d", "e", "f"], ["a", "b"]], ids=["few-keys-probe-values", "hash-values"])
 def test_foreign_key_lookup_is_the_same_from_either_side(values):
     """``_occurs_in`` hashes the smaller side; the answer must not depend on which (values: distinct, no nulls, as ``_Column.distinct``)."""

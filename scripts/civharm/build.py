@@ -47,6 +47,8 @@ from .rules.text import FORMULA
 # 1980-01-01T00:00:00Z, the earliest time a zip entry can record: used when neither
 # SOURCE_DATE_EPOCH nor a git commit says when the package was last changed.
 FALLBACK_EPOCH = 315532800
+# 2107-12-31T23:59:59Z, the last time a zip entry can record: a later SOURCE_DATE_EPOCH is refused.
+LAST_EPOCH = 4354819199
 CHECKSUMS = "SHA256SUMS"
 ACTIVE = "active"
 # Documents of the package folder that travel inside the zip when present.
@@ -106,9 +108,12 @@ def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str
     source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
     raw = environ.get("SOURCE_DATE_EPOCH")
     if raw not in (None, ""):
-        if not raw.strip().isdigit():
-            raise CivharmError(f"SOURCE_DATE_EPOCH: {raw!r} is not a whole number of seconds since 1970")
-        return int(raw), f"Built from {source}; timestamps from SOURCE_DATE_EPOCH={int(raw)}."
+        digits = raw.strip()
+        if not (digits.isascii() and digits.isdigit()):  # isdigit alone takes '²', which int() refuses
+            raise CivharmError(f"SOURCE_DATE_EPOCH: {quote(raw)} is not a whole number of seconds since 1970")
+        if len(digits.lstrip("0")) > len(str(LAST_EPOCH)) or int(digits) > LAST_EPOCH:  # length first: int() refuses 4,300+ digits
+            raise CivharmError(f"SOURCE_DATE_EPOCH: {quote(digits)} is after 2107-12-31T23:59:59Z, the last time a zip file can record")
+        return int(digits), f"Built from {source}; timestamps from SOURCE_DATE_EPOCH={int(digits)}."
     if seconds.isdigit():
         return int(seconds), f"Built from {source}; timestamps from that commit."
     return FALLBACK_EPOCH, f"Built from {source}; timestamps fixed at 1980-01-01T00:00:00Z (no SOURCE_DATE_EPOCH, no commit)."

@@ -119,6 +119,9 @@ def _serialise(header: list[str], rows: list[dict]) -> str:
 
 
 def _records(resource) -> list[dict]:
+    if len(resource.frame.columns) < len(resource.header):  # the loader kept only the first columns of a very wide header
+        raise CivharmError(f"{resource.path}: the header has {len(resource.header):,} labels, too many to rewrite the file; "
+                           "run civharm validate")
     return resource.frame.astype(object).to_dict("records") if not resource.frame.empty else []
 
 

@@ -85,6 +85,11 @@ class RuleDoc:
     rationale: str
 
 
+def json_pointer(*parts: object) -> str:
+    """An RFC 6901 pointer to ``parts`` (``~`` and ``/`` in a part escaped)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
 def quote(value: object, limit: int = 80) -> str:
     """``repr`` of a cell for a message, cut to ``limit`` characters so a huge cell gives a short line."""
     text = repr(value)

@@ -39,7 +39,7 @@ from frictionless import errors as ferrors
 from frictionless import system
 
 from .findings import Finding, RuleDoc, Severity, quote
-from .package import DESCRIPTOR, Package, Resource, arrow_text, date_spelled, is_utf8, leading_zeros
+from .package import DESCRIPTOR, EXTRA_LABELS_KEPT, Package, Resource, arrow_text, date_spelled, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
 
@@ -191,9 +191,9 @@ def check_with_frictionless(package: Package) -> list[Finding]:
     loadable = _loadable(package)
     if not loadable:
         return []
-    with _long_rows_cut(package, loadable) as (basepath, cut):
+    with _long_rows_cut(package, loadable) as (basepath, cut, labels_left_out):
         findings = _check_with_frictionless(package, loadable, basepath)
-    return [_noting_cut_cells(f, cut) for f in findings]
+    return [_noting_cut_cells(f, cut) for f in findings] + [_labels_left_out(path, *counts) for path, counts in labels_left_out.items()]
 
 
 LONG_ROW = 100  # surplus cells of one row beyond which frictionless gets the row cut to one surplus cell
@@ -201,37 +201,85 @@ LONG_ROW = 100  # surplus cells of one row beyond which frictionless gets the ro
 
 @contextmanager
 def _long_rows_cut(package: Package, loadable: list[Resource]):
-    """Yield (folder for frictionless to read, {(file, line): surplus cells}) with very long rows cut.
+    """Yield (folder for frictionless to read, {(file, line): surplus cells}, {file: (extra labels, labels left out)}).
 
-    frictionless builds one error per surplus cell and copies the whole row into each, so a
-    row with 20,000 surplus cells takes minutes. Such a row (on one physical line) is handed
-    over with only its first surplus cell, in a copy of the data files; the finding then says
-    how many cells there were. Other files and rows are copied byte for byte.
+    frictionless builds one error per surplus cell or extra label and copies the whole row or
+    header into each: quadratic, so 20,000 of either take minutes and gigabytes. A row with
+    more than LONG_ROW surplus cells is handed over with one; a header with more than
+    EXTRA_LABELS_KEPT extra labels with that many, and every row cut to the same width (a
+    summary finding then counts the labels left out). This happens in a copy of the data
+    files; other files and rows are copied byte for byte.
     """
-    long_rows = {r.name: {i: n for i, n in r.surplus.items() if n > LONG_ROW} for r in loadable}
-    if not any(long_rows.values()):
-        yield package.root, {}
+    copies = {resource.name: _cut_copy(resource) for resource in loadable}
+    if all(raw is None for raw, _, _ in copies.values()):
+        yield package.root, {}, {}
         return
     cut: dict[tuple[str, int], int] = {}
+    labels_left_out: dict[str, tuple[int, int]] = {}
     with tempfile.TemporaryDirectory(prefix="civharm-") as folder:
         for resource in loadable:
+            raw, rows, labels = copies[resource.name]
             target = Path(folder) / resource.path  # a loadable resource's path is a safe relative one
             target.parent.mkdir(parents=True, exist_ok=True)
-            lines = resource.raw.splitlines(keepends=True)
-            for index, extra in long_rows[resource.name].items():
-                first = resource.lines[index] - 1
-                last = resource.lines[index + 1] - 1 if index + 1 < len(resource.lines) else len(lines)
-                if last - first != 1:
-                    continue  # a row over several lines: left whole (slow, but its line numbers stay right)
-                text = lines[first].decode("utf-8", errors="replace")
-                ending = text[len(text.rstrip("\r\n")):]
-                cells = next(csv.reader([text.rstrip("\r\n")]))[: len(resource.header) + 1]
-                out = io.StringIO()
-                csv.writer(out, lineterminator=ending).writerow(cells)
-                lines[first] = out.getvalue().encode("utf-8")
-                cut[(resource.path, resource.lines[index])] = extra
-            target.write_bytes(b"".join(lines))
-        yield folder, cut
+            target.write_bytes(resource.raw if raw is None else raw)
+            cut.update(rows)
+            if labels:
+                labels_left_out[resource.path] = (len(resource.header) - len(resource.field_names), labels)
+        yield folder, cut, labels_left_out
+
+
+def _cut_copy(resource: Resource) -> tuple[bytes | None, dict[tuple[str, int], int], int]:
+    """(the file with its long header and long rows cut, or None when nothing is; {(file, line): surplus cells}; labels left out).
+
+    Only records on one physical line are cut: a record over several lines is left whole
+    (slow, but its line numbers stay right).
+    """
+    extra = len(resource.header) - len(resource.field_names)
+    long_rows = sorted(i for i, n in resource.surplus.items() if n > LONG_ROW)
+    if extra <= EXTRA_LABELS_KEPT and not long_rows:
+        return None, {}, 0
+    lines = resource.raw.splitlines(keepends=True)
+    left_out = extra - EXTRA_LABELS_KEPT if extra > EXTRA_LABELS_KEPT and len(_cells(lines[0])) == len(resource.header) else 0
+    if not left_out and not long_rows:
+        return None, {}, 0
+    width = len(resource.header) - left_out  # the labels frictionless is given
+    candidates = range(len(resource.lines)) if left_out else long_rows
+    cut: dict[tuple[str, int], int] = {}
+    if left_out:
+        lines[0] = _joined(_cells(lines[0])[:width], lines[0])
+    for index in candidates:
+        first = resource.lines[index] - 1
+        last = resource.lines[index + 1] - 1 if index + 1 < len(resource.lines) else len(lines)
+        if last - first != 1 or lines[first].count(b",") < width:
+            continue  # over several lines, or too few commas to have more than ``width`` cells
+        cells = _cells(lines[first])
+        if len(cells) > len(resource.header):
+            cut[(resource.path, resource.lines[index])] = len(cells) - len(resource.header)
+            lines[first] = _joined(cells[: width + 1], lines[first])
+        elif len(cells) > width:
+            lines[first] = _joined(cells[:width], lines[first])
+    return b"".join(lines), cut, left_out
+
+
+def _cells(line: bytes) -> list[str]:
+    """The cells of one physical CSV line."""
+    text = line.decode("utf-8", errors="replace")
+    return next(csv.reader([text.rstrip("\r\n")]), [])
+
+
+def _joined(cells: list[str], line: bytes) -> bytes:
+    """``cells`` written back as one CSV line, with ``line``'s own ending."""
+    text = line.decode("utf-8", errors="replace")
+    out = io.StringIO()
+    csv.writer(out, lineterminator=text[len(text.rstrip("\r\n")):]).writerow(cells)
+    return out.getvalue().encode("utf-8")
+
+
+def _labels_left_out(path: str, extra: int, left_out: int) -> Finding:
+    """The summary that stands for the extra labels not listed one by one."""
+    return Finding(path, 1, None, "frictionless/extra-label",
+                   f"and {left_out:,} more extra labels, not listed one by one (the header has {extra:,} labels beyond the "
+                   f"schema's fields; cells missing under them are reported for the first {EXTRA_LABELS_KEPT} only)")
 
 
 def _noting_cut_cells(finding: Finding, cut: dict[tuple[str, int], int]) -> Finding:

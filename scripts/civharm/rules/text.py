@@ -9,8 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..findings import Severity, quote
-from ..package import DESCRIPTOR, _json_pointer, arrow_text, cell_bytes
+from ..findings import Severity, json_pointer, quote
+from ..package import DESCRIPTOR, arrow_text, cell_bytes
 from . import rule
 
 CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
@@ -138,7 +138,7 @@ def _descriptions(package):
             items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
             for key, value in items:
                 if key in DESCRIBING_KEYS and isinstance(value, str) and isinstance(node, dict):
-                    yield file, _json_pointer(*parts, key), key, value
+                    yield file, json_pointer(*parts, key), key, value
                 else:
                     stack.append(((*parts, key), value))
 
