@@ -95,6 +95,12 @@ def materialise(case_file: Path, tmp_path: Path) -> tuple[Path, dict]:
     return root, case
 
 
+def child_environment(**extra: str) -> dict:
+    """This process's environment for a child process: the code under test first, as this process has it."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO / "scripts")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 @pytest.fixture
 def valid_package(tmp_path) -> Path:
     return build_package(tmp_path / "pkg")

@@ -1,9 +1,13 @@
 """Every structural rule has an invalid fixture that fails at the promised file, line and field."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from civharm.validate import Options, run
 from conftest import TODAY, case_dirs, materialise
@@ -93,3 +97,56 @@ def test_plain_csv_reads_utf8_whole_and_samples_the_first_mebibyte():
     assert _plain_csv(split)
     assert not _plain_csv(split + b"q,\xff\n")
     assert not _plain_csv(b"\xef\xbb\xbf" + header)
+
+
+def _glued(raw: bytes) -> list[tuple[int, str | None]]:
+    """(line, field) of each cell with text after its closing quote, for a file loaded as the package loads it."""
+    from civharm.package import Resource, _split_rows
+    from civharm.structure import _text_after_quotes
+
+    resource = Resource("t", "t.csv", {}, None, raw)
+    resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, "t.csv", [])
+    return [(f.line, f.field) for f in _text_after_quotes(resource)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_text_after_a_closing_quote_is_found_at_its_row_and_field(newline):
+    """Python's and Arrow's CSV readers both glue '"abc"xyz' into 'abcxyz'; each such cell is reported where its row starts."""
+    rows = ['a,b,c', '"x","y"z,1', '"doubled ""quote"" inside",2,"3"', '1,"two', 'lines",""tail', '"a,"b,"""",c', 'ok,"fine",']
+    assert _glued(newline.join(rows).encode() + newline.encode()) == [(2, "b"), (4, "c"), (6, "a")]
+    assert _glued(("\ufeff" + newline.join(rows[:2])).encode()) == [(2, "b")]
+    assert _glued(b'"h"x,b\n1,2\n') == [(1, "hx")]  # glued in the header: line 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(['"', '"', ",", "a", "\n", "\r\n", "\r", "\u00e9"]), max_size=24))
+def test_text_after_a_closing_quote_is_what_a_strict_csv_reader_refuses(pieces):
+    """Python's csv module, strict, stops at "',' expected after '\"'" exactly where a closing quote has text after it."""
+    text = "".join(pieces)
+    try:
+        list(csv.reader(io.StringIO("h\n" + text, newline=""), strict=True))
+        refused = False
+    except csv.Error as exc:
+        refused = "expected after" in str(exc)
+    assert bool(_glued(("h\n" + text).encode())) == refused
+
+
+NUMBER_SPELLINGS = {"1_0": True, "\u0662": True, "\uff11": True, "\u00a01": True, "0000000000000000001": True,
+                    "99999999999999999999999": True, "1": False, " 1 ": False, "+1": False, " " * 20 + "1": False,
+                    "1x": False, "\u0662x": False, "": False}
+
+
+def test_numbers_only_python_reads_are_found_and_nothing_else(valid_package):
+    """A cell frictionless reads as a number although other readers do not; its own type errors are left to it."""
+    from civharm.package import load_package
+    from civharm.structure import check_beyond_frictionless
+    from conftest import set_cell
+
+    path = valid_package / "data" / "damage.csv"
+    rows = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([rows[0]] + [rows[1].replace("dmg_01M8BXYJ9VFHQ5PYNKZBCCV73M", f"dmg_{i:026d}") for i in range(len(NUMBER_SPELLINGS))]) + "\n",
+                    encoding="utf-8")
+    for line, cell in enumerate(NUMBER_SPELLINGS, start=2):
+        set_cell(path, line, "count", cell)
+    found = {f.line: f.rule_id for f in check_beyond_frictionless(load_package(valid_package))}
+    assert found == {line: "structure/number-spelling" for line, flagged in enumerate(NUMBER_SPELLINGS.values(), start=2) if flagged}

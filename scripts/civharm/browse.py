@@ -14,8 +14,8 @@ import sqlite_utils
 
 from .package import Package
 
-BROWSE_COLUMNS = ["incident_id", "month", "date_start", "date_end", "date_precision", "country_code", "subdivision_name", "area",
-                  "locality_en", "means_of_harm", "perpetrator_alleged", "civilians_killed_min", "civilians_killed_max",
+BROWSE_COLUMNS = ["incident_id", "month", "date_start", "date_end", "date_precision", "time_of_day", "country_code", "subdivision_name", "area",
+                  "locality_en", "site_type", "means_of_harm", "perpetrator_alleged", "civilians_killed_min", "civilians_killed_max",
                   "civilians_injured_min", "civilians_injured_max", "children_killed_min", "children_killed_max",
                   "all_killed_min", "all_killed_max", "all_injured_min", "all_injured_max", "confidence", "summary"]
 BROWSE_VIEW = "incidents_browse"

@@ -38,7 +38,7 @@ import sqlite_utils
 import xlsxwriter
 
 from . import browse, charts
-from .atomic import FaultHook
+from .atomic import LOCK_FILE, FaultHook
 from .findings import CivharmError, quote
 from .history import read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
@@ -104,7 +104,7 @@ def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str
     environ = os.environ if environ is None else environ
     commit = _git(root, "log", "-1", "--format=%H %ct", "--", ".")
     hash_, _, seconds = (commit or "").partition(" ")
-    dirty = bool(_git(root, "status", "--porcelain", "--", ".")) if commit else False
+    dirty = bool(_git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
     source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
     raw = environ.get("SOURCE_DATE_EPOCH")
     if raw not in (None, ""):

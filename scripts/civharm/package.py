@@ -44,6 +44,13 @@ COMPRESSED_SUFFIXES = (".zip", ".gz", ".bz2", ".xz", ".zst")
 COMPRESSED_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 PLAIN_CSV = "civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package"
 
+# The most characters a cell may hold: what a spreadsheet cell holds, so that every release
+# format (the XLSX too) carries every cell whole. Both readers read longer cells (the csv module
+# with frictionless's own field limit, see ``_split_rows_slowly``; Arrow has none), and the rule
+# ``files/cell-too-large`` reports them: the verdict on a cell never depends on which reader,
+# or which earlier work in the same process, read it.
+MAX_CELL_CHARS = 32_767
+
 
 @dataclass
 class Resource:
@@ -425,6 +432,11 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding], width: int | 
 
 
 def _split_rows_slowly(text: str, display: str, findings: list[Finding], width: int | None = None):
+    # frictionless raises the csv module's process-wide field limit when its CSV parser is first
+    # imported; set the same limit here, so a cell reads alike before and after that import.
+    from frictionless.formats.csv.settings import FIELD_SIZE_LIMIT
+
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     kept = 0  # cells of each row the frame keeps: the header's, at most ``width``
     rows, lines = [], []

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from itertools import groupby
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from .findings import Finding, Report
 
@@ -28,9 +28,14 @@ def summary_line(report: Report) -> str:
     return f"{verdict}: {'; '.join(p for p in parts if p)}; {counts['error']} errors, {counts['warning']} warnings"
 
 
-def text(report: Report, colour: bool = False) -> str:
-    """Findings grouped by file, each as ``file:line: field: message [rule]``, then the summary."""
+def text(report: Report, colour: bool = False, context: Mapping[Finding, str] | None = None) -> str:
+    """Findings grouped by file, each as ``file:line: field: message [rule]``, then the summary.
+
+    ``context`` adds a line under a finding (``verify-sources``: the page's words around a
+    figure); only this format shows it, so no json or github report carries a page's text.
+    """
     lines: list[str] = []
+    context = context or {}
     for file, group in groupby(report.findings, key=lambda f: f.file):
         lines.append(f"{BOLD}{file}{RESET}" if colour else file)
         for finding in group:
@@ -38,6 +43,8 @@ def text(report: Report, colour: bool = False) -> str:
             if colour:
                 tag = f"{COLOURS[finding.severity.value]}{tag}{RESET}"
             lines.append(f"  {finding.as_text()}  {tag}")
+            if finding in context:
+                lines.append(f"      page: {context[finding]}")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 

@@ -195,7 +195,7 @@ def _run(path: str | Path | Package, options: Options) -> Report:
     threading.Thread(target=_import_great_expectations, daemon=True).start()
     try:
         stage("structure")
-        structural = structure.check(package)
+        structural = structure.check(package) + structure.check_beyond_frictionless(package)
         stage("rules")
         if not dataset_rules:
             later_findings = []
