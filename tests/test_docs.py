@@ -73,3 +73,23 @@ def test_documents_are_not_generated_from_a_table_that_was_not_read(valid_packag
     assert result.exit_code == 2
     assert result.output.startswith("Error: cannot generate the documents: datapackage.json#/resources/3/dialect/delimiter: dialect: ")
     assert not (valid_package / "docs").exists()
+
+
+def test_citation_and_zenodo_metadata_say_what_the_descriptor_says():
+    """datapackage.json is the one source: CITATION.cff and .zenodo.json (generated) carry the same metadata."""
+    import json
+
+    import yaml
+
+    descriptor = json.loads((REPO / "datapackage.json").read_text(encoding="utf-8"))
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    zenodo = json.loads((REPO / ".zenodo.json").read_text(encoding="utf-8"))
+    expected = {"title": descriptor["title"], "abstract": descriptor["description"], "keywords": descriptor["keywords"],
+                "license": descriptor["licenses"][0]["name"], "version": descriptor["version"],
+                "authors": [{"name": c["title"]} for c in descriptor["contributors"]]}
+    assert {key: citation.get(key) for key in expected} == expected
+    if descriptor.get("homepage"):
+        assert citation.get("repository-code") == descriptor["homepage"]
+    assert (zenodo["title"], zenodo["description"], zenodo["keywords"], zenodo["creators"]) == (
+        descriptor["title"], descriptor["description"], descriptor["keywords"], expected["authors"])
+    assert zenodo["license"] == descriptor["licenses"][0]["name"].lower() and zenodo["upload_type"] == "dataset"

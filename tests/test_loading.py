@@ -170,11 +170,34 @@ def test_failed_download_keeps_an_existing_target_untouched(server, release_zip,
     assert [p.name for p in (tmp_path / "out").iterdir()] == [VERSION]
 
 
-def test_missing_base_url_says_how_to_set_one(tmp_path):
+def test_missing_base_url_says_how_to_set_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = invoke("download", VERSION, "--to", str(tmp_path / "out"))
     assert result.exit_code == 2
-    assert result.output == "Error: no release location configured: set CIVHARM_RELEASES_URL or pass --base-url\n"
+    assert result.output == ('Error: no release location configured: set "civharm:releases" in datapackage.json, '
+                             "set CIVHARM_RELEASES_URL or pass --base-url\n")
     assert_nothing_left(tmp_path / "out")
+
+
+def test_download_with_nothing_set_uses_the_address_in_the_descriptor(server, release_zip, tmp_path, monkeypatch):
+    """Inside a package whose descriptor names its releases address, `civharm download VERSION` needs no setting."""
+    site, base, _ = server
+    publish(site, release_zip)
+    package = build_package(tmp_path / "checkout")
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["civharm:releases"] = base
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    monkeypatch.chdir(package / "data")
+    result = invoke("download", VERSION)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{tmp_path / 'cache' / 'civharm' / VERSION}\n"
+    publish_as = site / f"v{VERSION}"  # GitHub's layout: …/releases/download/v1.0.0/FILE
+    (site / VERSION).rename(publish_as)
+    descriptor["civharm:releases"] = base + "/v{version}"
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    assert invoke("download", VERSION, "--force").exit_code == 0
+    monkeypatch.setenv("CIVHARM_RELEASES_URL", "http://127.0.0.1:9/unused")  # the variable still overrides
+    assert "127.0.0.1:9" in invoke("download", VERSION, "--force").output
 
 
 def test_unknown_version_reports_the_http_status(server, tmp_path):

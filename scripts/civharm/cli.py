@@ -376,7 +376,7 @@ def _stop_on_signals():
 @click.argument("version")
 @click.option("--base-url", metavar="URL",
               help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
-                   "[env: CIVHARM_RELEASES_URL; no default].")
+                   "[env: CIVHARM_RELEASES_URL; default: \"civharm:releases\" in the datapackage.json of the package you are in].")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
 @click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists "
                                            "(only a folder download unpacked, or an empty one).")
@@ -415,7 +415,10 @@ def download(version, base_url, to, force, debug):
 @handle_errors
 @opens_package("package", writes=True)
 def build(package, out, debug):
-    """Write the release files into dist/, reproducibly and all or nothing.
+    """Write the release files into dist/, reproducibly and all or nothing, from a package that validates.
+
+    The package is validated first, as `civharm validate` does; any error stops the build
+    (exit 1, the findings printed) before anything is written.
 
     Files are labelled with the release version when the data is exactly a recorded release,
     otherwise with the next version and a pre-release suffix naming the commit
@@ -436,8 +439,16 @@ def build(package, out, debug):
     from .build import active_only_note, build as build_release
     from .releases import build_version
     from .package import load_package
+    from .validate import Options, run
 
     pkg = load_package(package)
+    if not pkg.findings:  # a package that cannot be read stops inside build_release (exit 2)
+        report = run(pkg, Options(today=dt.date.today()))
+        if report.exit_code() != 0:
+            click.echo(render.text(report), nl=False)
+            click.echo(f"Error: cannot build: the package does not validate ({report.counts['error']} error(s) above); "
+                       "fix them, then build again", err=True)
+            _leave(1)
     label = build_version(pkg.root)
     click.echo(f"building version {label}", err=True)
     for path in build_release(pkg, Path(out) if out else pkg.root / "dist", version=label):

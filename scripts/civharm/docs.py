@@ -6,6 +6,7 @@ committed copy differs.
 """
 from __future__ import annotations
 
+import json
 
 from . import charts, duplicates, evidence, figures, history, identity, linkage, rules, structure
 from .findings import CivharmError
@@ -137,7 +138,23 @@ def sources_document(package: Package) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document}
+# Zenodo reads .zenodo.json when a GitHub release is archived; the version comes from the tag.
+ZENODO_LICENCES = {"CC-BY-4.0": "cc-by-4.0", "CC0-1.0": "cc-zero", "ODbL-1.0": "odbl-1.0"}
+
+
+def zenodo_metadata(package: Package) -> str:
+    """``.zenodo.json`` from the descriptor, the one source CITATION.cff also follows (a test keeps them equal)."""
+    d = package.descriptor
+    licences = [ZENODO_LICENCES.get(l.get("name"), str(l.get("name", "")).lower()) for l in d.get("licenses", [])]
+    record = {"upload_type": "dataset", "title": d.get("title", ""), "description": d.get("description", ""),
+              "creators": [{"name": c.get("title", "")} for c in d.get("contributors", [])],
+              "keywords": d.get("keywords", []), "license": licences[0] if licences else None, "access_right": "open"}
+    if d.get("homepage"):
+        record["related_identifiers"] = [{"identifier": d["homepage"], "relation": "isSupplementTo", "scheme": "url"}]
+    return json.dumps({k: v for k, v in record.items() if v is not None}, indent=2, ensure_ascii=False) + "\n"
+
+
+DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document, ".zenodo.json": zenodo_metadata}
 
 
 def _every_table_read(package: Package) -> None:

@@ -166,16 +166,17 @@ def _no_cycle_collector():
             gc.enable()
 
 
-def run(path: str | Path, options: Options) -> Report:
-    """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
+def run(path: str | Path | Package, options: Options) -> Report:
+    """Validate the package at ``path`` (or one already loaded, as ``build`` has); raises CivharmError only when it cannot be read at all."""
     with _no_cycle_collector():
         return _run(path, options)
 
 
-def _run(path: str | Path, options: Options) -> Report:
+def _run(path: str | Path | Package, options: Options) -> Report:
     stage = options.progress or (lambda name: None)
     stage("load")
-    package = load_package(path)
+    package = path if isinstance(path, Package) else load_package(path)
+    path = package.root if isinstance(path, Package) else path
     findings = list(package.findings)
     if options.base:  # first, so that an unreadable base stops the run before the slow checks
         stage("history")
