@@ -225,3 +225,12 @@ def test_figure_rule_expects_nothing_for_an_incident_without_an_id(tmp_path):
     set_cell(root / "data" / "incidents.csv", line, "incident_id", "")
     found = [f for f in rules.check(load_package(root), dt.date.fromisoformat(TODAY), {"figures"}) if f.line == line]
     assert found and all(f.message.endswith("but the figure rule gives empty from the current reports") for f in found)
+
+
+def test_every_checked_date_basis_is_a_value_of_the_vocabulary():
+    """The date rule checks bases by name; a renamed value in the schema must not silently escape the check."""
+    from civharm.rules import dates
+
+    schema = json.loads((REPO / "schema" / "incidents.json").read_text(encoding="utf-8"))
+    vocabulary = next(f for f in schema["fields"] if f["name"] == "date_basis")["constraints"]["enum"]
+    assert set(dates.CHECKED_BASES) <= set(vocabulary)
