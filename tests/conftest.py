@@ -87,6 +87,14 @@ def apply_edit(root: Path, edit: dict) -> None:
         else:
             del node[key]
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    elif kind == "repeat":  # generated text too long for case.json: `text` ("{i}" counts 0, 1, …) `times` times before `before`
+        data = path.read_text(encoding="utf-8")
+        assert edit["before"] in data, f"{edit['before']!r} not in {edit['file']}"
+        inserted = "".join(edit["text"].replace("{i}", str(i)) for i in range(edit["times"]))
+        path.write_text(data.replace(edit["before"], inserted + edit["before"], 1), encoding="utf-8")
+    elif kind == "symlink":  # `file` becomes a symbolic link to `target` (relative to the link's folder)
+        path.unlink(missing_ok=True)
+        path.symlink_to(edit["target"])
     else:
         raise ValueError(kind)
 
@@ -101,6 +109,12 @@ def materialise(case_file: Path, tmp_path: Path) -> tuple[Path, dict]:
     for edit in case.get("edits", []):
         apply_edit(root, edit)
     return root, case
+
+
+def child_environment(**extra: str) -> dict:
+    """This process's environment for a child process: the code under test first, as this process has it."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO / "scripts")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 @pytest.fixture

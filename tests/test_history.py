@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from civharm import history, releases
 from civharm.cli import main
 from civharm.findings import CivharmError
+from civharm.identity import IDENTITY
 from civharm.ids import new_id
 from civharm.package import load_package
 from conftest import DATA_TODAY, REPO
@@ -296,11 +297,229 @@ def test_removed_corrections_entry_fails(logged_repo):
     assert any(change in f.message for f in found)
 
 
-def test_a_table_that_cannot_be_parsed_is_left_to_the_structural_checks(repo):
+# --- an ID that holds a different record (issue 13, point 8) ------------------------------------
+
+
+def bump_and_log(root: Path, table: str, record_id: str, before: dict[str, str], after: dict[str, str]) -> None:
+    """Raise the record's version and date and log every field that changed: a correction in due form."""
+    version = int(before["record_version"]) + 1
+    edit(root / "data" / f"{table}.csv", record_id, record_version=str(version), last_updated=DAY)
+    for name, value in after.items():
+        if name not in history.BOOKKEEPING and before.get(name) != value:
+            log_change(root, table, record_id, version, name, before[name], value)
+
+
+def swap(root: Path, table: str, first: int, second: int, logged: bool) -> tuple[int, int]:
+    """Swap everything but the IDs of two rows (0-based among the data rows); (line, line) of the two."""
+    path = root / "data" / f"{table}.csv"
+    rows = read_rows(path)
+    header, a, b = rows[0], rows[first + 1], rows[second + 1]
+    rows[first + 1], rows[second + 1] = [a[0]] + b[1:], [b[0]] + a[1:]
+    write_rows(path, rows)
+    if logged:
+        for old, new in ((a, b), (b, a)):
+            bump_and_log(root, table, old[0], dict(zip(header, old)), {**dict(zip(header, new)), header[0]: old[0]})
+    return first + 2, second + 2
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["logged", "unlogged"])
+@pytest.mark.parametrize("table, first, second", [
+    ("reports", 0, 1),     # two statements on two incidents
+    ("incidents", 0, 1),   # two events in one city (Belgorod): same place, other days
+    ("damage", 0, 1),      # two objects damaged in one report
+    ("sources", 0, 1),
+])
+def test_swapped_ids_hold_different_records_logged_or_not(repo, table, first, second, logged):
+    line_a, line_b = swap(repo, table, first, second, logged)
+    key = read_rows(repo / "data" / f"{table}.csv")[0][0]
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.line, f.field, f.rule_id) for f in sorted(found)] == [
+        (line_a, key, "history/id-changed"), (line_b, key, "history/id-changed")]
+    assert "now holds the record" in found[0].message
+
+
+def test_a_changed_identity_field_is_a_different_record_even_when_logged(repo):
+    path = repo / "data" / "reports.csv"
+    report = first_id(path, status="active")
+    line, cells = row(path, report)
+    url = "https://example.org/another-page-entirely"
+    edit(path, report, url=url)
+    bump_and_log(repo, "reports", report, cells, {**cells, "url": url})
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id) for f in found] == [("data/reports.csv", line, "report_id", "history/id-changed")]
+    assert "identif" in found[0].message and url in found[0].message
+
+
+def test_an_incident_may_correct_its_date_or_its_place_but_not_both(repo):
+    path = repo / "data" / "incidents.csv"
+    incident, line, cells = active_incident(repo)
+    edit(path, incident, date_start="2024-03-13", date_end="2024-03-13")
+    bump_and_log(repo, "incidents", incident, cells, {**cells, "date_start": "2024-03-13", "date_end": "2024-03-13"})
+    assert gate(repo) == []
+    git(repo, "checkout", "-q", "--", "data")
+    moved = {"date_start": "2024-03-13", "date_end": "2024-03-13", "locality_en": "Shebekino", "locality_original": "Шебекино",
+             "geonames_id": "", "latitude": "", "longitude": "", "location_precision": "area"}
+    edit(path, incident, **moved)
+    bump_and_log(repo, "incidents", incident, cells, {**cells, **moved})
+    assert gate(repo) == [("data/incidents.csv", line, "incident_id", "history/id-changed")]
+
+
+def test_record_identity_is_documented_in_the_codebook():
+    section = (REPO / "docs" / "codebook.md").read_text(encoding="utf-8").split("## Record identity\n", 1)[1].split("\n## ", 1)[0]
+    for table, kept in IDENTITY.items():
+        listed = next(line for line in section.splitlines() if line.startswith(f"| `{table}` |"))
+        for name in kept.fixed + tuple(n for _, fields in kept.facets for n in fields):
+            assert f"`{name}`" in listed, (table, name)
+
+
+# --- keys are checked by the released schema (issue 13, point 9) --------------------------------
+
+
+def edit_schema(root: Path, table: str, change) -> None:
+    path = root / "schema" / f"{table}.json"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    change(schema)
+    path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def without_key(schema: dict) -> None:
+    schema.pop("primaryKey")
+    schema["fields"][0]["constraints"].pop("unique")
+
+
+def test_dropped_primary_key_then_two_rows_with_one_new_id_fails(repo):
+    edit_schema(repo, "sources", without_key)
+    path = repo / "data" / "sources.csv"
+    _, cells = row(path, first_id(path))
+    append(path, {**cells, "source_id": "new-outlet", "name": "A new outlet"})
+    second = append(path, {**cells, "source_id": "new-outlet", "name": "Another new outlet"})
+    found = history.check_against(load_package(repo), "HEAD")
+    assert sorted((f.file, f.line or f.pointer, f.field, f.rule_id) for f in found) == sorted([
+        ("schema/sources.json", "/primaryKey", None, "history/key-dropped"),
+        ("schema/sources.json", "/fields/0/constraints", "source_id", "history/key-dropped"),
+        ("data/sources.csv", second, "source_id", "history/duplicate-key"),
+    ])
+    assert "new-outlet" in next(f.message for f in found if f.rule_id == "history/duplicate-key")
+
+
+@pytest.mark.parametrize("change, pointer, field", [
+    (lambda s: s["fields"][0]["constraints"].pop("unique"), "/fields/0/constraints", "report_id"),
+    (lambda s: s.pop("primaryKey"), "/primaryKey", None),
+    (lambda s: s.update(primaryKey=["report_id", "status"]), "/primaryKey", None),
+    (lambda s: s["fields"][4]["constraints"].pop("required"), "/fields/4/constraints", "incident_id"),
+    (lambda s: s["foreignKeys"].pop(0), "/foreignKeys", "incident_id"),
+], ids=["unique", "primaryKey", "primaryKey-widened", "required", "foreignKey"])
+def test_a_dropped_key_is_a_finding_in_the_schema(repo, change, pointer, field):
+    edit_schema(repo, "reports", change)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.pointer, f.field, f.rule_id) for f in found] == [
+        ("schema/reports.json", None, pointer, field, "history/key-dropped")]
+
+
+def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(repo):
+    descriptor = json.loads((repo / "datapackage.json").read_text(encoding="utf-8"))
+    index = next(i for i, spec in enumerate(descriptor["resources"]) if spec["name"] == "sources")
+    schema = json.loads((repo / "schema" / "sources.json").read_text(encoding="utf-8"))
+    schema.pop("primaryKey")
+    descriptor["resources"][index]["schema"] = schema
+    (repo / "datapackage.json").write_text(json.dumps(descriptor, indent=2, ensure_ascii=False), encoding="utf-8")
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.pointer, f.rule_id) for f in found] == [
+        ("datapackage.json", f"/resources/{index}/schema/primaryKey", "history/key-dropped")]
+
+
+# --- last_updated is a date (issue 13, point 10) ------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["2026-11-3", "2026-11-03", "2026-11-26", "٢٠٢٦-12-01"])
+def test_last_updated_must_be_a_later_day_written_yyyy_mm_dd(repo, written):
+    incident = first_id(repo / "data" / "incidents.csv", status="active", last_updated="2026-11-26")  # "2026-11-3" sorts after it as text
+    line, cells = row(repo / "data" / "incidents.csv", incident)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=written)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    assert gate(repo) == [("data/incidents.csv", line, "last_updated", "history/unversioned-change")]
+
+
+def test_a_record_version_in_other_digits_is_not_a_version(repo):
+    incident, line, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="²", last_updated=DAY)
+    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    assert ("data/incidents.csv", line, "record_version", "history/unversioned-change") in gate(repo)
+
+
+def test_a_table_that_cannot_be_parsed_is_not_compared_and_says_so(repo):
     path = repo / "data" / "reports.csv"
     rows = read_rows(path)
     write_rows(path, [r[1:] for r in rows])  # no report_id column: frictionless reports it
-    assert gate(repo) == []
+    [found] = history.check_against(load_package(repo), "HEAD")
+    assert (found.file, found.line, found.field, found.rule_id) == ("data/reports.csv", None, None, "history/unreadable-table")
+    assert found.message == ("table reports could not be read in the package (data/reports.csv:1: its primary key columns are "
+                             "not all in its header), so its rows were not compared with the base; fix that and validate again")
+
+
+def rewrite_with_semicolons(root: Path, names: list[str]) -> None:
+    """Declare a ';' dialect for these tables and save their files that way (a well-formed rewrite)."""
+    descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
+    for spec in descriptor["resources"]:
+        if spec["name"] in names:
+            spec["dialect"] = {"delimiter": ";"}
+            path = root / spec["path"]
+            out = io.StringIO()
+            csv.writer(out, delimiter=";", lineterminator="\n").writerows(read_rows(path))
+            path.write_text(out.getvalue(), encoding="utf-8")
+    (root / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
+
+
+@pytest.fixture
+def incident_deleted_behind_a_dialect(repo) -> tuple[Path, str]:
+    """A released incident deleted with its reports and damage, the three files rewritten with ';'."""
+    incidents, reports, damage = (repo / "data" / f"{name}.csv" for name in ("incidents", "reports", "damage"))
+    report_rows = read_rows(reports)
+    incident = next(r[report_rows[0].index("incident_id")] for r in report_rows[1:]
+                    if r[0] in {d[read_rows(damage)[0].index("report_id")] for d in read_rows(damage)[1:]})
+    gone = {r[0] for r in report_rows[1:] if r[report_rows[0].index("incident_id")] == incident}
+    delete(incidents, incident)
+    write_rows(reports, [r for r in report_rows if r[0] not in gone])
+    damage_rows = read_rows(damage)
+    write_rows(damage, [r for r in damage_rows if r[damage_rows[0].index("report_id")] not in gone])
+    rewrite_with_semicolons(repo, ["incidents", "reports", "damage"])
+    return repo, incident
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_fails_validate_base(incident_deleted_behind_a_dialect, monkeypatch):
+    import civharm.validate as validate
+
+    repo, _ = incident_deleted_behind_a_dialect
+    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
+    result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY, "--format", "json")
+    assert result.exit_code == 1
+    found = [(f["file"], f["pointer"], f["rule_id"]) for f in json.loads(result.output)["findings"]]
+    for index, name in enumerate(["incidents", "reports", "damage"]):
+        assert ("datapackage.json", f"/resources/{index}/dialect/delimiter", "package/unsupported-dialect") in found
+        assert (f"data/{name}.csv", None, "history/unreadable-table") in found
+    assert json.loads(result.output)["summary"]["not_read"] == ["incidents", "reports", "damage"]
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_stops_diff_and_release(incident_deleted_behind_a_dialect):
+    repo, _ = incident_deleted_behind_a_dialect
+    result = invoke("diff", "HEAD", "--package", str(repo))
+    assert result.exit_code == 2
+    assert result.output == ("Error: cannot compare table incidents: its rows could not be read in working copy "
+                             "(datapackage.json#/resources/0/dialect/delimiter: dialect: delimiter ';' is not supported: save the "
+                             "file as plain CSV and remove the dialect; civharm reads each table from an uncompressed, "
+                             "comma-separated UTF-8 CSV file in the package); run `civharm validate` on it\n")
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in v1\.0\.0 "):
+        releases.plan_release(repo, "1.0.0", dt.date.fromisoformat(DAY), base="HEAD")
+
+
+def test_a_base_version_whose_table_cannot_be_read_is_not_taken_as_empty(incident_deleted_behind_a_dialect):
+    repo, incident = incident_deleted_behind_a_dialect
+    commit(repo, "rewritten")
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "HEAD~1", "--", "."], check=True)
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in HEAD "):
+        history.compare_sources(repo, "HEAD")
+    assert [f.rule_id for f in history.check_against(load_package(repo), "HEAD")] == ["history/unreadable-table"] * 3
 
 
 def test_base_from_a_release_zip_and_an_older_commit(repo, tmp_path):
@@ -466,11 +685,11 @@ def test_release_fault_between_two_files_changes_nothing(repo):
         if index == 2:
             raise OSError("disk full (injected)")
 
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(CivharmError, match=r"cannot write CHANGELOG.md: disk full \(injected\); nothing was changed"):
         releases.release(repo, "1.0.0", dt.date.fromisoformat(DAY), fault=fault)
     after = {n: (repo / n).read_bytes() if (repo / n).exists() else None for n in names}
     assert after == before
-    assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
+    assert git(repo, "status", "--porcelain") == ""  # no temporary file, no journal
 
 
 def test_dry_run_writes_nothing(repo):

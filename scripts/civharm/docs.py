@@ -6,8 +6,11 @@ committed copy differs.
 """
 from __future__ import annotations
 
+import json
 
-from . import attribution, charts, duplicates, figures, history, rules
+from . import attribution, charts, duplicates, evidence, figures, history, identity, linkage, rules, structure
+from .findings import CivharmError
+from .rules import counts
 from .package import Package
 from .rules.dates import BASIS_RULE_TEXT  # declared beside the checks that enforce it
 
@@ -62,9 +65,12 @@ def codebook(package: Package) -> str:
     out += ["## The figure rule", "", figures.RULE_TEXT, ""]
     out += ["## The attribution rule", "", attribution.RULE_TEXT, ""]
     out += ["## The date rule", "", BASIS_RULE_TEXT, ""]
+    out += ["## Record identity", "", identity.identity_text(), ""]
+    out += ["## Plausibility bounds on counts", "", counts.BOUNDS_TEXT, ""]
+    out += ["## The near-duplicate model", "", linkage.codebook_text(), ""]
     registry = rules.load_all()
     catalogue = [(r.id, r.severity.value, r.title, r.rationale) for r in registry.values()]
-    for stage in (duplicates.RULES, history.RULES):
+    for stage in (structure.RULES, duplicates.RULES, history.RULES):
         catalogue += [(r.id, r.severity.value, r.title, r.rationale) for r in stage.values()]
     if catalogue:
         out += ["## Validation rules", "",
@@ -73,7 +79,24 @@ def codebook(package: Package) -> str:
                 "| rule | severity | what it checks | why |", "|---|---|---|---|"]
         out += [f"| `{rule_id}` | {severity} | {_cell(title)} | {_cell(why)} |" for rule_id, severity, title, why in sorted(catalogue)]
         out.append("")
+    out += _evidence_section()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _evidence_section() -> list[str]:
+    """The rules of ``civharm verify-sources`` and the words it recognises, from ``evidence``."""
+    import inspect
+
+    out = ["## Source verification rules", "",
+           "`civharm verify-sources` compares each active report with its page's text (it is not part of `validate`, "
+           "which stays offline). Its findings:", "",
+           "| rule | severity | what it checks | why |", "|---|---|---|---|"]
+    out += [f"| `{r.id}` | {r.severity.value} | {_cell(r.title)} | {_cell(r.rationale)} |" for r in sorted(evidence.RULES.values(), key=lambda r: r.id)]
+    out += ["", "Number words recognised: " + " ".join(inspect.getdoc(evidence.number_words).split("\n\n")[1].split()), "",
+            "Qualifier words recognised directly before a figure (Russian and Ukrainian \"до\" is left out: it also means \"rose to\"; \"about one\" reads as \"concerning one\", not as an approximation):", "", "| language | qualifier | words |", "|---|---|---|"]
+    for lang, kinds in evidence.QUALIFIERS.items():
+        out += [f"| {lang} | `{kind}` | {_cell(', '.join(words))} |" for kind, words in kinds.items()]
+    return out + [""]
 
 
 def _figures_as_stated(report: dict) -> str:
@@ -118,11 +141,35 @@ def sources_document(package: Package) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document}
+# Zenodo reads .zenodo.json when a GitHub release is archived; the version comes from the tag.
+ZENODO_LICENCES = {"CC-BY-4.0": "cc-by-4.0", "CC0-1.0": "cc-zero", "ODbL-1.0": "odbl-1.0"}
+
+
+def zenodo_metadata(package: Package) -> str:
+    """``.zenodo.json`` from the descriptor, the one source CITATION.cff also follows (a test keeps them equal)."""
+    d = package.descriptor
+    licences = [ZENODO_LICENCES.get(l.get("name"), str(l.get("name", "")).lower()) for l in d.get("licenses", [])]
+    record = {"upload_type": "dataset", "title": d.get("title", ""), "description": d.get("description", ""),
+              "creators": [{"name": c.get("title", "")} for c in d.get("contributors", [])],
+              "keywords": d.get("keywords", []), "license": licences[0] if licences else None, "access_right": "open"}
+    if d.get("homepage"):
+        record["related_identifiers"] = [{"identifier": d["homepage"], "relation": "isSupplementTo", "scheme": "url"}]
+    return json.dumps({k: v for k, v in record.items() if v is not None}, indent=2, ensure_ascii=False) + "\n"
+
+
+DOCUMENTS = {"docs/codebook.md": codebook, "docs/sources.md": sources_document, ".zenodo.json": zenodo_metadata}
+
+
+def _every_table_read(package: Package) -> None:
+    """Refuse a package with a table whose rows were not read: the documents would describe it as empty."""
+    unread = next((r.unread for r in package.resources.values() if r.unread is not None), None)
+    if unread is not None:
+        raise CivharmError(f"cannot generate the documents: {unread}; run `civharm validate`")
 
 
 def render_all(package: Package) -> dict[str, str]:
     """Every generated document, keyed by its repo-relative path."""
+    _every_table_read(package)
     return {path: make(package) for path, make in DOCUMENTS.items()}
 
 
@@ -131,6 +178,7 @@ IMAGES = {"docs/chart.png": charts.readme_chart}
 
 def render_images(package: Package) -> dict[str, bytes]:
     """Every generated image (the README chart), keyed by its repo-relative path."""
+    _every_table_read(package)
     return {path: make(package) for path, make in IMAGES.items()}
 
 

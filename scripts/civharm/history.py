@@ -2,10 +2,12 @@
 
 A version is read from a git ref (``git show REF:path``, nothing is checked out), a release
 zip, a folder, or a release version listed in ``releases.json``, into a temporary folder and
-parsed by ``civharm.package`` exactly like the working copy. Rows are matched by primary key
-(a composite key is written as its values joined by ``+``), cells compared as the strings
-in the file. The dataset's version lives in datapackage.json, CITATION.cff, CHANGELOG.md and
-releases.json; ``civharm release`` writes all four at once (``civharm.releases``, RELEASING.md).
+parsed by ``civharm.package`` exactly like the working copy. Rows of both versions are matched
+by the base version's primary key (a composite key is written as its values joined by ``+``),
+cells compared as the strings in the file; what makes a row the same record is
+``civharm.identity``. The dataset's version lives in datapackage.json, CITATION.cff,
+CHANGELOG.md and releases.json; ``civharm release`` writes all four at once
+(``civharm.releases``, RELEASING.md).
 """
 from __future__ import annotations
 
@@ -13,14 +15,15 @@ import json
 import re
 import subprocess
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .findings import CivharmError, Finding, RuleDoc, Severity
-from .package import DESCRIPTOR, Package, Resource, load_package
+from .archive import unpack
+from .findings import CivharmError, Finding, RuleDoc, Severity, quote
+from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, declared_key, dropped_keys, repeats, taken_over, unique_keys
+from .package import DESCRIPTOR, Package, Resource, load_package, parse_date
 
 RELEASES_FILE = "releases.json"
 LOG_TABLE = "changes"  # the append-only corrections log
@@ -34,17 +37,24 @@ LABEL_FIELDS = ("summary", "title", "name", "note", "notes", "reason", "object_t
 RULES = {r.id: r for r in (
     RuleDoc("history/deleted-row", Severity.ERROR, "No row of the base version is deleted.",
                 "Published records are cited; a record found wrong is retracted or merged and stays in the data."),
-    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused.",
+    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused: an ID keeps the record it names (see Record identity).",
                 "An ID names one record forever; a changed or reused ID silently re-points every citation of it."),
     RuleDoc("history/unversioned-change", Severity.ERROR, "A changed row raises record_version and last_updated and is logged.",
                 "Every correction must be visible: the version and date show that a record changed, the log says how and why."),
     RuleDoc("history/corrections-log-edited", Severity.ERROR, "The corrections log is append-only.",
                 "A log that can be rewritten proves nothing; a wrong entry is corrected by a new entry."),
+    RuleDoc("history/key-dropped", Severity.ERROR, "A released table keeps its keys: primary key, unique and required constraints, foreign keys.",
+                "IDs, citations and joins rely on them; a schema without them would let the next version repeat an ID or leave a "
+                "reference dangling and still pass validation."),
+    RuleDoc("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
+                "A released ID or unique value names one row; the released schema, not an edited one, says which values must stay unique."),
+    RuleDoc("history/unreadable-table", Severity.ERROR, "A table whose rows cannot be read is not compared as if it were empty.",
+                "Read the wrong way, a table would look as if all its rows were deleted, or none changed; its history is checked once it can be read."),
 )}
 
 
-def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str) -> Finding:
-    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity)
+def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str, pointer: str | None = None) -> Finding:
+    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity, pointer)
 
 
 # --- reading a version ------------------------------------------------------------------------
@@ -104,26 +114,6 @@ def _export_git(root: Path, ref: str, into: Path) -> Path:
     return into
 
 
-def _export_zip(path: Path, into: Path) -> Path:
-    """Extract a release zip (package at its top level or in its one top-level folder)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if not n.endswith("/")]
-            tops = {n.split("/", 1)[0] for n in names if not n.startswith("__MACOSX")}
-            prefix = "" if DESCRIPTOR in names else (tops.pop() + "/" if len(tops) == 1 else None)
-            if prefix is None or prefix + DESCRIPTOR not in names:
-                raise CivharmError(f"{path}: holds no {DESCRIPTOR} (at its top level or in its one top-level folder)")
-            for name in names:
-                relative = _safe_relative(name[len(prefix):]) if name.startswith(prefix) else None
-                if relative is None:
-                    continue
-                (into / relative).parent.mkdir(parents=True, exist_ok=True)
-                (into / relative).write_bytes(archive.read(name))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise CivharmError(f"{path}: not a readable zip file ({exc})")
-    return into
-
-
 def empty_package() -> Package:
     """The version before the first release: no tables, no rows."""
     return Package(root=Path("."), descriptor={"resources": []}, resources={}, findings=[])
@@ -140,13 +130,13 @@ def read_version(root: str | Path, source: str) -> Package:
     listed = {entry["version"]: entry for entry in read_releases(root)}
     with tempfile.TemporaryDirectory(prefix="civharm-version-") as folder:
         if source.lower().endswith(".zip"):
-            exported = _export_zip(path, Path(folder))
+            exported = unpack(path, Path(folder), display=source)  # within civharm.limits
         else:
             exported = _export_git(root, release_ref(root, listed[source]) if source in listed else source, Path(folder))
         try:
             return load_package(exported)
         except CivharmError as exc:  # name the version, not the temporary folder
-            raise CivharmError(f"{source}: {str(exc).replace(folder + '/', '')}")
+            raise CivharmError(f"{source}: {str(exc).replace(str(exported) + '/', '')}")
 
 
 def _root_of(path: str | Path) -> Path:
@@ -168,12 +158,12 @@ class _Rows:
     extra: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)  # rows repeating a key
 
 
-def _rows(resource: Resource | None) -> _Rows | None:
-    if resource is None or resource.raw is None:
+def _rows(resource: Resource | None, key_fields: list[str] | None = None) -> _Rows | None:
+    """The table's rows by key: ``key_fields`` (the base version's), else its own primary key or first column."""
+    if resource is None or resource.raw is None or resource.unread is not None:
         return None
     header = [str(c) for c in resource.frame.columns]
-    key_fields = resource.schema.get("primaryKey") or header[:1]
-    key_fields = [key_fields] if isinstance(key_fields, str) else list(key_fields)
+    key_fields = key_fields or declared_key(resource.schema) or header[:1]
     if not key_fields or not set(key_fields) <= set(header):
         return None  # a structural error; frictionless reports it
     names = {f.get("name") for f in resource.schema.get("fields", []) if isinstance(f, dict)}
@@ -189,17 +179,25 @@ def _rows(resource: Resource | None) -> _Rows | None:
 
 
 def _tables(base: Package, head: Package):
-    """(name, base rows, head rows) for every table in either version, head's order first.
+    """(name, base rows, head rows, None) for every table in either version, head's order first.
 
-    A table that one version lists but cannot parse is skipped: its structural errors are
-    reported elsewhere, and every row would otherwise look deleted or added.
+    A table that one version lists but whose rows cannot be read comes as (name, None, None,
+    (version, why)): its rows are not compared, since every row would otherwise look deleted
+    (or none changed), and each caller says so. Rows of both versions are keyed by the base
+    version's primary key.
     """
     names = list(head.resources) + [n for n in base.resources if n not in head.resources]
     for name in names:
-        old, new = _rows(base.get(name)), _rows(head.get(name))
-        unreadable = (old is None and base.get(name) is not None) or (new is None and head.get(name) is not None)
-        if not unreadable:
-            yield name, old, new
+        old = _rows(base.get(name))
+        new = _rows(head.get(name), old.key_fields if old else None)
+        unread = [(side, _why_unread(package.get(name))) for side, package, rows in (("base", base, old), ("head", head, new))
+                  if rows is None and package.get(name) is not None]
+        yield (name, old, new, None) if not unread else (name, None, None, unread[0])
+
+
+def _why_unread(resource: Resource) -> str:
+    """Why ``_rows`` could not read a table: its loading finding, or a primary key missing from its header."""
+    return resource.unread or f"{resource.path}:1: its primary key columns are not all in its header"
 
 
 # --- the diff ---------------------------------------------------------------------------------
@@ -281,7 +279,12 @@ def compare(base: Package, head: Package, base_label: str = "base", head_label: 
     for name in list(head.resources) + [n for n in base.resources if n not in head.resources]:
         old_res, new_res = base.get(name), head.get(name)
         schema += schema_changes(name, old_res.schema if old_res else None, new_res.schema if new_res else None)
-    for name, old, new in _tables(base, head):
+    labels = {"base": base_label, "head": head_label}
+    for name, old, new, unread in _tables(base, head):
+        if unread is not None:
+            side, why = unread
+            raise CivharmError(f"cannot compare table {name}: its rows could not be read in {labels[side]} ({why}); "
+                               "run `civharm validate` on it")
         old_rows, new_rows = (old.rows if old else {}), (new.rows if new else {})
         sizes[name] = len(new_rows) + len(new.extra) if new else 0
         columns = (new.header if new else []) + [c for c in (old.header if old else []) if not new or c not in new.header]
@@ -401,11 +404,16 @@ def _log_entries(head: Package) -> dict[tuple[str, str, str], list[tuple[int, st
     if log is None:
         return entries
     for key, row, line in [(k, r, log.lines[k]) for k, r in log.rows.items()] + log.extra:
-        version = row.get("record_version", "")
-        if version.isdigit():
+        version = _version(row.get("record_version", ""))
+        if version is not None:
             entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
-                (int(version), row.get("new_value", ""), line))
+                (version, row.get("new_value", ""), line))
     return entries
+
+
+def _version(text: str) -> int | None:
+    """A record_version cell as a number: ASCII digits only (``int`` would also read '١', and fail on '²')."""
+    return int(text) if re.fullmatch("[0-9]{1,18}", text) else None
 
 
 def _content_fields(old: _Rows, new: _Rows) -> list[str]:
@@ -429,11 +437,11 @@ def _matched_renames(old: _Rows, new: _Rows, deleted: list[str], added: list[str
             matched[key] = twin
     left_old = [k for k in deleted if k not in matched]
     left_new = [k for k in added if k not in matched.values()]
-    if fields and len(left_old) * len(left_new) <= 200_000:
+    if fields and len(left_old) * len(left_new) <= PAIRS_COMPARED:
         for key in left_old:
             scores = [(sum(old.rows[key][f] == new.rows[n].get(f, "") for f in fields) / len(fields), n) for n in left_new]
             best = max(scores, default=(0, None))
-            if best[0] >= 0.8:
+            if best[0] >= SAME_RECORD:
                 matched[key] = best[1]
                 left_new.remove(best[1])
     return matched
@@ -457,20 +465,21 @@ def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str]
     line, out = new.lines[key], []
     rule = "history/unversioned-change"
     listed = ", ".join(changed)
-    old_v, new_v = before.get("record_version", ""), after.get("record_version", "")
+    old_v, new_v = _version(before.get("record_version", "")), _version(after.get("record_version", ""))
     versions: range | set = set()
-    if "record_version" in new.header and old_v.isdigit() and new_v.isdigit():
-        if int(new_v) <= int(old_v):
+    if "record_version" in new.header and old_v is not None:
+        if new_v is None or new_v <= old_v:
             out.append(_finding(rule, new.path, line, "record_version",
-                                f"record {key} changed ({listed}) but record_version is {new_v} (base: {old_v}); raise it by one"))
-            versions = {int(new_v)}
+                                f"record {key} changed ({listed}) but record_version is {quote(after.get('record_version', ''), 40)} "
+                                f"(base: {old_v}); raise it by one"))
+            versions = {new_v} if new_v is not None else set()
         else:
-            versions = range(int(old_v) + 1, int(new_v) + 1)
-    if "last_updated" in new.header and after.get("last_updated", "") <= before.get("last_updated", ""):
+            versions = range(old_v + 1, new_v + 1)
+    if "last_updated" in new.header and not _later(after.get("last_updated", ""), before.get("last_updated", "")):
         out.append(_finding(rule, new.path, line, "last_updated",
                             f"record {key} changed ({listed}) but last_updated is {after.get('last_updated') or 'empty'} "
-                            f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change"))
-    target = str(max(int(new_v), int(old_v) + 1)) if new_v.isdigit() and old_v.isdigit() else "<new record_version>"
+                            f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change (YYYY-MM-DD)"))
+    target = str(max(new_v, old_v + 1)) if new_v is not None and old_v is not None else "<new record_version>"
     for name_of_field in changed:
         value = after.get(name_of_field, "")
         entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
@@ -483,6 +492,12 @@ def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str]
             out.append(_finding(rule, new.path, line, name_of_field,
                                 f"holds {value!r} but its entry in {log_path} (line {latest[2]}) says new_value {latest[1]!r}"))
     return out
+
+
+def _later(new: str, old: str) -> bool:
+    """Whether ``new`` is a date after ``old``, both read by ``parse_date`` (an unreadable base date: any date is)."""
+    new_day, old_day = parse_date(new), parse_date(old)
+    return new_day is not None and (old_day is None or new_day > old_day)
 
 
 def _log_edits(old: _Rows, new: _Rows | None) -> list[Finding]:
@@ -508,9 +523,18 @@ def check(base: Package, head: Package) -> list[Finding]:
     log_resource = head.get(LOG_TABLE)
     log_path = log_resource.path if log_resource else "the corrections log"
     findings: list[Finding] = []
-    for name, old, new in _tables(base, head):
+    for name, old, new, unread in _tables(base, head):
+        if unread is not None:
+            side, why = unread
+            resource = head.get(name) or base.get(name)
+            findings.append(_finding("history/unreadable-table", resource.path, None, None,
+                                     f"table {name} could not be read in the {'base version' if side == 'base' else 'package'} "
+                                     f"({why}), so its rows were not compared with the base; fix that and validate again"))
+            continue
         if old is None:
             continue  # a new table: nothing in it existed before
+        if new is not None:
+            findings += _key_findings(head, base[name], head[name], old)
         if name == LOG_TABLE:
             findings += _log_edits(old, new)
             continue
@@ -535,20 +559,68 @@ def check(base: Package, head: Package) -> list[Finding]:
             findings.append(_finding("history/id-changed", new.path, line, key_field,
                                      f"ID {key} reused: it belongs to the record on line {new.lines[key]}; "
                                      "a new record needs a new ID (civharm.ids.new_id)"))
-        for key in (k for k in old.rows if k in new.rows):
-            changed = [f for f in fields if old.rows[key].get(f, "") != new.rows[key].get(f, "")]
-            if not changed:
-                continue
-            problems = _unversioned(name, old, new, key, changed, log, log_path)
-            filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
-            if problems and len(changed) >= 3 and len(changed) * 2 > len(filled):
-                findings.append(_finding("history/id-changed", new.path, new.lines[key], key_field,
-                                         f"ID {key} now holds a different record ({len(changed)} of {len(filled)} filled fields differ "
-                                         f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
-                                         "new ID and put the old one back"))
-            else:
-                findings += problems
+        findings += _changed_records(name, old, new, fields, deleted, log, log_path)
     return findings
+
+
+def _changed_records(name: str, old: _Rows, new: _Rows, fields: list[str], deleted: list[str], log, log_path: str) -> list[Finding]:
+    """Findings for the base records whose ID is still there: another record under it, or a change not in due form."""
+    changed = {k: [f for f in fields if old.rows[k].get(f, "") != new.rows[k].get(f, "")] for k in old.rows if k in new.rows}
+    changed = {k: c for k, c in changed.items() if c}
+    taken = taken_over(old.rows, new.rows, list(changed), list(changed) + deleted, fields)
+    key_field, rule = new.key_fields[0], "history/id-changed"
+    out: list[Finding] = []
+    for key, changed_fields in changed.items():
+        line = new.lines[key]
+        if key in taken:
+            out.append(_finding(rule, new.path, line, key_field,
+                                f"ID {key} now holds the record that {taken[key]} held (line {old.lines[taken[key]]} of the base): "
+                                "an ID never moves to another record; put the rows back as they were"))
+        elif identity := changed_identity(name, old.rows[key], new.rows[key]):
+            out.append(_finding(rule, new.path, line, key_field,
+                                f"ID {key} now holds a different record: {identity} changed, and that identifies the record "
+                                f"(line {old.lines[key]} of the base); put it back, retract {key} and add the corrected record under a new ID"))
+        else:
+            problems = _unversioned(name, old, new, key, changed_fields, log, log_path)
+            filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
+            if problems and len(changed_fields) >= 3 and len(changed_fields) * 2 > len(filled):
+                out.append(_finding(rule, new.path, line, key_field,
+                                    f"ID {key} now holds a different record ({len(changed_fields)} of {len(filled)} filled fields differ "
+                                    f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
+                                    "new ID and put the old one back"))
+            else:
+                out += problems
+    return out
+
+
+def _key_findings(head: Package, released: Resource, now: Resource, old: _Rows) -> list[Finding]:
+    """Keys of the released schema that the new one drops, and the rows that repeat a key it no longer enforces.
+
+    A repeated base ID is ``history/id-changed`` already (``_reused``); other repeats of the
+    released primary key, and repeats of a released unique field, are ``history/duplicate-key``.
+    """
+    file, prefix = _schema_location(head, now)
+    out = [_finding("history/key-dropped", file, None, field_name, f"{message}; a released table keeps its keys: restore it",
+                    pointer=prefix + pointer) for pointer, field_name, message in dropped_keys(released.schema, now.schema)]
+    enforced = unique_keys(now.schema)
+    for key in unique_keys(released.schema):
+        if key in enforced or not set(key) <= set(now.frame.columns):
+            continue
+        for index, first, cells in repeats(now.frame, key):
+            value = KEY_JOIN.join(cells)
+            if list(key) == old.key_fields and value in old.rows:
+                continue
+            out.append(_finding("history/duplicate-key", now.path, now.line_of(index), ",".join(key),
+                                f"{quote(value)} repeats line {now.line_of(first)}: the released schema keeps {', '.join(key)} unique"))
+    return out
+
+
+def _schema_location(head: Package, resource: Resource) -> tuple[str, str]:
+    """(file, JSON pointer prefix) of a resource's schema: its own file, or its place in datapackage.json."""
+    if resource.schema_path:
+        return resource.schema_path, ""
+    names = [spec.get("name") if isinstance(spec, dict) else None for spec in head.descriptor.get("resources", [])]
+    return DESCRIPTOR, f"/resources/{names.index(resource.name)}/schema" if resource.name in names else ""
 
 
 def check_against(head: Package, source: str) -> list[Finding]:

@@ -82,18 +82,23 @@ def _period_end(start: pd.Series, precision: pd.Series) -> pd.Series:
     return start.where(precision == "day", month_end.where(precision == "month", year_end))
 
 
-@rule("dates/precision-mismatch", Severity.ERROR, "date_start and date_end span exactly the stated precision (a day, a calendar month, a calendar year).",
+@rule("dates/precision-mismatch", Severity.ERROR, "date_start and date_end span exactly the stated precision (a day, a calendar month, a calendar year); a range spans more than one day.",
       "A month-precision date stored as one day would be counted as a precise date; coarse dates are intervals.")
 def precision_mismatch(ctx, rule):
     frame = ctx.table("incidents")
     if frame is None or frame.empty:
         return
     start, end, precision = frame["date_start"], frame["date_end"], frame["date_precision"]
+    ranged = (precision == "range").fillna(False)
     expected_start = start.where(precision == "day", start.where(precision != "month", start.dt.to_period("M").dt.start_time))
     expected_start = expected_start.where(precision != "year", start.dt.to_period("Y").dt.start_time)
-    expected_end = _period_end(expected_start, precision)
-    bad = start.notna() & end.notna() & precision.notna() & ((start != expected_start) | (end != expected_end))
+    expected_end = _period_end(expected_start, precision).where(~ranged, end)  # a range is what the sources allow
+    bad = start.notna() & end.notna() & precision.notna() & ((start != expected_start) | (end != expected_end) | (ranged & (end <= start)))
     for index in frame.index[bad.to_numpy(dtype=bool)]:
+        if ranged[index]:
+            yield rule.at_row(ctx, "incidents", index, "date_end", f"range precision needs date_end after date_start ({start[index]:%Y-%m-%d}); "
+                                                                   "one day is day precision")
+            continue
         yield rule.at_row(ctx, "incidents", index, "date_end",
                           f"{precision[index]} precision needs {expected_start[index]:%Y-%m-%d} to {expected_end[index]:%Y-%m-%d}, "
                           f"not {start[index]:%Y-%m-%d} to {end[index]:%Y-%m-%d}")
