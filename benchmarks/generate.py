@@ -171,6 +171,10 @@ class _Builder:
             "confidence": self.rng.choice(["low", "medium"]),
             "summary": f"{_sentence(self.rng, self.rng.randint(8, 30))} Synthetic incident for the benchmark.",
         }
+        named = row["perpetrator_alleged"] != "unknown"  # every report names it: the attribution rule's one party
+        row["alleged_parties"] = row["perpetrator_alleged"] if named else ""
+        if named == (row["attribution_basis"] == "not_attributed"):  # redrawn without a draw, so the seed's stream is unchanged
+            row["attribution_basis"] = "media_report" if named else "not_attributed"
         self.incidents.append(row)
         return row
 

@@ -18,6 +18,22 @@ VALID_MINIMAL = FIXTURES / "packages" / "valid-minimal"
 TODAY = "2026-11-26"
 
 
+def newest_change_day(data_dir: Path = REPO / "data") -> str:
+    """The newest last_updated or change_date in a data folder, or TODAY when that is later.
+
+    Tests that validate the real data, or change it as a later correction would, count from
+    this day: a fixed day would put every correction made after it in the future.
+    """
+    days = [TODAY]
+    for path in sorted(data_dir.glob("*.csv")):
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+            days += [row[name] for name in ("last_updated", "change_date") if row.get(name)]
+    return max(days)
+
+
+DATA_TODAY = newest_change_day()
+
+
 def build_package(target: Path, data_dir: Path = VALID_MINIMAL / "data") -> Path:
     """The repo's descriptor and schemas with the given data folder: a package to mutate."""
     target.mkdir(parents=True, exist_ok=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from civharm.cli import main
-from conftest import REPO, TODAY
+from conftest import DATA_TODAY, REPO
 
 
 def test_real_dataset_is_valid():
-    result = CliRunner().invoke(main, ["validate", str(REPO), "--today", TODAY])
+    result = CliRunner().invoke(main, ["validate", str(REPO), "--today", DATA_TODAY])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1].startswith("valid: ")
 

@@ -24,9 +24,9 @@ from civharm.findings import CivharmError
 from civharm.identity import IDENTITY
 from civharm.ids import new_id
 from civharm.package import load_package
-from conftest import REPO
+from conftest import DATA_TODAY, REPO
 
-DAY = "2026-12-01"
+DAY = (dt.date.fromisoformat(DATA_TODAY) + dt.timedelta(days=1)).isoformat()  # a change after the data's newest
 
 
 def git(root: Path, *args: str) -> str:
@@ -125,6 +125,11 @@ def gate(root: Path, base: str = "HEAD") -> list[tuple]:
     return sorted((f.file, f.line, f.field, f.rule_id) for f in found)
 
 
+def following(cells: dict[str, str]) -> int:
+    """The record_version a record's next change gives it."""
+    return int(cells["record_version"]) + 1
+
+
 def active_incident(root: Path) -> tuple[str, int, dict[str, str]]:
     incident = first_id(root / "data" / "incidents.csv", status="active")
     line, cells = row(root / "data" / "incidents.csv", incident)
@@ -208,34 +213,35 @@ def test_figure_edited_without_version_date_or_log_names_each_problem(repo):
 def test_figure_edited_with_version_but_no_log_entry_fails_on_the_field(repo):
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.line, f.field) for f in found] == [(line, figure)]
-    assert "record_version 2" in found[0].message and "new_value '7'" in found[0].message
+    assert f"record_version {following(cells)}" in found[0].message and "new_value '7'" in found[0].message
 
 
 def test_proper_correction_passes(repo):
     incident, _, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
-    log_change(repo, "incidents", incident, 2, figure, cells[figure], "7")
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "7")
     assert gate(repo) == []
 
 
 def test_log_entry_with_another_value_does_not_match(repo):
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
-    log_change(repo, "incidents", incident, 2, figure, cells[figure], "8")
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "8")
     assert gate(repo) == [("data/incidents.csv", line, figure, "history/unversioned-change")]
 
 
 def test_two_corrections_since_the_base_both_count(repo):
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="First corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "First corrected summary.")
-    edit(repo / "data" / "incidents.csv", incident, confidence="contested", record_version="3", last_updated="2026-12-02")
-    log_change(repo, "incidents", incident, 3, "confidence", cells["confidence"], "contested")
+    first = following(cells)
+    edit(repo / "data" / "incidents.csv", incident, summary="First corrected summary.", record_version=str(first), last_updated=DAY)
+    log_change(repo, "incidents", incident, first, "summary", cells["summary"], "First corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, confidence="contested", record_version=str(first + 1), last_updated=DAY)
+    log_change(repo, "incidents", incident, first + 1, "confidence", cells["confidence"], "contested")
     assert gate(repo) == []
 
 
@@ -255,10 +261,11 @@ def test_proper_merge_passes(repo):
     rows = read_rows(path)
     header = rows[0]
     target, merged = rows[1][0], rows[2][0]
+    version = following(dict(zip(header, rows[2])))
     reason = "Same strike as the other record, reported twice."
-    edit(path, merged, status="merged", merged_into=target, status_reason=reason, record_version="2", last_updated=DAY)
+    edit(path, merged, status="merged", merged_into=target, status_reason=reason, record_version=str(version), last_updated=DAY)
     for name, old, new in (("status", "active", "merged"), ("merged_into", "", target), ("status_reason", "", reason)):
-        log_change(repo, "incidents", merged, 2, name, old, new)
+        log_change(repo, "incidents", merged, version, name, old, new)
     assert gate(repo) == []
     changes = history.compare_sources(repo, "HEAD")
     assert [(c.record_id, c.kind) for c in changes.records if c.table == "incidents"] == [(merged, "merged")]
@@ -269,8 +276,8 @@ def test_proper_merge_passes(repo):
 def logged_repo(repo) -> tuple[Path, str]:
     """A repo whose base holds one corrections-log entry (a proper correction, committed)."""
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
+    log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
     commit(repo, "a correction")
     return repo, first_id(repo / "data" / "changes.csv")
 
@@ -426,8 +433,8 @@ def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(re
 
 @pytest.mark.parametrize("written", ["2026-11-3", "2026-11-03", "2026-11-26", "٢٠٢٦-12-01"])
 def test_last_updated_must_be_a_later_day_written_yyyy_mm_dd(repo, written):
-    incident, line, cells = active_incident(repo)
-    assert cells["last_updated"] == "2026-11-26"
+    incident = first_id(repo / "data" / "incidents.csv", status="active", last_updated="2026-11-26")  # "2026-11-3" sorts after it as text
+    line, cells = row(repo / "data" / "incidents.csv", incident)
     edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=written)
     log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
     assert gate(repo) == [("data/incidents.csv", line, "last_updated", "history/unversioned-change")]
@@ -610,8 +617,8 @@ def test_schema_changes_set_the_release_level(change, level):
 
 def test_corrections_only_need_a_patch(repo):
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
+    log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
     assert history.required_bump(history.compare_sources(repo, "HEAD")) == "patch"
 
 

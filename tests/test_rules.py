@@ -227,6 +227,15 @@ def test_figure_rule_expects_nothing_for_an_incident_without_an_id(tmp_path):
     assert found and all(f.message.endswith("but the figure rule gives empty from the current reports") for f in found)
 
 
+def test_every_checked_date_basis_is_a_value_of_the_vocabulary():
+    """The date rule checks bases by name; a renamed value in the schema must not silently escape the check."""
+    from civharm.rules import dates
+
+    schema = json.loads((REPO / "schema" / "incidents.json").read_text(encoding="utf-8"))
+    vocabulary = next(f for f in schema["fields"] if f["name"] == "date_basis")["constraints"]["enum"]
+    assert set(dates.CHECKED_BASES) <= set(vocabulary)
+
+
 @pytest.mark.parametrize("char", [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C,
                                                     0xFFFE, 0xFFFF, 0xFDD0, 0xFDEF, 0x1FFFE, 0x1FFFF, 0x10FFFE, 0x10FFFF)],
                          ids=lambda char: f"U+{ord(char):04X}")
