@@ -11,7 +11,8 @@ What makes the data realistic enough to stress the validator:
 - coarse-precision incidents are intervals (a whole month or year: date_start..date_end),
   never a pile on the first of the month;
 - N planted near-duplicate pairs: the same event entered twice (same day or one day apart,
-  same place by GeoNames ID or by name only, reworded summary, other reports); the pairs
+  same place by GeoNames ID or by name only, reworded summary, other reports of the same
+  true toll, the first quoting the original's first statement); the pairs
   are listed in ``manifest.json`` so the benchmark can measure recall.
 
 Everything else is built to pass every civharm rule, so the clean variant fails only on the
@@ -170,15 +171,23 @@ class _Builder:
             "confidence": self.rng.choice(["low", "medium"]),
             "summary": f"{_sentence(self.rng, self.rng.randint(8, 30))} Synthetic incident for the benchmark.",
         }
+        named = row["perpetrator_alleged"] != "unknown"  # every report names it: the attribution rule's one party
+        row["alleged_parties"] = row["perpetrator_alleged"] if named else ""
+        if named == (row["attribution_basis"] == "not_attributed"):  # redrawn without a draw, so the seed's stream is unchanged
+            row["attribution_basis"] = "media_report" if named else "not_attributed"
         self.incidents.append(row)
         return row
 
-    def attach_reports(self, incident: dict, count: int) -> None:
+    def attach_reports(self, incident: dict, count: int, truth: tuple | None = None, quoted: dict | None = None) -> tuple:
+        """Reports of ``incident``; a twin passes its original's true toll and first report, which it quotes first.
+
+        Returns the true toll (civilian?, killed, injured) and the first report.
+        """
         rng = self.rng
         start, end = dt.date.fromisoformat(incident["date_start"]), dt.date.fromisoformat(incident["date_end"])
-        civilian = rng.random() < 0.7
-        killed, injured = int(rng.paretovariate(1.3)) - 1, int(rng.paretovariate(1.1)) - 1
+        civilian, killed, injured = truth or (rng.random() < 0.7, int(rng.paretovariate(1.3)) - 1, int(rng.paretovariate(1.1)) - 1)
         stated = {"killed": [], "injured": []}
+        first = None
         for _ in range(count):
             published = min(end + dt.timedelta(days=rng.randint(0, 3)), dt.date(2026, 1, 10))
             source = self._source()
@@ -192,6 +201,11 @@ class _Builder:
                 "claimant": f"{source['name']} (own reporting)", "claimant_type": "media_outlet", "as_of": _iso(published),
                 "responsibility_claimed": incident["perpetrator_alleged"],
             }
+            if quoted is not None and first is None:  # a re-entry comes from another page quoting the same originator
+                report["claimant"] = quoted["claimant"]
+                if quoted["source_id"] != report["source_id"]:
+                    report["republished_from"] = quoted["source_id"]
+            first = first or report
             prefix = "civilians" if civilian else "all"
             for kind, truth in (("killed", killed), ("injured", injured)):
                 if rng.random() < 0.75:
@@ -213,6 +227,7 @@ class _Builder:
             lows = [v for v in lows if v is not None]
             incident[f"{prefix}_{kind}_min"] = str(min(lows)) if lows else ""
             incident[f"{prefix}_{kind}_max"] = str(max(highs)) if statements and None not in highs else ""
+        return (civilian, killed, injured), first
 
 
 def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dict[str, list[dict]], dict]:
@@ -254,14 +269,14 @@ def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dic
             place_index, day = slots[i]
             place = localities[place_index]
             incident = builder.incident(place, day, "day", rng.choice(MEANS), "locality")
-            builder.attach_reports(incident, count)
+            truth, first = builder.attach_reports(incident, count)
             if i in planted_bases and len(builder.reports) < reports:
                 twin_day = day + dt.timedelta(days=rng.choice([0, 0, 1]))
                 twin = builder.incident(place, twin_day, "day", incident["means_of_harm"], "locality")
                 if rng.random() < 0.3:  # the second entry names the place but lacks its GeoNames ID
                     twin.update(geonames_id="", latitude="", longitude="", location_precision="area")
                 twin["summary"] = "Reported again: " + incident["summary"]
-                builder.attach_reports(twin, min(_reports_per_incident(rng), max(1, reports - len(builder.reports))))
+                builder.attach_reports(twin, min(_reports_per_incident(rng), max(1, reports - len(builder.reports))), truth, first)
                 builder.planted.append([incident["incident_id"], twin["incident_id"]])
         else:
             place = localities[min(int(rng.paretovariate(1.0)) - 1, len(localities) - 1)]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import multiprocessing
@@ -17,8 +16,22 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VALID_MINIMAL = FIXTURES / "packages" / "valid-minimal"
 TODAY = "2026-11-26"
-# The day the real data is validated on: records entered after TODAY carry their own day.
-DATA_TODAY = max(TODAY, dt.date.today().isoformat())
+
+
+def newest_change_day(data_dir: Path = REPO / "data") -> str:
+    """The newest last_updated or change_date in a data folder, or TODAY when that is later.
+
+    Tests that validate the real data, or change it as a later correction would, count from
+    this day: a fixed day would put every correction made after it in the future.
+    """
+    days = [TODAY]
+    for path in sorted(data_dir.glob("*.csv")):
+        for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))):
+            days += [row[name] for name in ("last_updated", "change_date") if row.get(name)]
+    return max(days)
+
+
+DATA_TODAY = newest_change_day()
 
 
 def build_package(target: Path, data_dir: Path = VALID_MINIMAL / "data") -> Path:
@@ -74,6 +87,14 @@ def apply_edit(root: Path, edit: dict) -> None:
         else:
             del node[key]
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    elif kind == "repeat":  # generated text too long for case.json: `text` ("{i}" counts 0, 1, …) `times` times before `before`
+        data = path.read_text(encoding="utf-8")
+        assert edit["before"] in data, f"{edit['before']!r} not in {edit['file']}"
+        inserted = "".join(edit["text"].replace("{i}", str(i)) for i in range(edit["times"]))
+        path.write_text(data.replace(edit["before"], inserted + edit["before"], 1), encoding="utf-8")
+    elif kind == "symlink":  # `file` becomes a symbolic link to `target` (relative to the link's folder)
+        path.unlink(missing_ok=True)
+        path.symlink_to(edit["target"])
     else:
         raise ValueError(kind)
 
@@ -88,6 +109,12 @@ def materialise(case_file: Path, tmp_path: Path) -> tuple[Path, dict]:
     for edit in case.get("edits", []):
         apply_edit(root, edit)
     return root, case
+
+
+def child_environment(**extra: str) -> dict:
+    """This process's environment for a child process: the code under test first, as this process has it."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO / "scripts")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
 @pytest.fixture

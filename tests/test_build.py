@@ -45,7 +45,8 @@ def schema(package: Path, name: str) -> dict:
 
 
 def active(rows: list[dict]) -> list[dict]:
-    return [row for row in rows if row.get("status", "active") == "active"]
+    """The rows people count: active and not superseded."""
+    return [row for row in rows if row.get("status", "active") == "active" and not row.get("superseded_by")]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -70,13 +71,12 @@ def real(tmp_path_factory):
 
 @pytest.fixture
 def mixed(tmp_path) -> Path:
-    """valid-minimal with a merged incident, a retracted damage row and formula-like text."""
+    """valid-minimal with a merged incident and a retracted damage row."""
     package = build_package(tmp_path / "pkg")
     incidents = package / "data" / "incidents.csv"
     set_cell(incidents, 3, "status", "merged")
     set_cell(incidents, 3, "merged_into", FIRST)
-    set_cell(incidents, 3, "status_reason", "+1 duplicate of the first incident")
-    set_cell(incidents, 2, "summary", FORMULA)
+    set_cell(incidents, 3, "status_reason", "Duplicate of the first incident")
     set_cell(package / "data" / "damage.csv", 3, "status", "retracted")
     return package
 
@@ -157,6 +157,27 @@ def test_bad_source_date_epoch_is_an_error(valid_package, tmp_path, monkeypatch)
         build(valid_package, tmp_path / "dist")
 
 
+@pytest.mark.parametrize("value, reason", [
+    ("4354819200", "is after 2107-12-31T23:59:59Z, the last time a zip file can record"),
+    ("9" * 5000, "is after 2107-12-31T23:59:59Z, the last time a zip file can record"),
+    ("\u00b2", "is not a whole number of seconds since 1970"),
+], ids=["year-2108", "5000-digits", "superscript-two"])
+def test_source_date_epoch_out_of_range_is_one_line_exit_2_and_writes_nothing(valid_package, tmp_path, monkeypatch, value, reason):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith("Error: SOURCE_DATE_EPOCH: ") and reason in result.stderr
+    assert len(result.stderr.splitlines()[-1]) < 200
+    assert not (tmp_path / "dist").exists()
+
+
+def test_the_last_epoch_a_zip_can_record_still_builds(valid_package, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "4354819199")
+    build(valid_package, tmp_path / "dist")
+    with zipfile.ZipFile(next((tmp_path / "dist").glob("*.zip"))) as archive:
+        assert archive.infolist()[0].date_time == (2107, 12, 31, 23, 59, 58)
+
+
 # --- each artifact read back ---------------------------------------------------------------------
 
 def test_zip_validates_with_frictionless_and_carries_hash_and_bytes(real):
@@ -217,6 +238,36 @@ def test_sqlite_holds_every_row_with_keys_indexes_descriptions_and_views(real):
         db.close()
 
 
+def test_datasette_on_the_released_sqlite_gives_the_serve_site(real):
+    """`datasette civharm-V.sqlite -m civharm-V-datasette.json`: metadata, search and facets as `civharm serve` has them."""
+    import asyncio
+
+    from datasette.app import Datasette
+    from datasette.utils import tilde_encode
+
+    package, dist = real
+    v = version_of(package)
+    url = "/" + tilde_encode(f"civharm-{v}")  # Datasette's URL form of a name with dots
+    meta = json.loads((dist / f"civharm-{v}-datasette.json").read_text(encoding="utf-8"))
+    site = Datasette([str(dist / f"civharm-{v}.sqlite")], metadata=meta)
+
+    async def fetch(*paths):
+        return [await site.client.get(path) for path in paths]
+
+    database, browse, search = asyncio.run(fetch(
+        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod"))
+    assert meta["title"] == json.loads((package / "datapackage.json").read_text(encoding="utf-8"))["title"]
+    assert meta["license_url"].startswith("https://")
+    shown = {t["name"] for t in database.json()["tables"] if not t["hidden"]}
+    assert shown == set(tables(package))  # _columns, _package and the full-text tables are hidden
+    incidents_meta = meta["databases"][f"civharm-{v}"]["tables"]["incidents"]
+    assert incidents_meta["columns"]["summary"] == next(f["description"] for f in schema(package, "incidents")["fields"]
+                                                         if f["name"] == "summary")
+    assert browse.status_code == 200 and "country_code" in browse.json()["facet_results"]
+    assert search.status_code == 200 and search.json()["rows"]
+    assert all("Belgorod" in " ".join(str(c) for c in row) for row in search.json()["rows"])
+
+
 def test_parquet_has_every_row_and_the_schema_types(real):
     package, dist = real
     for name, rows in tables(package).items():
@@ -232,6 +283,24 @@ def test_parquet_has_every_row_and_the_schema_types(real):
     incidents = pq.read_table(dist / f"civharm-{version_of(package)}-parquet" / "incidents.parquet").to_pylist()
     assert [row["incident_id"] for row in incidents] == [row["incident_id"] for row in tables(package)["incidents"]]
     assert str(incidents[0]["date_start"]) == tables(package)["incidents"][0]["date_start"]
+
+
+def test_a_default_pandas_read_of_parquet_gives_nullable_integers_and_dates(real):
+    """`pd.read_parquet(path)`, no arguments: integer columns with empty cells stay integers, dates are dates."""
+    package, dist = real
+    import pandas as pd
+
+    for name in tables(package):
+        frame = pd.read_parquet(dist / f"civharm-{version_of(package)}-parquet" / f"{name}.parquet")
+        for f in schema(package, name)["fields"]:
+            dtype = frame[f["name"]].dtype
+            if f["type"] == "integer":
+                assert dtype == pd.Int64Dtype(), (name, f["name"], dtype)
+            elif f["type"] == "date":
+                assert pd.api.types.is_datetime64_any_dtype(dtype) or str(dtype).startswith("date32"), (name, f["name"], dtype)
+    incidents = pd.read_parquet(dist / f"civharm-{version_of(package)}-parquet" / "incidents.parquet")
+    assert incidents["civilians_killed_min"].isna().any()  # empty cells are <NA>, in an integer column
+    assert str(incidents["date_start"].iloc[0]) == tables(package)["incidents"][0]["date_start"]
 
 
 def test_xlsx_has_a_readme_first_then_active_rows_of_every_table(real):
@@ -275,6 +344,36 @@ def test_hxl_csv_has_tags_from_the_schema_and_active_incidents(real):
 
 # --- active rows only where people count ---------------------------------------------------------
 
+def _view_ids(db, view: str, key: str) -> list[str]:
+    return [row[0] for row in db.execute(f'SELECT "{key}" FROM "{view}" ORDER BY rowid')]
+
+
+def test_every_file_people_count_from_holds_the_rows_of_the_views(real):
+    """XLSX sheets, GeoJSON and HXL CSV hold exactly the rows of active_incidents and current_reports."""
+    package, dist = real
+    v = version_of(package)
+    db = sqlite3.connect(dist / f"civharm-{v}.sqlite")
+    try:
+        incidents = _view_ids(db, "active_incidents", "incident_id")
+        reports = _view_ids(db, "current_reports", "report_id")
+        placed = {row[0] for row in db.execute("SELECT incident_id FROM active_incidents WHERE latitude IS NOT NULL")}
+    finally:
+        db.close()
+    assert len(reports) < len(tables(package)["reports"])  # the real data has superseded and retracted reports
+    book = openpyxl.load_workbook(dist / f"civharm-{v}.xlsx", read_only=True)
+    try:
+        assert [row[0] for row in book["incidents"].iter_rows(min_row=2, values_only=True)] == incidents
+        assert [row[0] for row in book["reports"].iter_rows(min_row=2, values_only=True)] == reports
+        readme = {row[0]: row[1] for row in book["README"].iter_rows(values_only=True) if row and row[0] in ("incidents", "reports")}
+    finally:
+        book.close()
+    assert readme == {"incidents": str(len(incidents)), "reports": str(len(reports))}
+    collection = json.loads((dist / f"civharm-{v}-incidents.geojson").read_text(encoding="utf-8"))
+    assert [f["id"] for f in collection["features"]] == [i for i in incidents if i in placed]
+    hxl = list(csv.reader(io.StringIO((dist / f"civharm-{v}-incidents-hxl.csv").read_text(encoding="utf-8"))))
+    assert [row[0] for row in hxl[2:]] == incidents
+
+
 def test_merged_and_retracted_rows_stay_out_of_count_files_but_not_the_zip_or_sqlite(mixed, tmp_path):
     dist = tmp_path / "dist"
     build(mixed, dist)
@@ -299,13 +398,20 @@ def test_merged_and_retracted_rows_stay_out_of_count_files_but_not_the_zip_or_sq
     assert pq.read_table(dist / f"civharm-{v}-parquet" / "incidents.parquet").num_rows == 2
 
 
-def test_formula_like_text_is_written_as_text_in_the_xlsx(mixed, tmp_path):
+def test_formula_like_text_stops_the_build_with_its_place_and_reaches_no_file(mixed, tmp_path):
+    """Even a package handed to build() without validation: no release file gets a formula cell."""
+    set_cell(mixed / "data" / "incidents.csv", 2, "summary", FORMULA)
+    with pytest.raises(CivharmError) as caught:
+        build(mixed, tmp_path / "dist")
+    assert str(caught.value) == ("data/incidents.csv:2: summary: '=HYPERLINK(\"http://example.org/x\",\"click\") looks like a for… "
+                                 "(80 characters) starts with '=', which spreadsheets run as a formula [text/formula-prefix]; "
+                                 "run `civharm validate`")
+    assert list(tmp_path.iterdir()) == [mixed]
+
+
+def test_text_cells_are_written_as_text_in_the_xlsx(mixed, tmp_path):
     build(mixed, tmp_path / "dist")
     path = tmp_path / "dist" / f"civharm-{version_of(mixed)}.xlsx"
-    sheet = openpyxl.load_workbook(path)["incidents"]
-    header = [cell.value for cell in sheet[1]]
-    summary = sheet.cell(row=2, column=header.index("summary") + 1)
-    assert summary.value == FORMULA and summary.data_type == "s"
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
     assert not any(b"<f>" in xml or b"<f " in xml for xml in sheets)
@@ -380,6 +486,21 @@ def test_cli_build_prints_the_files_and_says_active_only(valid_package):
     assert second.startswith("Active incidents only (2 of 2)") and f"civharm-{version}-dev.nogit.zip" in second
 
 
+@pytest.mark.parametrize(("cell", "value", "rule"), [
+    ("summary", FORMULA, "text/formula-prefix"),
+    ("date_end", "2020-01-01", "dates/end-before-start"),
+], ids=["formula", "dates"])
+def test_cli_build_refuses_a_package_that_does_not_validate(valid_package, tmp_path, cell, value, rule):
+    """Exit 1, the findings printed as `validate` prints them, nothing written."""
+    set_cell(valid_package / "data" / "incidents.csv", 2, cell, value)
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 1, result.output
+    assert f"data/incidents.csv:2: {cell}: " in result.stdout and f"[{rule}]" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("invalid: ")
+    assert result.stderr.splitlines()[-1].startswith("Error: cannot build: the package does not validate (")
+    assert list(tmp_path.iterdir()) == [valid_package]
+
+
 def test_cli_build_error_is_one_line_and_exit_2(valid_package, tmp_path):
     out = tmp_path / "dist"
     out.mkdir()
@@ -449,12 +570,26 @@ def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(val
     descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
     descriptor["resources"][2]["path"] = f"data/../../{valid_package.name}/data/damage.csv"
     (valid_package / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
-    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines()[-1] == (
-        "Error: datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
+    with pytest.raises(CivharmError) as caught:  # build() itself, since `civharm build` stops at validation first
+        build(valid_package, tmp_path / "dist")
+    assert str(caught.value) == (
+        "datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
         "the release zip is unpacked in; write it without '..' or '.' parts")
     assert list(tmp_path.iterdir()) == [valid_package]
+    result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
+    assert result.exit_code == 1 and "does not validate" in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == [valid_package]
+
+
+def test_the_readme_lists_every_file_build_writes(real):
+    """README's "Releases and downloads" table names each file and folder of dist/, and nothing else."""
+    package, dist = real
+    v = version_of(package)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Releases and downloads", 1)[1].split("\n## ", 1)[0]
+    listed = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+    written = {p.name.replace(v, "X.Y.Z") + ("/" if p.is_dir() else "") for p in dist.iterdir()}
+    assert listed == written
 
 
 def test_aggregates_are_in_every_release_file(valid_package, tmp_path):

@@ -152,3 +152,42 @@ def test_cycle_collector_is_back_on_after_a_validation_in_the_callers_process(va
     assert gc.isenabled()
     invoke("validate", str(valid_package), "--today", TODAY)
     assert gc.isenabled()
+
+
+def generic_package(root, population: str):
+    """A data package outside civharm's model: one table, countries, with its own schema."""
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "countries.csv").write_text(f"code,name,population\nUA,Ukraine,-\nSY,Syria,{population}\n", encoding="utf-8")
+    schema = {"fields": [{"name": "code", "type": "string"}, {"name": "name", "type": "string"},
+                         {"name": "population", "type": "string", "constraints": {"pattern": "-|[0-9]+"}}], "primaryKey": ["code"]}
+    (root / "datapackage.json").write_text(json.dumps({"name": "countries", "resources": [
+        {"name": "countries", "path": "data/countries.csv", "format": "csv", "encoding": "utf-8", "schema": schema}]}), encoding="utf-8")
+    return root
+
+
+def test_a_generic_package_gets_the_structure_checks_and_says_the_dataset_rules_did_not_apply(tmp_path):
+    clean = invoke("validate", str(generic_package(tmp_path / "clean", "21000000")), "--today", TODAY)
+    assert clean.exit_code == 0
+    assert clean.output == ("valid: 2 countries; structure checked; civharm's dataset rules not applied "
+                            "(not a civharm package: no incidents or reports table); 0 errors, 0 warnings\n")
+    broken = invoke("validate", str(generic_package(tmp_path / "broken", "many")), "--today", TODAY, "--format", "json")
+    payload = json.loads(broken.output)
+    assert broken.exit_code == 1
+    assert [(f["file"], f["line"], f["field"], f["rule_id"]) for f in payload["findings"]] == [
+        ("data/countries.csv", 3, "population", "frictionless/constraint-error")]
+    assert payload["summary"] == {"package": str(tmp_path / "broken"), "tables": {"countries": 2}, "dataset_rules": False,
+                                  "dataset_rules_not_applied": "not a civharm package: no incidents or reports table",
+                                  "counts": {"error": 1, "warning": 0, "info": 0}}
+
+
+def test_a_table_that_was_not_read_is_named_in_the_summary_not_counted_as_empty(valid_package):
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][3]["dialect"] = {"delimiter": "\t"}
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    result = invoke("validate", str(valid_package), "--today", TODAY)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[1:] == [
+        "  datapackage.json#/resources/3/dialect/delimiter: dialect: delimiter '\\t' is not supported: save the file as plain CSV "
+        "and remove the dialect; civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package  "
+        "error [package/unsupported-dialect]",
+        "invalid: 2 incidents (2 active), 2 reports; not read: sources; 1 errors, 0 warnings"]

@@ -179,3 +179,26 @@ def test_integer_and_date_spellings_equal_frictionless(column, cells, tmp_path):
         (root / "data" / "sources.csv").write_text(out.getvalue(), encoding="utf-8")
         ours, oracle = both(root)
         assert sorted(ours, key=str) == sorted(oracle, key=str), added
+
+
+EMPTY_LINES = {
+    "in-the-middle": b"id,name\n1,english\n\n2,german\n",
+    "file-ends-in-two-newlines": b"id,name\n1,english\n2,german\n\n",
+    "several-at-the-end": b"id,name\n1,english\n2,german\n\n\n",
+    "right-after-the-header": b"id,name\n\n1,english\n2,german",
+    "around-a-cell-with-a-line-break": b'id,name\n1,english\n\n\n2,"ger\nman"\n\n3,x\n',
+    "crlf": b"id,name\r\n1,english\r\n\r\n2,german\r\n",
+}
+
+
+@pytest.mark.parametrize("primary_key", [[], ["id"]], ids=["no-key", "key"])
+@pytest.mark.parametrize("name", list(EMPTY_LINES))
+def test_empty_lines_are_blank_rows_as_frictionless_reads_them(name, primary_key, tmp_path):
+    """An empty line is a blank row on its own physical line (plus a missing primary key when the table has one)."""
+    (tmp_path / "t.csv").write_bytes(EMPTY_LINES[name])
+    schema = {"fields": [{"name": "id", "type": "integer"}, {"name": "name", "type": "string"}], "primaryKey": primary_key}
+    (tmp_path / "datapackage.json").write_text(json.dumps({"name": "languages", "resources": [
+        {"name": "languages", "path": "t.csv", "format": "csv", "encoding": "utf-8", "schema": schema}]}), encoding="utf-8")
+    ours, oracle = both(tmp_path)
+    assert "frictionless/blank-row" in {f.rule_id for f in oracle}
+    assert sorted(ours, key=str) == sorted(oracle, key=str)

@@ -58,3 +58,38 @@ def test_readme_benchmark_table_is_the_latest_run_in_results():
     table = latest[latest.index("| reports"):].strip()
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert table in readme, "copy the latest table of benchmarks/RESULTS.md into the README's Performance section"
+
+
+def test_documents_are_not_generated_from_a_table_that_was_not_read(valid_package):
+    """sources refused (a ';' dialect): docs/sources.md would list no source at all; `civharm docs` stops instead."""
+    from click.testing import CliRunner
+
+    from civharm.cli import main
+
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][3]["dialect"] = {"delimiter": ";"}
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    result = CliRunner().invoke(main, ["docs", str(valid_package)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: cannot generate the documents: datapackage.json#/resources/3/dialect/delimiter: dialect: ")
+    assert not (valid_package / "docs").exists()
+
+
+def test_citation_and_zenodo_metadata_say_what_the_descriptor_says():
+    """datapackage.json is the one source: CITATION.cff and .zenodo.json (generated) carry the same metadata."""
+    import json
+
+    import yaml
+
+    descriptor = json.loads((REPO / "datapackage.json").read_text(encoding="utf-8"))
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text(encoding="utf-8"))
+    zenodo = json.loads((REPO / ".zenodo.json").read_text(encoding="utf-8"))
+    expected = {"title": descriptor["title"], "abstract": descriptor["description"], "keywords": descriptor["keywords"],
+                "license": descriptor["licenses"][0]["name"], "version": descriptor["version"],
+                "authors": [{"name": c["title"]} for c in descriptor["contributors"]]}
+    assert {key: citation.get(key) for key in expected} == expected
+    if descriptor.get("homepage"):
+        assert citation.get("repository-code") == descriptor["homepage"]
+    assert (zenodo["title"], zenodo["description"], zenodo["keywords"], zenodo["creators"]) == (
+        descriptor["title"], descriptor["description"], descriptor["keywords"], expected["authors"])
+    assert zenodo["license"] == descriptor["licenses"][0]["name"].lower() and zenodo["upload_type"] == "dataset"

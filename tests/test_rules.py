@@ -225,3 +225,33 @@ def test_figure_rule_expects_nothing_for_an_incident_without_an_id(tmp_path):
     set_cell(root / "data" / "incidents.csv", line, "incident_id", "")
     found = [f for f in rules.check(load_package(root), dt.date.fromisoformat(TODAY), {"figures"}) if f.line == line]
     assert found and all(f.message.endswith("but the figure rule gives empty from the current reports") for f in found)
+
+
+def test_every_checked_date_basis_is_a_value_of_the_vocabulary():
+    """The date rule checks bases by name; a renamed value in the schema must not silently escape the check."""
+    from civharm.rules import dates
+
+    schema = json.loads((REPO / "schema" / "incidents.json").read_text(encoding="utf-8"))
+    vocabulary = next(f for f in schema["fields"] if f["name"] == "date_basis")["constraints"]["enum"]
+    assert set(dates.CHECKED_BASES) <= set(vocabulary)
+
+
+@pytest.mark.parametrize("char", [chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C,
+                                                    0xFFFE, 0xFFFF, 0xFDD0, 0xFDEF, 0x1FFFE, 0x1FFFF, 0x10FFFE, 0x10FFFF)],
+                         ids=lambda char: f"U+{ord(char):04X}")
+def test_bidirectional_controls_and_non_characters_are_control_characters(char):
+    """Each bidirectional control and non-character the rule promises to reject; ordinary neighbours pass."""
+    from civharm.rules import text
+
+    assert text.CONTROL.search(f"https://example.org/a{char}gpj.exe")
+    assert not text.CONTROL.search("\ufdcf\ufdf0\ufffd\U0001fffd Zoë \u0627\u0644")
+
+
+def test_every_count_field_is_held_to_the_plausibility_bounds():
+    """The bounds are declared once for every count: each integer field of the schemas but record versions and GeoNames IDs."""
+    from civharm.rules.counts import COUNTS
+
+    integers = {(path.stem, field["name"]) for path in (REPO / "schema").glob("*.json")
+                for field in json.loads(path.read_text(encoding="utf-8"))["fields"] if field["type"] == "integer"}
+    assert {(table, field) for table, fields in COUNTS.items() for field in fields} == {
+        (table, field) for table, field in integers if field not in ("record_version", "geonames_id")}

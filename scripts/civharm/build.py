@@ -37,14 +37,18 @@ import pyarrow.parquet as pq
 import sqlite_utils
 import xlsxwriter
 
-from . import charts
-from .atomic import FaultHook
+from . import browse, charts
+from .atomic import LOCK_FILE, FaultHook
 from .findings import CivharmError, quote
+from .history import read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
+from .rules.text import FORMULA
 
 # 1980-01-01T00:00:00Z, the earliest time a zip entry can record: used when neither
 # SOURCE_DATE_EPOCH nor a git commit says when the package was last changed.
 FALLBACK_EPOCH = 315532800
+# 2107-12-31T23:59:59Z, the last time a zip entry can record: a later SOURCE_DATE_EPOCH is refused.
+LAST_EPOCH = 4354819199
 CHECKSUMS = "SHA256SUMS"
 ACTIVE = "active"
 # Documents of the package folder that travel inside the zip when present.
@@ -100,13 +104,16 @@ def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str
     environ = os.environ if environ is None else environ
     commit = _git(root, "log", "-1", "--format=%H %ct", "--", ".")
     hash_, _, seconds = (commit or "").partition(" ")
-    dirty = bool(_git(root, "status", "--porcelain", "--", ".")) if commit else False
+    dirty = bool(_git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
     source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
     raw = environ.get("SOURCE_DATE_EPOCH")
     if raw not in (None, ""):
-        if not raw.strip().isdigit():
-            raise CivharmError(f"SOURCE_DATE_EPOCH: {raw!r} is not a whole number of seconds since 1970")
-        return int(raw), f"Built from {source}; timestamps from SOURCE_DATE_EPOCH={int(raw)}."
+        digits = raw.strip()
+        if not (digits.isascii() and digits.isdigit()):  # isdigit alone takes '²', which int() refuses
+            raise CivharmError(f"SOURCE_DATE_EPOCH: {quote(raw)} is not a whole number of seconds since 1970")
+        if len(digits.lstrip("0")) > len(str(LAST_EPOCH)) or int(digits) > LAST_EPOCH:  # length first: int() refuses 4,300+ digits
+            raise CivharmError(f"SOURCE_DATE_EPOCH: {quote(digits)} is after 2107-12-31T23:59:59Z, the last time a zip file can record")
+        return int(digits), f"Built from {source}; timestamps from SOURCE_DATE_EPOCH={int(digits)}."
     if seconds.isdigit():
         return int(seconds), f"Built from {source}; timestamps from that commit."
     return FALLBACK_EPOCH, f"Built from {source}; timestamps fixed at 1980-01-01T00:00:00Z (no SOURCE_DATE_EPOCH, no commit)."
@@ -125,7 +132,9 @@ def _version(package: Package) -> str:
 def _records(resource: Resource) -> list[dict]:
     """Rows as Python values of the schema's types; refuses cells that do not convert.
 
-    ``Resource.typed`` turns a bad cell into NA; writing that would lose data silently.
+    ``Resource.typed`` turns a bad cell into NA; writing that would lose data silently. A text
+    cell a spreadsheet would run as a formula is refused here too, so none reaches any file
+    even when the package was not validated first (``text/formula-prefix``).
     """
     fields = resource.schema.get("fields", [])
     missing = [f["name"] for f in fields if f["name"] not in resource.frame.columns]
@@ -153,15 +162,26 @@ def _records(resource: Resource) -> list[dict]:
             elif kind == "date":
                 out.append(value.date())
             else:
-                out.append(str(value))
+                out.append(_not_formula(resource, name, len(out), str(value)))
         columns[name] = out
     names = list(columns)
     return [dict(zip(names, row)) for row in zip(*columns.values())] if names else []
 
 
+def _not_formula(resource: Resource, name: str, index: int, value: str) -> str:
+    if FORMULA.match(value):
+        raise CivharmError(f"{resource.path}:{resource.line_of(index)}: {name}: {quote(value, 60)} starts with "
+                           f"{value[0]!r}, which spreadsheets run as a formula [text/formula-prefix]; run `civharm validate`")
+    return value
+
+
 def _is_active(row: dict) -> bool:
-    """Rows without a status column (the corrections log) are always shown."""
-    return row.get("status", ACTIVE) == ACTIVE
+    """Whether people count this row: active, and not superseded by a later report.
+
+    The same rows as the SQLite views ``active_incidents`` and ``current_reports``; rows
+    without a status column (the corrections log) are always shown.
+    """
+    return row.get("status", ACTIVE) == ACTIVE and not row.get("superseded_by")
 
 
 def _active(release: Release, name: str) -> list[dict]:
@@ -189,7 +209,7 @@ def active_only_note(package: Package, version: str | None = None) -> str:
     return (f"Active incidents only ({active} of {total}): the XLSX, GeoJSON and HXL CSV files leave out "
             "merged incidents (their reports count toward the incident they were merged into) and retracted "
             "ones (withdrawn), so that nothing is counted twice or counted after withdrawal; the same goes for "
-            f"retracted reports, damage and sources. civharm-{version}.zip, civharm-{version}.sqlite and the Parquet "
+            f"retracted reports, damage and sources, and for reports superseded by a later one. civharm-{version}.zip, civharm-{version}.sqlite and the Parquet "
             "files hold every row.")
 
 
@@ -215,7 +235,9 @@ def _readme(release: Release) -> str:
              release.provenance, "", "## Files of this release", "", "| file | holds |", "|---|---|",
              f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
              f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
-             "views `active_incidents` and `current_reports` |",
+             "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
+             f"| `{release.name('-datasette.json')}` | Datasette metadata: `datasette {release.name('.sqlite')} -m "
+             f"{release.name('-datasette.json')}` shows the site `civharm serve` shows |",
              f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
@@ -238,14 +260,25 @@ def _readme(release: Release) -> str:
     return "\n".join(lines)
 
 
+def release_created(release: Release) -> str:
+    """The descriptor's ``created``: the release date recorded in releases.json (as CITATION.cff's
+    ``date-released``), else, for a build between releases, the build time."""
+    for entry in read_releases(release.package.root):
+        if entry.get("version") == release.version and re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(entry.get("date", ""))):
+            return f"{entry['date']}T00:00:00Z"
+    return release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def data_package_zip(release: Release) -> bytes:
     """The package as published: the CSV bytes as committed, a descriptor with hash and bytes per resource."""
     package = release.package
     descriptor = copy.deepcopy(package.descriptor)
-    descriptor["created"] = release.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    descriptor["created"] = release_created(release)
     files: dict[str, bytes] = {}
     for index, spec in enumerate(descriptor["resources"]):
         resource = package[spec["name"]]
+        if "description" not in spec and resource.schema.get("description"):
+            spec["description"] = resource.schema["description"]  # declared once, in the Table Schema
         for key, path in (("path", resource.path), ("schema", resource.schema_path)):
             if path and _leaves_folder(path):
                 raise CivharmError(f"{DESCRIPTOR}#/resources/{index}/{key}: {quote(path)} would unpack outside the folder "
@@ -280,7 +313,7 @@ def _creation_order(package: Package) -> list[str]:
 
 
 def write_sqlite(release: Release, path: Path) -> None:
-    """Every row with keys, indexes, column descriptions in ``_columns`` and two views."""
+    """Every row with keys, indexes, column descriptions in ``_columns``, two views, and what Datasette browses."""
     package = release.package
     db = sqlite_utils.Database(str(path))
     try:
@@ -318,12 +351,34 @@ def write_sqlite(release: Release, path: Path) -> None:
                 "THEN incidents.merged_into ELSE reports.incident_id END AS counts_toward\n"
                 "FROM reports LEFT JOIN incidents ON incidents.incident_id = reports.incident_id\n"
                 "WHERE reports.status = 'active' AND reports.superseded_by IS NULL"))
+        browse.add_browsing(db, package)
         db.conn.commit()
         db.vacuum()
     except sqlite3.IntegrityError as exc:
         raise CivharmError(f"cannot build the SQLite database: {exc}; run `civharm validate`")
     finally:
         db.close()
+
+
+# The pandas types a default ``pd.read_parquet`` should give: nullable integers, not float64 with
+# NaN, and dates, not Python objects.
+PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.date32(): pd.ArrowDtype(pa.date32())}
+
+
+def _with_pandas_metadata(table: pa.Table) -> pa.Table:
+    """The table with the ``pandas`` schema metadata that pyarrow writes for these pandas types.
+
+    pandas restores a column's dtype from that metadata; without it a default read turns an
+    integer column with empty cells into float64 and dates into objects.
+    """
+    frame = table.to_pandas(types_mapper=PANDAS_TYPES.get)
+    return pa.Table.from_pandas(frame, schema=table.schema, preserve_index=False)
+
+
+def datasette_metadata_bytes(release: Release) -> bytes:
+    """The metadata ``civharm serve`` uses, for ``datasette civharm-X.Y.Z.sqlite -m civharm-X.Y.Z-datasette.json``."""
+    meta = browse.metadata(release.package, release.name(""))
+    return (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def parquet_bytes(release: Release, name: str) -> bytes:
@@ -337,7 +392,7 @@ def parquet_bytes(release: Release, name: str) -> bytes:
     arrow_schema = pa.schema(fields, metadata={"description": schema.get("description", ""),
                                                "primaryKey": json.dumps(schema.get("primaryKey", []))})
     try:
-        table = pa.Table.from_pylist(release.records[name], schema=arrow_schema)
+        table = _with_pandas_metadata(pa.Table.from_pylist(release.records[name], schema=arrow_schema))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise CivharmError(f"{release.package[name].path}: cannot write Parquet: {exc}; run `civharm validate`")
     buffer = io.BytesIO()
@@ -498,6 +553,7 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     ]
     for name in release.package.resources:
         steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
+    steps.append((release.name("-datasette.json"), lambda p: _write(p, datasette_metadata_bytes(release))))
     steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
     for name in HXL_TABLES:
         if name in release.package.resources:

@@ -64,7 +64,7 @@ README_CHART = "monthly.png"
 
 def month_of(start, end, precision) -> str | None:
     """``YYYY-MM`` when the incident's whole date range lies in one calendar month, else None."""
-    if precision not in ("day", "month") or pd.isna(start) or pd.isna(end):
+    if precision not in ("day", "month", "range") or pd.isna(start) or pd.isna(end):
         return None
     if (start.year, start.month) != (end.year, end.month):
         return None

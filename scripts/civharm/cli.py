@@ -46,6 +46,54 @@ def handle_errors(function):
     return wrapper
 
 
+def _lock_wait() -> float:
+    """Seconds a command waits for another writer of the package [env: CIVHARM_LOCK_WAIT]."""
+    from .atomic import LOCK_WAIT_SECONDS
+
+    raw = os.environ.get("CIVHARM_LOCK_WAIT")
+    if raw is None:
+        return LOCK_WAIT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{raw!r} is not a number of seconds", param_hint="CIVHARM_LOCK_WAIT")
+    return seconds
+
+
+def opens_package(param: str, writes=False):
+    """Run a command that opens the package named by ``param``: the one place commands meet ``atomic``.
+
+    A writer (``writes`` true, or a function of the command's parameters that says so) holds
+    the package's lock from before it reads the package until it has written it; a reader
+    runs after any interrupted write was undone. Either way what was recovered is told on stderr.
+    """
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            from .atomic import package_lock, recover_before_reading
+            from .history import _root_of
+            from .package import DESCRIPTOR
+
+            target = Path(kwargs[param])
+            root = _root_of(target)
+            if not (target if target.is_file() or target.suffix == ".json" else root / DESCRIPTOR).is_file():
+                return function(*args, **kwargs)  # no package here: the command says so
+            if writes(kwargs) if callable(writes) else writes:
+                with package_lock(root, _lock_wait()) as recovered:
+                    for message in recovered:
+                        click.echo(message, err=True)
+                    return function(*args, **kwargs)
+            for message in recover_before_reading(root, _lock_wait()):
+                click.echo(message, err=True)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def debug_option(function):
     return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(function)
 
@@ -110,6 +158,7 @@ def main():
 @click.option("--changed", "changed", multiple=True, metavar="FILE", help="A file changed by the pull request (repeatable): github format lists its findings first.")
 @debug_option
 @handle_errors
+@opens_package("package")
 def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     """Validate a data package (a datapackage.json or its folder; default: here).
 
@@ -155,11 +204,112 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
     _leave(report.exit_code(strict))
 
 
+def _default_cache() -> str:
+    import platformdirs
+
+    return str(Path(platformdirs.user_cache_dir("civharm")) / "pages")
+
+
+@main.command("verify-sources")
+@click.argument("package", default=".", type=click.Path())
+@click.option("--pages", "pages_dir", type=click.Path(file_okay=False), help="Local page store: a folder of <n>.txt page files.")
+@click.option("--index", type=click.Path(dir_okay=False), help="The store's TSV index (columns n, url) [default: pages_index.tsv beside --pages].")
+@click.option("--page", "single", type=(str, click.Path(dir_okay=False)), multiple=True, metavar="URL FILE",
+              help="The text of the page at URL is in FILE (repeatable): for a page kept outside the store.")
+@click.option("--fetch", is_flag=True, help="Read pages missing from the store from their archived capture, else the live page (network).")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk cache of fetched pages [default: the user cache folder].")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=30, show_default=True, help="Seconds allowed for one page.")
+@click.option("--format", "fmt", type=click.Choice(list(render.FORMATS)), default="text", show_default=True,
+              help="text for people, json for machines, github for workflow annotations.")
+@click.option("--context/--no-context", default=None,
+              help="Show the page's words around a figure under its finding (text format only) [default: when stdout is a terminal].")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@debug_option
+@handle_errors
+@opens_package("package")
+def verify_sources(package, pages_dir, index, single, fetch, cache_dir, timeout, fmt, context, strict, debug):
+    """Check every active report's figures, qualifiers, claimant and date against its page's text.
+
+    The text comes from the page store (--pages), else with --fetch from the archived capture
+    (archive_url), else from the live page. Exit 0 when every row agrees with its page, 1 when
+    there are findings (evidence/...), 2 when the command cannot run. The page's words are
+    shown only in the text format on a terminal (or with --context), never in json or github
+    output: no third-party text ends up in a saved report.
+
+    \b
+    Examples:
+      civharm verify-sources --pages ../shared/sources/pages --index ../shared/sources/pages_index.tsv
+      civharm verify-sources --fetch --cache-dir ~/.cache/civharm/pages
+      civharm verify-sources --page https://example.org/a saved-page.txt --format json
+    """
+    from .evidence import check
+    from .findings import Report
+    from .package import load_package
+    from .pages import Fetcher, PageStore
+
+    pkg = load_package(package)
+    if pkg.get("reports") is None or pkg["reports"].raw is None:
+        raise CivharmError(f"{pkg.root}: the package has no readable reports table; run civharm validate")
+    store = PageStore.open(pages_dir, index).with_files(single)
+    fetcher = Fetcher(cache_dir or _default_cache(), timeout) if fetch else None
+    result = check(pkg, store, fetcher)
+    active = int((pkg["reports"].frame["status"] == "active").sum())
+    report = Report(result.findings, {"tables": {"reports": active}, "pages_read": result.pages_read})
+    if fmt == "text":
+        shown = sys.stdout.isatty() if context is None else context
+        click.echo(render.text(report, colour=sys.stdout.isatty(), context=result.context if shown else None), nl=False)
+    elif fmt == "github":
+        click.echo(render.github(report), nl=False)
+    else:
+        for piece in render.json_pieces(report):
+            click.echo(piece, nl=False)
+    _leave(report.exit_code(strict))
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@click.option("--missing", is_flag=True, help="Only pages of reports that have no archive_url yet.")
+@click.option("--base-url", metavar="URL", help="The Wayback Machine's address [env: CIVHARM_ARCHIVE_URL; default: https://web.archive.org].")
+@click.option("--deadline", type=click.FloatRange(1, 3600), default=300, show_default=True, help="Seconds a capture may take before the run fails.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="On-disk cache of fetched captures [default: the user cache folder].")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+@opens_package("package", writes=True)
+def archive(package, missing, base_url, deadline, cache_dir, today, debug):
+    """Capture each active report's page in the Wayback Machine and record archive_url, archived_at, text_sha256.
+
+    Uses Save Page Now (needs internet; optional keys in CIVHARM_SPN_ACCESS_KEY and
+    CIVHARM_SPN_SECRET_KEY). Rate limits and server errors are retried with backoff; a capture
+    that does not complete within --deadline fails the run. reports.csv and the corrections
+    log (changes.csv) are written together at the end, or not at all.
+
+    \b
+    Examples:
+      civharm archive --missing
+      civharm archive --base-url http://127.0.0.1:8080 --deadline 60
+    """
+    from .wayback import BASE_URL_ENV, DEFAULT_BASE_URL, Settings, archive as run_archive
+    from .package import load_package
+    from .pages import Fetcher
+
+    day = _parse_today(today)
+    pkg = load_package(package)
+    settings = Settings(base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, deadline=deadline)
+    fetcher = Fetcher(cache_dir or _default_cache(), settings.timeout)
+    result = run_archive(pkg, settings, fetcher, day, missing, progress=lambda line: click.echo(line, err=True))
+    for capture in result.captures:
+        click.echo(f"{capture.url}\t{capture.archive_url}")
+    changed = f"wrote {pkg['reports'].path} and {pkg['changes'].path}" if result.files else "nothing to change"
+    click.echo(f"{len(result.captures)} pages captured; {result.reports_changed} reports updated; {changed}", err=True)
+
+
 @main.command()
 @click.argument("package", default=".", type=click.Path())
 @click.option("--check", is_flag=True, help="Do not write; exit 1 when a generated document is out of date.")
 @debug_option
 @handle_errors
+@opens_package("package", writes=lambda params: not params["check"])
 def docs(package, check, debug):
     """Regenerate the documents made from the schemas, the rule registry and the data (docs/codebook.md, docs/chart.png).
 
@@ -184,7 +334,7 @@ def docs(package, check, debug):
         for path in stale:
             click.echo(f"{path}: out of date; run `civharm docs`", err=True)
         sys.exit(1 if stale else 0)
-    write_files({Path(p): documents[Path(p)] for p in stale})
+    write_files(pkg.root, {Path(p): documents[Path(p)] for p in stale})
     for path in stale:
         click.echo(f"wrote {path}", err=True)
 
@@ -226,7 +376,7 @@ def _stop_on_signals():
 @click.argument("version")
 @click.option("--base-url", metavar="URL",
               help="Where releases are published (holds VERSION/SHA256SUMS and VERSION/civharm-VERSION.zip) "
-                   "[env: CIVHARM_RELEASES_URL; no default].")
+                   "[env: CIVHARM_RELEASES_URL; default: \"civharm:releases\" in the datapackage.json of the package you are in].")
 @click.option("--to", "to", type=click.Path(file_okay=False), help="Unpack here instead of ~/.cache/civharm/VERSION.")
 @click.option("--force", is_flag=True, help="Fetch again and replace the target when it already exists "
                                            "(only a folder download unpacked, or an empty one).")
@@ -263,8 +413,12 @@ def download(version, base_url, to, force, debug):
               help="Folder to write, replaced whole (default: dist/ in the package folder).")
 @debug_option
 @handle_errors
+@opens_package("package", writes=True)
 def build(package, out, debug):
-    """Write the release files into dist/, reproducibly and all or nothing.
+    """Write the release files into dist/, reproducibly and all or nothing, from a package that validates.
+
+    The package is validated first, as `civharm validate` does; any error stops the build
+    (exit 1, the findings printed) before anything is written.
 
     Files are labelled with the release version when the data is exactly a recorded release,
     otherwise with the next version and a pre-release suffix naming the commit
@@ -285,8 +439,16 @@ def build(package, out, debug):
     from .build import active_only_note, build as build_release
     from .releases import build_version
     from .package import load_package
+    from .validate import Options, run
 
     pkg = load_package(package)
+    if not pkg.findings:  # a package that cannot be read stops inside build_release (exit 2)
+        report = run(pkg, Options(today=dt.date.today()))
+        if report.exit_code() != 0:
+            click.echo(render.text(report), nl=False)
+            click.echo(f"Error: cannot build: the package does not validate ({report.counts['error']} error(s) above); "
+                       "fix them, then build again", err=True)
+            _leave(1)
     label = build_version(pkg.root)
     click.echo(f"building version {label}", err=True)
     for path in build_release(pkg, Path(out) if out else pkg.root / "dist", version=label):
@@ -303,6 +465,7 @@ def build(package, out, debug):
               help="markdown for people, json for machines.")
 @debug_option
 @handle_errors
+@opens_package("package")
 def diff(old, new, package, fmt, debug):
     """Show the row-level changes from version A to version B: records and schema.
 
@@ -329,6 +492,7 @@ def diff(old, new, package, fmt, debug):
 @click.option("--skip-validate", is_flag=True, help="Do not run `civharm validate --base <last release>` first.")
 @debug_option
 @handle_errors
+@opens_package("package", writes=lambda params: not params["dry_run"])
 def release(version, package, base, date, dry_run, skip_validate, debug):
     """Release the dataset as VERSION (MAJOR.MINOR.PATCH), refusing a smaller bump than its diff needs.
 
@@ -427,7 +591,8 @@ def _prompt_submission(pkg):
     if source_id not in set(pkg["sources"].frame["source_id"]):
         echo(f"{source_id!r} is a new source; describe it.")
         source = {"source_id": source_id, **_prompt_fields(pkg["sources"], {"source_id"} | AUTO_FIELDS, echo)}
-    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS, echo)}
+    written_by_archive = {"archive_url", "archived_at", "text_sha256"}  # `civharm archive` fills these
+    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS | written_by_archive, echo)}
     return Submission(report=report, incident=incident, source=source)
 
 
@@ -439,6 +604,7 @@ def _prompt_submission(pkg):
 @click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
 @debug_option
 @handle_errors
+@opens_package("package_path", writes=True)
 def add(file, package_path, yes, distinct_note, today, debug):
     """Add a report (and a new incident, source, damage rows) from a YAML/JSON file or by prompts.
 
@@ -462,7 +628,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
     pkg = load_package(package_path)
     if file is None and not terminal:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
-    submission = read_submission(file) if file is not None else _prompt_submission(pkg)
+    submission = read_submission(file, pkg) if file is not None else _prompt_submission(pkg)
     built = plan(pkg, submission, day)
     if built.candidates:
         click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
@@ -499,6 +665,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on (0 picks a free one).")
 @debug_option
 @handle_errors
+@opens_package("package")
 def serve(package, host, port, debug):
     """Browse the data in Datasette: active incidents, facets, full-text search, links to reports.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from . import duplicates, figures
-from .atomic import FaultHook, write_files
-from .findings import CivharmError, Finding
+from .atomic import FaultHook, os_error, write_files
+from .findings import CivharmError, Finding, quote
 from .ids import new_id
-from .package import Package
+from .package import MAX_CELL_CHARS, Package
 from .validate import Options, run
 
 AUTO_FIELDS = {"status", "record_version", "last_updated"}
@@ -57,21 +58,195 @@ class Submission:
         return cls(report=data["report"], incident=incident, damage=damage, source=source)
 
 
-def read_submission(path: Path) -> Submission:
-    """Parse a YAML or JSON submission file (JSON is YAML)."""
+# --- reading a submission file: bounded, strictly typed -------------------------------------
+
+MAX_SUBMISSION_BYTES = 1 << 20  # a submission is a few fields; a larger file is refused, not read to its end
+MAX_DEPTH = 3  # the file's mapping → damage's list → one damage row; anything deeper is no submission
+TABLES = {"report": "reports", "incident": "incidents", "source": "sources", "damage": "damage"}
+NULLS = frozenset({"", "~", "null", "Null", "NULL"})  # an unquoted empty value: the cell stays empty
+# How a value of each Table Schema type is written: the field's type decides, never YAML's guess
+# (so 010 is not 8, 1:30 not 90, and a date-time title stays the text it is).
+SPELLINGS = {
+    "integer": (re.compile(r"-?(0|[1-9][0-9]*)"), True, "a whole number written plainly (digits, no leading zero, no quotes)"),
+    "number": (re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?"), True, "a number written plainly (like 50.6034, no quotes)"),
+    "date": (re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"), False, "a date written YYYY-MM-DD"),
+}
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    text: str
+    plain: bool  # unquoted
+    line: int
+
+
+@dataclass
+class _Mapping:
+    line: int
+    items: dict = field(default_factory=dict)
+    key_lines: dict = field(default_factory=dict)
+    pending: _Scalar | None = None  # a key waiting for its value
+
+
+@dataclass
+class _Sequence:
+    line: int
+    items: list = field(default_factory=list)
+
+
+def _kind(node) -> str:
+    return "a mapping" if isinstance(node, _Mapping) else "a list" if isinstance(node, _Sequence) else "text"
+
+
+def _read_bounded(path: Path) -> str:
+    """The file's text, reading at most one byte more than a submission may hold (so /dev/zero ends too)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SUBMISSION_BYTES + 1)
+    except OSError as exc:
+        raise CivharmError(f"{path}: cannot read: {exc.strerror or exc}")
+    if len(raw) > MAX_SUBMISSION_BYTES:
+        raise CivharmError(f"{path}: larger than {MAX_SUBMISSION_BYTES:,} bytes, the most a submission may hold")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CivharmError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})")
+
+
+def _attach(parent, node, where: str) -> None:
+    if isinstance(parent, _Sequence):
+        parent.items.append(node)
+    elif parent.pending is None:
+        if not isinstance(node, _Scalar):
+            raise CivharmError(f"{where}:{node.line}: a key must be a name, not {_kind(node)}")
+        if node.text in parent.key_lines:
+            raise CivharmError(f"{where}:{node.line}: {node.text!r} is given twice")
+        parent.pending = node
+    else:
+        parent.items[parent.pending.text] = node
+        parent.key_lines[parent.pending.text] = parent.pending.line
+        parent.pending = None
+
+
+def _parse(text: str, where: str):
+    """The document as plain nodes, built from the YAML parser's events.
+
+    No value is resolved by YAML's rules: every scalar stays the text written, with whether it
+    was quoted, and the field it fills decides its type (``_value``). Aliases, anchors and tags
+    are refused (so no "billion laughs" expansion), and nesting stops at ``MAX_DEPTH``. The
+    parser is libyaml through PyYAML (already a dependency; ruamel.yaml's C mode runs the same
+    parser, its pure-Python one is far slower on a large file); events carry each value's line.
+    """
     import yaml
 
+    stack: list = []
+    root = None
+    documents = 0
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CivharmError(f"{path}: cannot read: {exc}")
-    try:
-        data = yaml.safe_load(text)
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent):
+                raise CivharmError(f"{where}:{line}: YAML aliases (*{event.anchor}) are not accepted; write the value out")
+            if getattr(event, "anchor", None):
+                raise CivharmError(f"{where}:{line}: YAML anchors (&{event.anchor}) are not accepted; write each value out")
+            if getattr(event, "tag", None):
+                raise CivharmError(f"{where}:{line}: YAML tags ({event.tag}) are not accepted; quote a value to make it text")
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise CivharmError(f"{where}:{line}: a second YAML document; a submission is one document")
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                if len(stack) == MAX_DEPTH:
+                    raise CivharmError(f"{where}:{line}: nested deeper than a submission goes ({MAX_DEPTH} levels)")
+                node = _Mapping(line) if isinstance(event, yaml.MappingStartEvent) else _Sequence(line)
+                if stack:
+                    _attach(stack[-1], node, where)
+                stack.append(node)
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                root = stack.pop()
+            elif isinstance(event, yaml.ScalarEvent):
+                node = _Scalar(event.value, not event.style, line)
+                if stack:
+                    _attach(stack[-1], node, where)
+                else:
+                    root = node
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise CivharmError(f"{path}{line}: not valid YAML or JSON: {getattr(exc, 'problem', exc)}")
-    return Submission.from_mapping(data, str(path))
+        at = f":{mark.line + 1}" if mark else ""
+        raise CivharmError(f"{where}{at}: not valid YAML or JSON: {getattr(exc, 'problem', None) or exc}")
+    return root
+
+
+def _value(node, kind: str, at: str) -> str | None:
+    """A field's value as the cell text, if it is written as the field's type says; else a located error."""
+    spelling, plain_only, expected = SPELLINGS.get(kind, (None, False, "text"))
+    if not isinstance(node, _Scalar):
+        raise CivharmError(f"{at}: expected {expected}, got {_kind(node)}")
+    if node.plain and node.text in NULLS:
+        return None
+    if len(node.text) > MAX_CELL_CHARS:
+        raise CivharmError(f"{at}: {len(node.text):,} characters; a cell holds at most {MAX_CELL_CHARS:,}")
+    if spelling is not None and not (spelling.fullmatch(node.text) and (node.plain or not plain_only)):
+        raise CivharmError(f"{at}: expected {expected}, got {'the quoted text ' if not node.plain else ''}{quote(node.text)}")
+    if kind == "date":
+        try:
+            dt.date.fromisoformat(node.text)
+        except ValueError:
+            raise CivharmError(f"{at}: {quote(node.text)} is not a day of the calendar")
+    return node.text
+
+
+def _fields(node, resource, where: str, key: str) -> dict:
+    """A mapping of one table's fields, each value typed by the field's Table Schema type."""
+    if not isinstance(node, _Mapping):
+        raise CivharmError(f"{where}:{node.line}: {key}: expected a mapping of {resource.name} fields, got {_kind(node)}")
+    kinds = {f["name"]: f.get("type", "string") for f in resource.schema.get("fields", [])}
+    values = {}
+    for name, value in node.items.items():
+        at = f"{where}:{node.key_lines[name]}: {key}.{name}"
+        if name not in kinds:
+            raise CivharmError(f"{at}: not a field of {resource.name} (see docs/codebook.md)")
+        values[name] = _value(value, kinds[name], at)
+    return values
+
+
+def read_submission(path: Path, package: Package) -> Submission:
+    """Read a YAML or JSON submission (JSON is YAML), each value checked against its field's type."""
+    where = str(path)
+    tree = _parse(_read_bounded(path), where)
+    if not isinstance(tree, _Mapping):
+        raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
+    for key, line in tree.key_lines.items():
+        if key not in TABLES:
+            raise CivharmError(f"{where}:{line}: unknown key {key!r} (allowed: report, incident, damage, source)")
+    missing = [name for name in TABLES.values() if package.get(name) is None or package[name].raw is None]
+    if missing:
+        raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
+    for key in ("report", "incident"):
+        if key not in tree.items:
+            raise CivharmError(f"{where}: {key!r} is missing")
+    incident = tree.items["incident"]
+    if isinstance(incident, _Scalar):
+        incident = _value(incident, "string", f"{where}:{tree.key_lines['incident']}: incident")
+        if incident is None:
+            raise CivharmError(f"{where}:{tree.key_lines['incident']}: incident: give an existing incident ID or the fields of a new incident")
+    else:
+        incident = _fields(incident, package["incidents"], where, "incident")
+    damage = tree.items.get("damage")
+    if damage is None or (isinstance(damage, _Scalar) and damage.plain and damage.text in NULLS):
+        rows = []
+    elif isinstance(damage, _Sequence):
+        rows = [_fields(row, package["damage"], where, f"damage[{i}]") for i, row in enumerate(damage.items)]
+    else:
+        raise CivharmError(f"{where}:{tree.key_lines['damage']}: damage: expected a list of damage rows, got {_kind(damage)}")
+    source = tree.items.get("source")
+    if source is not None and not (isinstance(source, _Scalar) and source.plain and source.text in NULLS):
+        source = _fields(source, package["sources"], where, "source")
+    else:
+        source = None
+    return Submission(report=_fields(tree.items["report"], package["reports"], where, "report"),
+                      incident=incident, damage=rows, source=source)
 
 
 @dataclass
@@ -84,6 +259,7 @@ class Plan:
     candidates: list[duplicates.Candidate]
     files: dict[Path, str]
     changed_fields: list[str]
+    root: Path  # the package folder: every file written lies in it
 
 
 def _text(value) -> str:
@@ -119,12 +295,15 @@ def _serialise(header: list[str], rows: list[dict]) -> str:
 
 
 def _records(resource) -> list[dict]:
+    if len(resource.frame.columns) < len(resource.header):  # the loader kept only the first columns of a very wide header
+        raise CivharmError(f"{resource.path}: the header has {len(resource.header):,} labels, too many to rewrite the file; "
+                           "run civharm validate")
     return resource.frame.astype(object).to_dict("records") if not resource.frame.empty else []
 
 
 def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     """Work out every row to add or change; touches no file."""
-    missing = [name for name in ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions") if package.get(name) is None or package[name].raw is None]
+    missing = [name for name in ("incidents", "reports", "damage", "sources", "changes", "duplicate_decisions") if package.get(name) is None or package[name].raw is None or package[name].unread is not None]
     if missing:
         raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
     tables = {name: _records(package[name]) for name in ("incidents", "reports", "damage", "sources", "changes")}
@@ -154,7 +333,7 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     files = {package.root / package[name].path: _serialise(package[name].header, rows) for name, rows in tables.items()}
     original = {path: path.read_text(encoding="utf-8") for path in files}
     files = {path: text for path, text in files.items() if original[path] != text}
-    return Plan(incident_id, report_id, new_incident, candidates, files, changed)
+    return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root)
 
 
 def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
@@ -217,17 +396,20 @@ def check(package: Package, built: Plan, today: dt.date) -> list[Finding]:
     before = {f for f in run(package.root, Options(today=today)).findings if f.severity.value == "error"}
     with tempfile.TemporaryDirectory() as temp:
         copy = Path(temp) / "pkg"
-        for relative in _package_files(package):
-            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(package.root / relative, copy / relative)
-        for path, text in built.files.items():
-            (copy / path.relative_to(package.root)).write_text(text, encoding="utf-8")
+        try:
+            for relative in _package_files(package):
+                (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(package.root / relative, copy / relative)
+            for path, text in built.files.items():
+                (copy / path.relative_to(package.root)).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise os_error(exc, f"the copy of the package in {temp} that checks the change") from exc
         after = run(copy, Options(today=today)).findings
     return [f for f in after if f.severity.value == "error" and f not in before]
 
 
 def commit(built: Plan, fault: FaultHook | None = None) -> None:
     """Write every changed file at once, or none."""
-    write_files(built.files, fault=fault)
+    write_files(built.root, built.files, fault=fault)
 
 

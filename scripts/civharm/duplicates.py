@@ -3,16 +3,18 @@
 Near-duplicates are found in two steps so the search stays sub-quadratic:
 
 1. **Blocking** (DuckDB): every active incident is expanded to the days of its date
-   interval (one side widened by a day), and incidents of one country whose days meet,
-   whose subdivisions agree (equal, or missing on one side) and who share a key become
+   interval (one side widened by ``WINDOW_DAYS``), and incidents of one country whose days
+   meet, whose subdivisions agree (equal, or missing on one side) and who share a key become
    candidate pairs. The keys are what a pair needs to reach the threshold at all (see
-   ``blocking_sql``): a GeoNames place, alike locality names, a grid cell within 10 km, or,
-   for an incident without a locality name, its subdivision and a means of harm. Coarse dates
-   are intervals, so an event of "March 2024" meets one of 14 March; joins on keys and days
-   stay near-linear where a range join, or a join on days alone, does not.
-2. **Scoring** each candidate on place (same GeoNames ID, or locality names that meet in
-   GeoNames' alternate names across transliterations), distance, date overlap and means
-   of harm. Figures never rule a pair out: tolls rise over days.
+   ``blocking_sql`` and ``KEYED``): a GeoNames place, alike locality names, a grid cell within
+   10 km, a report URL, or for an incident without a locality name its district, or its
+   subdivision with a family of means of harm, a kind of site or a time of day. Coarse
+   dates are intervals, so an event of "March 2024" meets one of 14 March; joins on keys
+   and days stay near-linear where a range join, or a join on days alone, does not.
+2. **Scoring** each candidate with the Fellegi–Sunter model declared in ``linkage``: place,
+   date overlap, means of harm (through its hierarchy), figures, shared pages and
+   originators, site and time of day. One SQL query computes every pair's levels and
+   weights; a finding's explanation reads those levels, it does not score again.
 
 A pair recorded in ``data/duplicate_decisions.csv`` is silenced; any other candidate at or
 above ``THRESHOLD`` fails validation with the instruction to resolve it.
@@ -29,13 +31,12 @@ import numpy as np
 import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
-from . import gazetteer
+from . import gazetteer, linkage
 from .findings import Finding, RuleDoc, Severity
 from .gazetteer import normalise_name
+from .linkage import MODEL, NAME_SIMILARITY, NEAR_KM, THRESHOLD, WINDOW_DAYS
 from .package import Package
 
-THRESHOLD = 0.7
-WINDOW_DAYS = 1
 RULES = {r.id: r for r in (
     RuleDoc("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
         "A record entered twice under two IDs counts its dead twice."),
@@ -43,7 +44,7 @@ RULES = {r.id: r for r in (
         "Two rows for one statement double its weight in the figure rule and in corroboration."),
     RuleDoc("duplicates/same-figures-other-incident", Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
         "Usually one statement attached to two incidents, which counts its victims twice."),
-    RuleDoc("duplicates/near-duplicate", Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (score at or above the threshold).",
+    RuleDoc("duplicates/near-duplicate", Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (match probability at or above the threshold of the near-duplicate model).",
         "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
     RuleDoc("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
         "A decision that says merged while both incidents are active silences a real double count."),
@@ -63,13 +64,6 @@ def place_ids(country: str, *names) -> frozenset[int]:
     return frozenset(found)
 
 
-def _haversine_km(lat1, lon1, lat2, lon2) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return EARTH_KM * 2 * math.asin(math.sqrt(a))
-
-
 def _same(a, b) -> bool:
     return bool(pd.notna(a) and pd.notna(b) and a == b)
 
@@ -78,12 +72,9 @@ def _same(a, b) -> bool:
 class Candidate:
     a: str
     b: str
-    score: float
-    reasons: tuple[str, ...]
-
-
-MEANS_BITS = {name: 1 << i for i, name in enumerate(
-    ("missile", "rocket_mlrs", "artillery", "drone", "aerial_bomb", "ground_fighting", "mine_uxo", "falling_debris", "other", "unknown"))}
+    score: float  # match probability
+    reasons: tuple[str, ...]  # each comparison that moved the weight, with its weight
+    weight: float = 0.0
 
 
 def _per_distinct(values: pd.Series, function) -> np.ndarray:
@@ -92,32 +83,66 @@ def _per_distinct(values: pd.Series, function) -> np.ndarray:
     return np.array([function(u) for u in uniques], dtype=object)[codes] if len(uniques) else np.array([], dtype=object)
 
 
-def _means_bits(value: str) -> int:
-    return sum(MEANS_BITS.get(part, 0) for part in value.split(";"))
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or missing values where the frame lacks it (an older or partial table)."""
+    return frame[name] if name in frame.columns else pd.Series(pd.NA, index=frame.index, dtype=object)
 
 
-def _incident_frame(incidents: pd.DataFrame) -> pd.DataFrame:
+def _toll(active: pd.DataFrame, kind: str) -> tuple[pd.arrays.FloatingArray, pd.arrays.FloatingArray]:
+    """An incident's lowest and highest figure of people ``kind`` (killed, injured), over civilians, children and all."""
+    lows = pd.concat([_column(active, f"{who}_{kind}_min").astype("Float64") for who in ("civilians", "children", "all")], axis=1)
+    highs = pd.concat([_column(active, f"{who}_{kind}_max").astype("Float64") for who in ("civilians", "all")], axis=1)
+    return lows.max(axis=1).array, highs.max(axis=1).array
+
+
+def _incident_frame(incidents: pd.DataFrame, urls: pd.DataFrame | None = None) -> pd.DataFrame:
     """Active, dated incidents as plain columns DuckDB can join and score."""
     mask = ((incidents["status"] == "active") & incidents["date_start"].notna() & incidents["date_end"].notna()).fillna(False)
-    read = ["incident_id", "date_start", "date_end", "date_precision", "country_code", "subdivision_code", "geonames_id",
-            "latitude", "longitude", "locality_en", "locality_original", "means_of_harm"]
+    read = [c for c in incidents.columns if c in {
+        "incident_id", "date_start", "date_end", "country_code", "subdivision_code", "geonames_id", "latitude", "longitude",
+        "locality_en", "locality_original", "area", "means_of_harm", "site_type", "time_of_day"} or c.endswith(("_killed_min", "_killed_max", "_injured_min", "_injured_max"))]
     active = incidents.loc[mask.to_numpy(dtype=bool), read].drop_duplicates("incident_id")  # these columns only: memory
 
     def text(column):  # Arrow-backed like the loaded cells: no Python string per cell
-        return pd.Series(active[column].fillna("").array, dtype=pd.StringDtype("pyarrow")).array
+        return pd.Series(_column(active, column).fillna("").array, dtype=pd.StringDtype("pyarrow")).array
 
     def number(column):
         return active[column].astype("Float64").to_numpy(dtype=float, na_value=float("nan"))
 
-    return pd.DataFrame({
+    start, end = active["date_start"].to_numpy(), active["date_end"].to_numpy()
+    bits = _per_distinct(active["means_of_harm"], linkage.means_bits)
+    times = _per_distinct(_column(active, "time_of_day"), linkage.time_window)
+    killed, injured = _toll(active, "killed"), _toll(active, "injured")
+    frame = pd.DataFrame({
         "id": text("incident_id"), "country": text("country_code"), "subdivision": text("subdivision_code"),
-        "start": active["date_start"].to_numpy(), "end": active["date_end"].to_numpy(),
-        "day_precision": (active["date_precision"] == "day").fillna(False).to_numpy(dtype=bool),
+        "start": start, "end": end,
         "geonames": number("geonames_id"), "lat": number("latitude"), "lon": number("longitude"),
         "name": _per_distinct(active["locality_en"], lambda v: normalise_name(v) if v else ""),
         "en": text("locality_en"), "original": text("locality_original"),
-        "means": _per_distinct(active["means_of_harm"], _means_bits).astype("int64"),
+        "area": _per_distinct(_column(active, "area"), lambda v: normalise_name(v) if v else ""),
+        "means": np.array([b[0] for b in bits], dtype="int64"), "families": np.array([b[1] for b in bits], dtype="int64"),
+        "groups": np.array([b[2] for b in bits], dtype="int64"),
+        "site": pd.Series(text("site_type")).replace("other", "").array,  # `other` says nothing about the site
+        "t0": pd.array([t[0] for t in times], dtype="Float64"), "t1": pd.array([t[1] for t in times], dtype="Float64"),
+        "killed_lo": killed[0], "killed_hi": killed[1], "injured_lo": injured[0], "injured_hi": injured[1],
     })
+    frame["t0"], frame["t1"] = frame["t0"].where(frame["t0"].notna()), frame["t1"].where(frame["t1"].notna())  # NaN → NULL
+    frame["reported"] = False if urls is None else frame["id"].isin(urls["id"]).to_numpy(dtype=bool)
+    return frame
+
+
+def _report_keys(reports: pd.DataFrame | None, incidents: pd.DataFrame, what: str) -> pd.DataFrame:
+    """(id, key): each incident carrying an active report, with the report's URL or originator (``what``)."""
+    from .figures import carrier_ids
+    from .rules.confidence import originators
+
+    if reports is None or reports.empty:
+        return pd.DataFrame({"id": pd.Series([], dtype=object), "key": pd.Series([], dtype=object)})
+    active = reports[(reports["status"] == "active").fillna(False).to_numpy(dtype=bool)]
+    key = active["url"] if what == "url" else originators(active)
+    carriers = carrier_ids(active["incident_id"], incidents) if "merged_into" in incidents.columns else active["incident_id"]
+    found = pd.DataFrame({"id": carriers.array, "key": key.array}).dropna()
+    return found.drop_duplicates()
 
 
 def _place_keys(frame: pd.DataFrame) -> pd.DataFrame:
@@ -135,50 +160,61 @@ def _place_keys(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"id": frame["id"].array.take(keys["row"].to_numpy()), "gid": keys["gid"].to_numpy()})
 
 
-WEIGHTS = {"place": 0.45, "date": 0.35, "means": 0.2}
-NAME_SIMILARITY = 80  # per cent (Levenshtein) at which two locality names count as alike
-NEAR_KM = 10  # coordinates this close make a place match
+def _populations(keys: pd.DataFrame) -> pd.DataFrame:
+    """(gid, population) of the GeoNames places the incidents may be in; a place not in the extract has none."""
+    places = gazetteer.places()
+    gids = pd.Index(keys["gid"].unique())
+    known = gids[gids.isin(places.index)]
+    return pd.DataFrame({"gid": known.to_numpy(dtype="int64"), "population": places.loc[known, "population"].to_numpy(dtype="int64")})
 
 
-def best_score(place: float, date: float, means: float = 1.0) -> float:
-    """The highest score a pair can reach with these place, date and means scores."""
-    return WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * means
+def _bound(place, dates=None, means=None, site=None, time=None) -> float:
+    """The highest match weight a pair can reach with this place level and these levels (a set each, None: any), sharing no page."""
+    return (linkage.PRIOR + linkage.best("place", (place,) if isinstance(place, str) else place) + linkage.best("date", dates) + linkage.best("means", means)
+            + linkage.best("figures") + linkage.best("originators") + linkage.best("site", site) + linkage.best("time", time)
+            + linkage.best("urls", ("not_shared", "unknown")))
 
 
-# The place score is 0.5 at best for a pair in which one side has no locality name (same
-# subdivision), 0.3 when a subdivision is missing too, unless the pair shares a GeoNames place
-# (1.0) or lies within NEAR_KM (0.8); two named places score 0 unless their names or points
-# meet. The date score is 0.6 when a date is coarse, the means score 0.5 when a side's means are
-# unknown. So a pair can reach the threshold only if it shares a place key, has alike names,
-# lies within NEAR_KM, or has an unnamed side, two day-precision dates in one subdivision and a
-# means of harm in common: the keyed blocking generates exactly those pairs.
-# tests/test_duplicates.py checks against the unkeyed blocking that nothing above it is lost.
-UNNAMED_COARSE_CAN_MATCH = best_score(0.5, 0.6) >= THRESHOLD
-UNNAMED_UNSUBDIVIDED_CAN_MATCH = best_score(0.3, 1.0) >= THRESHOLD
-UNNAMED_UNKNOWN_MEANS_CAN_MATCH = best_score(0.5, 1.0, 0.5) >= THRESHOLD
-DIFFERENT_NAMES_CAN_MATCH = best_score(0.0, 1.0) >= THRESHOLD
-KEYED = not (UNNAMED_COARSE_CAN_MATCH or UNNAMED_UNSUBDIVIDED_CAN_MATCH or UNNAMED_UNKNOWN_MEANS_CAN_MATCH or DIFFERENT_NAMES_CAN_MATCH)
+# A pair is generated only if it shares a key; the model must not be able to reach the threshold
+# without one. Keyed are: a GeoNames place, alike names, points within NEAR_KM, a shared page,
+# a district (area) for an unnamed side, and for an unnamed side its subdivision with a family
+# of means of harm, a kind of site, or a time of day on both sides. Left out are pairs of
+# different named places, pairs with an unnamed side and a missing subdivision, and unnamed
+# pairs that share none of those. tests/test_duplicates.py checks against the unkeyed blocking that
+# nothing at or above the threshold is lost.
+NO_COMMON_FAMILY = ("unknown", "same_group", "different")
+UNNAMED = ("unnamed_same_subdivision", "different_area")  # an unnamed side without the same district: keyed by that
+UNKEYED_BOUNDS = {
+    "different places": _bound("different"),
+    "an unnamed side, no subdivision": _bound("too_coarse"),
+    "an unnamed side, no family of means, site or timing in common": _bound(
+        UNNAMED, means=NO_COMMON_FAMILY, site=("different", "unknown"), time=("unknown",)),
+}
+KEYED = all(bound < linkage.THRESHOLD_WEIGHT for bound in UNKEYED_BOUNDS.values())
 
 _EXPAND = """unnest(generate_series(CAST("start" AS DATE) - INTERVAL {pad} DAY, CAST("end" AS DATE) + INTERVAL {pad} DAY, INTERVAL 1 DAY))"""
 WIDENED, EXACT = _EXPAND.format(pad=WINDOW_DAYS), _EXPAND.format(pad=0)
-# each incident once per means of harm it names, unless its means are unknown
-MEANS_OF = f"""(SELECT *, unnest(list_filter(range({len(MEANS_BITS)}), lambda b: (means >> b) & 1 = 1)) AS bit
-    FROM incidents WHERE means & {MEANS_BITS["unknown"]} = 0) {{side}}"""
+# each incident of a subdivision once per family of means of harm it names, once for its site, once if timed
+SUBDIVISION_KEYS = f"""(SELECT id, country, subdivision, name, 'f' || unnest(list_filter(range({len(linkage.MEANS_FAMILIES)}),
+        lambda b: (families >> b) & 1 = 1)) AS tag FROM incidents WHERE subdivision <> ''
+    UNION ALL SELECT id, country, subdivision, name, 's' || site FROM incidents WHERE subdivision <> '' AND site <> ''
+    UNION ALL SELECT id, country, subdivision, name, 't' FROM incidents WHERE subdivision <> '' AND t0 IS NOT NULL) {{side}}"""
 EARTH_KM = 6371.0
 CELL = 0.2  # degrees per grid cell: wider than a point's 10 km reach both ways in latitude, so it spans 2 rows of cells, not 3 (1M: join 2.5 -> 1.8 s)
 LON_CELLS = round(360 / CELL)  # cells around a parallel: the column number wraps at the antimeridian
+# the same country, compatible subdivisions, intervals at most WINDOW_DAYS apart
+MEET = f"""x.country = y.country AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
+    AND date_diff('day', least(x."end", y."end"), greatest(x."start", y."start")) <= {WINDOW_DAYS}"""
 
 
 def blocking_sql(prune: bool = True) -> str:
-    """SQL for the candidate pairs (a, b), a < b, of the registered ``incidents``, ``keys`` and ``alike`` tables.
+    """SQL for the candidate pairs (a, b), a < b, of the registered ``incidents``, ``keys``, ``alike`` and ``urls`` tables.
 
     Every incident is expanded to the days of its interval; the ``x`` side adds the window on
     one side only, so two incidents meet iff their intervals are within the window. Pairs share
     a country, and a subdivision unless one side has none. Without ``prune`` that is all
-    (the reference). With it (the default), a pair must also meet on a key: a GeoNames place,
-    alike locality names, a grid cell within NEAR_KM, or, for a side without a locality name,
-    its subdivision with two day-precision dates and a means of harm in common. Keys are joined
-    as 64-bit hashes: a collision can only add a pair to score, never drop one.
+    (the reference). With it (the default), a pair must also meet on a key (see ``KEYED``).
+    Keys are joined as 64-bit hashes: a collision can only add a pair to score, never drop one.
     """
     if not (prune and KEYED):
         return f"""
@@ -206,20 +242,29 @@ def blocking_sql(prune: bool = True) -> str:
         SELECT hash('g', k.gid) AS key, d.* FROM keys k JOIN xdays d ON d.id = k.id  -- a GeoNames place both may be
         UNION ALL SELECT hash('n', s.other), d.* FROM incidents x JOIN alike s ON s.name = x.name JOIN xdays d ON d.id = x.id  -- alike names
         UNION ALL SELECT hash('c', c.cell), d.* FROM cells c JOIN xdays d ON d.id = c.id  -- a cell within NEAR_KM
-        UNION ALL SELECT hash('s', x.country, x.subdivision, x.bit), d.* FROM {MEANS_OF.format(side="x")} JOIN xdays d ON d.id = x.id
-            WHERE x.name = '' AND x.day_precision AND x.subdivision <> ''  -- unnamed: its subdivision, to the day, a means in common
+        UNION ALL SELECT hash('a', x.area), d.* FROM incidents x JOIN xdays d ON d.id = x.id WHERE x.name = '' AND x.area <> ''  -- unnamed: its district
+        UNION ALL SELECT hash('s', x.country, x.subdivision, x.tag), d.* FROM {SUBDIVISION_KEYS.format(side="x")} JOIN xdays d ON d.id = x.id
+            WHERE x.name = ''  -- unnamed: its subdivision and a family of means, a site or timing in common
     ),
     y_keys AS (
         SELECT hash('g', k.gid) AS key, d.* FROM keys k JOIN ydays d ON d.id = k.id
         UNION ALL SELECT hash('n', y.name), d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.name <> ''
+        UNION ALL SELECT hash('a', y.area), d.* FROM incidents y JOIN ydays d ON d.id = y.id WHERE y.area <> ''
         UNION ALL SELECT hash('c', CAST(floor(y.lat / {CELL}) AS BIGINT) * {LON_CELLS} + {wrap.format(f"CAST(floor(y.lon / {CELL}) AS BIGINT)")}), d.*
             FROM incidents y JOIN ydays d ON d.id = y.id WHERE abs(y.lat) <= 90 AND abs(y.lon) <= 180
-        UNION ALL SELECT hash('s', y.country, y.subdivision, y.bit), d.* FROM {MEANS_OF.format(side="y")} JOIN ydays d ON d.id = y.id
-            WHERE y.day_precision AND y.subdivision <> ''
+        UNION ALL SELECT hash('s', y.country, y.subdivision, y.tag), d.* FROM {SUBDIVISION_KEYS.format(side="y")} JOIN ydays d ON d.id = y.id
     ),
-    SELECT DISTINCT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
-    FROM x_keys x JOIN y_keys y ON y.key = x.key AND y.day = x.day AND y.country = x.country
-    WHERE x.id <> y.id AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
+    keyed AS (
+        SELECT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b
+        FROM x_keys x JOIN y_keys y ON y.key = x.key AND y.day = x.day AND y.country = x.country
+        WHERE x.id <> y.id AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
+    ),
+    paged AS (  -- a page in common: bounded by how many incidents one page names
+        SELECT least(u.id, v.id) AS a, greatest(u.id, v.id) AS b
+        FROM urls u JOIN urls v ON v.key = u.key AND v.id <> u.id JOIN incidents x ON x.id = u.id JOIN incidents y ON y.id = v.id
+        WHERE {MEET}
+    )
+    SELECT DISTINCT a, b FROM (SELECT * FROM keyed UNION ALL SELECT * FROM paged)
 """
 
 
@@ -243,44 +288,51 @@ def alike_names(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(found, ignore_index=True)
 
 
+def _shared(table: str, name: str) -> str:
+    """SQL: per candidate pair, how many keys of ``table`` (id, key) both incidents have."""
+    return f"""{name} AS (SELECT p.a, p.b, count(DISTINCT u.key) AS n FROM pairs p
+        JOIN {table} u ON u.id = p.a JOIN {table} v ON v.id = p.b AND v.key = u.key GROUP BY p.a, p.b)"""
+
+
 def scoring_sql(prune: bool = True) -> str:
-    """SQL scoring every candidate pair: the same score as ``score_pair``, all pairs at once."""
+    """SQL scoring every candidate pair: each comparison's level (``<name>_level``), the match weight and probability.
+
+    The levels and weights come from ``linkage.MODEL``; explanations read these columns.
+    """
+    levels = ", ".join(f"{linkage.level_sql(c)} AS {c.name}_level" for c in MODEL)
+    weight = " + ".join([repr(linkage.PRIOR)] + [linkage.weight_sql(c, f"{c.name}_level") for c in MODEL])
     return f"""
     WITH pairs AS ({blocking_sql(prune)}),
     shared AS (
-        SELECT DISTINCT p.a, p.b FROM pairs p
-        JOIN keys ka ON ka.id = p.a JOIN keys kb ON kb.id = p.b AND ka.gid = kb.gid
+        SELECT p.a, p.b, min(ka.gid) AS gid, max(pl.population) AS population FROM pairs p
+        JOIN keys ka ON ka.id = p.a JOIN keys kb ON kb.id = p.b AND ka.gid = kb.gid LEFT JOIN places pl ON pl.gid = ka.gid
+        GROUP BY p.a, p.b
     ),
+    {_shared("urls", "paged")},
+    {_shared("originators", "voiced")},
     measured AS (
-        SELECT p.a, p.b,
-            CASE
-                WHEN NOT isnan(x.geonames) AND x.geonames = y.geonames THEN 1.0
-                WHEN x.name <> '' AND y.name <> '' THEN CASE
-                    WHEN s.a IS NOT NULL THEN 1.0
-                    WHEN 100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) >= {NAME_SIMILARITY} THEN 0.8
-                    ELSE 0.0 END
-                WHEN x.subdivision <> '' AND x.subdivision = y.subdivision THEN 0.5
-                ELSE 0.3
-            END AS place,
+        SELECT p.a, p.b, s.a IS NOT NULL AS shared_place, s.gid, s.population,
             CASE WHEN isnan(x.lat) OR isnan(y.lat) THEN NULL ELSE
                 {EARTH_KM} * 2 * asin(sqrt(pow(sin(radians(y.lat - x.lat) / 2), 2)
                     + cos(radians(x.lat)) * cos(radians(y.lat)) * pow(sin(radians(y.lon - x.lon) / 2), 2))) END AS km,
-            CASE WHEN x.day_precision AND y.day_precision THEN
-                CASE abs(date_diff('day', CAST(x."start" AS DATE), CAST(y."start" AS DATE))) WHEN 0 THEN 1.0 WHEN 1 THEN 0.8 ELSE 0.5 END
-                ELSE 0.6 END AS date,
-            CASE WHEN ((x.means | y.means) & {MEANS_BITS["unknown"]}) <> 0 THEN 0.5
-                 WHEN (x.means & y.means) <> 0 THEN 1.0 ELSE 0.0 END AS means
+            CASE WHEN x.name <> '' AND y.name <> '' THEN
+                100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) END AS similarity,
+            x.name = '' OR y.name = '' AS unnamed, x.area AS x_area, y.area AS y_area, x.subdivision <> '' AND x.subdivision = y.subdivision AS same_subdivision,
+            date_diff('day', least(x."end", y."end"), greatest(x."start", y."start")) AS gap,
+            greatest(date_diff('day', x."start", x."end"), date_diff('day', y."start", y."end")) + 1 AS wide,
+            x.means AS x_means, y.means AS y_means, x.families AS x_families, y.families AS y_families,
+            x.groups AS x_groups, y.groups AS y_groups, {linkage.FIGURE_SQL},
+            coalesce(u.n, 0) AS shared_urls, coalesce(o.n, 0) AS shared_originators, x.reported AND y.reported AS reported,
+            x.site AS x_site, y.site AS y_site, x.t0 AS x_t0, x.t1 AS x_t1, y.t0 AS y_t0, y.t1 AS y_t1
         FROM pairs p JOIN incidents x ON x.id = p.a JOIN incidents y ON y.id = p.b
-        LEFT JOIN shared s ON s.a = p.a AND s.b = p.b
+        LEFT JOIN shared s ON s.a = p.a AND s.b = p.b LEFT JOIN paged u ON u.a = p.a AND u.b = p.b
+        LEFT JOIN voiced o ON o.a = p.a AND o.b = p.b
     ),
-    placed AS (
-        SELECT a, b, date, means,
-            CASE WHEN place < 1.0 AND km IS NOT NULL AND km <= {NEAR_KM} THEN greatest(place, 0.8)
-                 WHEN place < 1.0 AND km IS NOT NULL AND km > 50 THEN 0.0 ELSE place END AS place
-        FROM measured
+    levelled AS (
+        SELECT a, b, gid, population, km, similarity, shared_urls, shared_originators, {levels}
+        FROM (SELECT *, wide = 1 AND gap = 0 AS same_day FROM measured)
     )
-    SELECT a, b, CASE WHEN place = 0.0 THEN least(s, {THRESHOLD} - 0.01) ELSE s END AS score
-    FROM (SELECT a, b, place, {WEIGHTS["place"]} * place + {WEIGHTS["date"]} * date + {WEIGHTS["means"]} * means AS s FROM placed)
+    SELECT *, 1 / (1 + pow(2, -weight)) AS score FROM (SELECT *, {weight} AS weight FROM levelled)
 """
 
 
@@ -300,100 +352,46 @@ def _connect():
         yield connection
 
 
-def _register(connection, frame: pd.DataFrame) -> None:
+def _prepared(connection, incidents: pd.DataFrame, reports: pd.DataFrame | None) -> int:
+    """Register the tables the blocking and scoring SQL read; the number of incidents to compare."""
+    urls = _report_keys(reports, incidents, "url")
+    frame = _incident_frame(incidents, urls if reports is not None else None)
+    keys = _place_keys(frame)
     connection.register("incidents", frame)
-    connection.register("keys", _place_keys(frame))
+    connection.register("keys", keys)
+    connection.register("places", _populations(keys))
     connection.register("alike", alike_names(frame))
+    connection.register("urls", urls)
+    connection.register("originators", _report_keys(reports, incidents, "originator"))
+    return len(frame)
 
 
-def candidate_pairs(incidents: pd.DataFrame, prune: bool = True) -> pd.DataFrame:
-    """Blocking: pairs of active incidents sharing a country, a day (±1) and a compatible subdivision."""
-    frame = _incident_frame(incidents)
-    if len(frame) < 2:
-        return pd.DataFrame(columns=["a", "b"])
+def candidate_pairs(incidents: pd.DataFrame, prune: bool = True, reports: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Blocking: pairs of active incidents sharing a country, dates within the window, a compatible subdivision and a key."""
     with _connect() as connection:
-        _register(connection, frame)
+        if _prepared(connection, incidents, reports) < 2:
+            return pd.DataFrame(columns=["a", "b"])
         return connection.execute(blocking_sql(prune) + " ORDER BY a, b").df()
 
 
-def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0, prune: bool = True) -> pd.DataFrame:
-    """Every candidate pair with its score, computed in DuckDB; pairs below ``minimum`` are dropped.
+def scored_pairs(incidents: pd.DataFrame, minimum: float = 0.0, prune: bool = True, reports: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every candidate pair with its levels, weight and match probability (``score``), computed in DuckDB.
 
-    ``prune=False`` scores the pairs that cannot reach the threshold too (for tests).
+    Pairs below ``minimum`` are dropped; ``prune=False`` scores the pairs that cannot reach the threshold too (for tests).
     """
-    frame = _incident_frame(incidents)
-    if len(frame) < 2:
-        return pd.DataFrame(columns=["a", "b", "score"])
     with _connect() as connection:
-        _register(connection, frame)
+        if _prepared(connection, incidents, reports) < 2:
+            return pd.DataFrame(columns=["a", "b", "weight", "score"])
         return connection.execute(f"SELECT * FROM ({scoring_sql(prune)}) WHERE score >= ? ORDER BY a, b", [minimum]).df()
 
 
-def score_pair(x: pd.Series, y: pd.Series) -> Candidate:
-    """Score one candidate pair in [0, 1] with the reasons a reviewer needs."""
-    reasons: list[str] = []
-    # place
-    place = 0.0
-    if _same(x["geonames_id"], y["geonames_id"]):
-        place = 1.0
-        reasons.append(f"same GeoNames place {int(x['geonames_id'])} ({x['locality_en']})")
-    elif pd.notna(x["locality_en"]) and pd.notna(y["locality_en"]):  # noqa: SIM114
-        ids_x = place_ids(x["country_code"], x["locality_en"], x["locality_original"]) | ({int(x["geonames_id"])} if pd.notna(x["geonames_id"]) else set())
-        ids_y = place_ids(y["country_code"], y["locality_en"], y["locality_original"]) | ({int(y["geonames_id"])} if pd.notna(y["geonames_id"]) else set())
-        similarity = 100 * Levenshtein.normalized_similarity(normalise_name(x["locality_en"]), normalise_name(y["locality_en"]))
-        if ids_x & ids_y:
-            place = 1.0
-            reasons.append(f"'{x['locality_en']}' and '{y['locality_en']}' are names of the same GeoNames place {min(ids_x & ids_y)}")
-        elif similarity >= NAME_SIMILARITY:
-            place = 0.8
-            reasons.append(f"locality names '{x['locality_en']}' and '{y['locality_en']}' are {similarity:.0f}% alike")
-        else:
-            reasons.append(f"different localities '{x['locality_en']}' and '{y['locality_en']}'")
-    elif _same(x["subdivision_code"], y["subdivision_code"]):
-        place = 0.5
-        reasons.append(f"same subdivision {x['subdivision_code']}, locality missing on one side")
-    else:
-        place = 0.3
-        reasons.append("place too coarse on one side to compare")
-    if pd.notna(x["latitude"]) and pd.notna(y["latitude"]) and place < 1.0:  # a point beats a name
-        km = _haversine_km(x["latitude"], x["longitude"], y["latitude"], y["longitude"])
-        if km <= NEAR_KM:
-            place = max(place, 0.8)
-            reasons.append(f"{km:.1f} km apart")
-        elif km > 50:
-            place = 0.0
-            reasons.append(f"{km:.0f} km apart")
-    # date
-    days_apart = abs((x["date_start"] - y["date_start"]).days)
-    if x["date_precision"] == "day" and y["date_precision"] == "day":
-        date = {0: 1.0, 1: 0.8}.get(days_apart, 0.5)
-        reasons.append("same day" if days_apart == 0 else f"dates {days_apart} day{'s' if days_apart > 1 else ''} apart")
-    else:
-        date = 0.6
-        reasons.append("date intervals overlap (coarse precision)")
-    # means of harm
-    means_x, means_y = set(str(x["means_of_harm"]).split(";")), set(str(y["means_of_harm"]).split(";"))
-    if "unknown" in means_x | means_y:
-        means = 0.5
-    elif means_x & means_y:
-        means = 1.0
-        reasons.append(f"same means ({', '.join(sorted(means_x & means_y))})")
-    else:
-        means = 0.0
-        reasons.append(f"different means ({', '.join(sorted(means_x))} / {', '.join(sorted(means_y))})")
-    score = WEIGHTS["place"] * place + WEIGHTS["date"] * date + WEIGHTS["means"] * means
-    if place == 0.0:
-        score = min(score, THRESHOLD - 0.01)
-    return Candidate(x["incident_id"], y["incident_id"], score, tuple(reasons))
-
-
-def near_duplicates(incidents: pd.DataFrame, minimum: float = THRESHOLD) -> list[Candidate]:
-    """Pairs scoring at least ``minimum``: scored in DuckDB, then explained one by one."""
-    pairs = scored_pairs(incidents, minimum)
+def near_duplicates(incidents: pd.DataFrame, minimum: float = THRESHOLD, reports: pd.DataFrame | None = None) -> list[Candidate]:
+    """Pairs scoring at least ``minimum``: scored in DuckDB, then put in words from their levels."""
+    pairs = scored_pairs(incidents, minimum, reports=reports)
     paired = incidents[incidents["incident_id"].isin(set(pairs["a"]) | set(pairs["b"])).to_numpy(dtype=bool)]
     by_id = paired.drop_duplicates("incident_id").set_index("incident_id", drop=False)
-    return [score_pair(by_id.loc[a], by_id.loc[b]) for a, b in pairs[["a", "b"]].itertuples(index=False)]
-
+    return [Candidate(row["a"], row["b"], float(row["score"]), linkage.explain(row, by_id.loc[row["a"]], by_id.loc[row["b"]]), float(row["weight"]))
+            for row in pairs.to_dict("records")]
 
 def repeated_rows(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The rows of ``frame`` that equal another row in all ``columns`` (missing equals missing), in order.
@@ -422,7 +420,8 @@ def _content_duplicates(resource) -> list[Finding]:
     if frame.empty:
         return []
     key = resource.schema.get("primaryKey", [])
-    content = [c for c in frame.columns if c not in key and c not in ("record_version", "last_updated")]
+    # the schema's fields, not the header's labels: a header of 20,000 extra labels grouped them all
+    content = [c for c in resource.field_names if c not in key and c not in ("record_version", "last_updated")]
     if not content or len(key) != 1:
         return []
     findings = []
@@ -447,7 +446,7 @@ def check(package: Package) -> list[Finding]:
     incidents, reports = incidents_res.typed, reports_res.typed
     findings += _same_statement(reports_res, reports, incidents)
     findings += _same_figures(reports_res, reports)
-    findings += _near_duplicate_findings(package, incidents_res, incidents)
+    findings += _near_duplicate_findings(package, incidents_res, incidents, reports)
     return findings
 
 
@@ -560,9 +559,9 @@ def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Findi
     return decided, findings
 
 
-def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame) -> list[Finding]:
+def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame, reports: pd.DataFrame) -> list[Finding]:
     decided, findings = _decisions(package)
-    candidates = near_duplicates(incidents)
+    candidates = near_duplicates(incidents, reports=reports)
     named = {iid for candidate in candidates for iid in (candidate.a, candidate.b)}
     rows = incidents.index[incidents["incident_id"].isin(named).to_numpy(dtype=bool)]  # lines of these only: 10⁵ incidents
     line_of = {incidents.at[i, "incident_id"]: resource.line_of(i) for i in rows}
@@ -572,7 +571,8 @@ def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame
         first, second = sorted((candidate.a, candidate.b), key=lambda i: line_of.get(i, 0))
         findings.append(_finding(
             "duplicates/near-duplicate", resource.path, line_of.get(second), "incident_id",
-            f"{second} may be the same event as {first} (line {line_of.get(first)}): score {candidate.score:.2f} ({'; '.join(candidate.reasons)}). "
+            f"{second} may be the same event as {first} (line {line_of.get(first)}): match probability {candidate.score:.2f}, "
+            f"weight {candidate.weight:+.1f} (prior {linkage.PRIOR:+.1f}; {'; '.join(candidate.reasons)}). "
             f"Check both against their sources, then either add '{candidate.a},{candidate.b},active,1,<today>,distinct,<why>' to data/duplicate_decisions.csv, "
             f"or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
     return findings

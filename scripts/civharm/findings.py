@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -85,12 +86,22 @@ class RuleDoc:
     rationale: str
 
 
+def json_pointer(*parts: object) -> str:
+    """An RFC 6901 pointer to ``parts`` (``~`` and ``/`` in a part escaped)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
 def quote(value: object, limit: int = 80) -> str:
     """``repr`` of a cell for a message, cut to ``limit`` characters so a huge cell gives a short line."""
     text = repr(value)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(str(value)):,} characters)"
+
+
+def code_point(char: str) -> str:
+    """``U+202E RIGHT-TO-LEFT OVERRIDE``: names a character a message cannot show (invisible, or a lookalike digit)."""
+    return f"U+{ord(char):04X} {unicodedata.name(char, '')}".rstrip()
 
 
 def _sort_key(finding: Finding):

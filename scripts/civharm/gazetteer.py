@@ -21,10 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from unidecode import unidecode
 
-from .atomic import write_files
+from .atomic import write_file
 
-FORMAT = 1  # bump when the derived files change shape
-COLUMNS = ["geonameid", "name", "latitude", "longitude", "countrycode", "admin1code"]
+FORMAT = 2  # bump when the derived files change shape
+COLUMNS = ["geonameid", "name", "latitude", "longitude", "countrycode", "admin1code", "population"]
 
 
 def normalise_name(name: str) -> str:
@@ -51,7 +51,7 @@ def _cached(name: str, build, columns: list[str] | None = None) -> pa.Table:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     try:
-        write_files({path: buffer.getvalue()})
+        write_file(path, buffer.getvalue())
     except OSError:
         pass  # a read-only or full cache folder costs time, not correctness
     return table.select(columns) if columns else table
@@ -72,7 +72,7 @@ def _all_places(columns: list[str] | None = None) -> pa.Table:
 
 @lru_cache(maxsize=1)
 def places() -> pd.DataFrame:
-    """Every place's name, coordinates, country and first-level division, indexed by GeoNames ID."""
+    """Every place's name, coordinates, country, first-level division and population, indexed by GeoNames ID."""
     return _all_places(COLUMNS).to_pandas().set_index("geonameid")
 
 

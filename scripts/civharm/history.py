@@ -48,6 +48,8 @@ RULES = {r.id: r for r in (
                 "reference dangling and still pass validation."),
     RuleDoc("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
                 "A released ID or unique value names one row; the released schema, not an edited one, says which values must stay unique."),
+    RuleDoc("history/unreadable-table", Severity.ERROR, "A table whose rows cannot be read is not compared as if it were empty.",
+                "Read the wrong way, a table would look as if all its rows were deleted, or none changed; its history is checked once it can be read."),
 )}
 
 
@@ -158,7 +160,7 @@ class _Rows:
 
 def _rows(resource: Resource | None, key_fields: list[str] | None = None) -> _Rows | None:
     """The table's rows by key: ``key_fields`` (the base version's), else its own primary key or first column."""
-    if resource is None or resource.raw is None:
+    if resource is None or resource.raw is None or resource.unread is not None:
         return None
     header = [str(c) for c in resource.frame.columns]
     key_fields = key_fields or declared_key(resource.schema) or header[:1]
@@ -177,19 +179,25 @@ def _rows(resource: Resource | None, key_fields: list[str] | None = None) -> _Ro
 
 
 def _tables(base: Package, head: Package):
-    """(name, base rows, head rows) for every table in either version, head's order first.
+    """(name, base rows, head rows, None) for every table in either version, head's order first.
 
-    A table that one version lists but cannot parse is skipped: its structural errors are
-    reported elsewhere, and every row would otherwise look deleted or added. Rows of both
-    versions are keyed by the base version's primary key.
+    A table that one version lists but whose rows cannot be read comes as (name, None, None,
+    (version, why)): its rows are not compared, since every row would otherwise look deleted
+    (or none changed), and each caller says so. Rows of both versions are keyed by the base
+    version's primary key.
     """
     names = list(head.resources) + [n for n in base.resources if n not in head.resources]
     for name in names:
         old = _rows(base.get(name))
         new = _rows(head.get(name), old.key_fields if old else None)
-        unreadable = (old is None and base.get(name) is not None) or (new is None and head.get(name) is not None)
-        if not unreadable:
-            yield name, old, new
+        unread = [(side, _why_unread(package.get(name))) for side, package, rows in (("base", base, old), ("head", head, new))
+                  if rows is None and package.get(name) is not None]
+        yield (name, old, new, None) if not unread else (name, None, None, unread[0])
+
+
+def _why_unread(resource: Resource) -> str:
+    """Why ``_rows`` could not read a table: its loading finding, or a primary key missing from its header."""
+    return resource.unread or f"{resource.path}:1: its primary key columns are not all in its header"
 
 
 # --- the diff ---------------------------------------------------------------------------------
@@ -271,7 +279,12 @@ def compare(base: Package, head: Package, base_label: str = "base", head_label: 
     for name in list(head.resources) + [n for n in base.resources if n not in head.resources]:
         old_res, new_res = base.get(name), head.get(name)
         schema += schema_changes(name, old_res.schema if old_res else None, new_res.schema if new_res else None)
-    for name, old, new in _tables(base, head):
+    labels = {"base": base_label, "head": head_label}
+    for name, old, new, unread in _tables(base, head):
+        if unread is not None:
+            side, why = unread
+            raise CivharmError(f"cannot compare table {name}: its rows could not be read in {labels[side]} ({why}); "
+                               "run `civharm validate` on it")
         old_rows, new_rows = (old.rows if old else {}), (new.rows if new else {})
         sizes[name] = len(new_rows) + len(new.extra) if new else 0
         columns = (new.header if new else []) + [c for c in (old.header if old else []) if not new or c not in new.header]
@@ -510,7 +523,14 @@ def check(base: Package, head: Package) -> list[Finding]:
     log_resource = head.get(LOG_TABLE)
     log_path = log_resource.path if log_resource else "the corrections log"
     findings: list[Finding] = []
-    for name, old, new in _tables(base, head):
+    for name, old, new, unread in _tables(base, head):
+        if unread is not None:
+            side, why = unread
+            resource = head.get(name) or base.get(name)
+            findings.append(_finding("history/unreadable-table", resource.path, None, None,
+                                     f"table {name} could not be read in the {'base version' if side == 'base' else 'package'} "
+                                     f"({why}), so its rows were not compared with the base; fix that and validate again"))
+            continue
         if old is None:
             continue  # a new table: nothing in it existed before
         if new is not None:

@@ -36,7 +36,8 @@ class Identity:
 IDENTITY = {
     "incidents": Identity(facets=(("time", ("date_start", "date_end")),
                                   ("place", ("country_code", "subdivision_code", "area", "locality_en", "geonames_id")))),
-    "reports": Identity(fixed=("incident_id", "url", "claimant", "as_of")),
+    # a statement's claimant wording or its as-of moment may be corrected, not both at once
+    "reports": Identity(fixed=("incident_id", "url"), facets=(("claimant", ("claimant",)), ("as-of moment", ("as_of",)))),
     "damage": Identity(fixed=("report_id",)),
     "aggregates": Identity(fixed=("claimant", "population", "period_end", "country_code")),
     "sources": Identity(facets=(("name", ("name",)), ("domain", ("domain",)))),

@@ -1,12 +1,15 @@
 """Fetch a published release and load any copy of the package as typed pandas tables.
 
-``download`` fetches ``<base>/<VERSION>/SHA256SUMS`` and ``<base>/<VERSION>/civharm-<VERSION>.zip``,
+``download`` fetches ``<base>/<VERSION>/SHA256SUMS`` and ``<base>/<VERSION>/civharm-<VERSION>.zip``
+(a base holding ``{version}`` names the folder itself, as GitHub's
+``…/releases/download/v{version}`` does),
 checks the zip's length and checksum, and unpacks it into the cache (or a chosen folder)
 through a temporary folder beside the target and one rename: a bad checksum, a cut connection,
 an unsafe zip or a limit passed (``civharm.limits``: sizes, deadline, redirects) leaves nothing
 behind. The folder gets a ``.civharm-download.json`` marker; ``--force`` replaces only such a
-folder or an empty one. The base URL has no default; it comes from ``--base-url`` or the
-``CIVHARM_RELEASES_URL`` environment variable, read here only.
+folder or an empty one. The base URL comes from ``--base-url``, the ``CIVHARM_RELEASES_URL``
+environment variable (read here only), or the ``civharm:releases`` address in the descriptor of
+the package you are in; there is no built-in default.
 
 ``load`` turns the repository, a folder, a release zip or a downloaded version into one
 DataFrame per table, typed from the schema.
@@ -35,6 +38,7 @@ from .limits import LIMITS, Limits, size_text
 from .package import DESCRIPTOR, load_package
 
 RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
+RELEASES_KEY = "civharm:releases"  # in datapackage.json: where `civharm release`'s files are published, set by the maintainers
 CHECKSUMS = "SHA256SUMS"
 MARKER = ".civharm-download.json"  # written by download into the folder it unpacked
 VERSION_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]*)?")
@@ -50,11 +54,25 @@ def cache_dir(version: str | None = None) -> Path:
     return base / version if version else base
 
 
+def _published_at(start: Path) -> str:
+    """The releases address the maintainers set in the nearest descriptor (``civharm:releases``), or ''."""
+    for folder in [start, *start.parents]:
+        if (folder / DESCRIPTOR).is_file():
+            try:
+                value = json.loads((folder / DESCRIPTOR).read_text(encoding="utf-8")).get(RELEASES_KEY)
+            except (OSError, ValueError, AttributeError):
+                return ""
+            return value.strip() if isinstance(value, str) and value.strip().startswith(("https://", "http://")) else ""
+    return ""
+
+
 def release_location(base_url: str | None = None) -> str:
-    """The base URL of the releases: ``--base-url`` first, then ``$CIVHARM_RELEASES_URL``; never a guess."""
-    base = (base_url or os.environ.get(RELEASES_URL_ENV) or "").strip()
+    """The base URL of the releases: ``--base-url``, then ``$CIVHARM_RELEASES_URL``, then the address the
+    descriptor of the package you are in publishes to (``civharm:releases``); never a guess."""
+    base = (base_url or os.environ.get(RELEASES_URL_ENV) or "").strip() or _published_at(Path.cwd())
     if not base:
-        raise CivharmError(f"no release location configured: set {RELEASES_URL_ENV} or pass --base-url")
+        raise CivharmError(f"no release location configured: set \"{RELEASES_KEY}\" in {DESCRIPTOR}, "
+                           f"set {RELEASES_URL_ENV} or pass --base-url")
     return base.rstrip("/")
 
 
@@ -273,8 +291,9 @@ def download(version: str, base_url: str | None = None, to: str | Path | None = 
     _check_version(version)
     target = Path(to) if to is not None else cache_dir(version)
     name = release_zip_name(version)
-    url = f"{base}/{version}/{name}"
-    sums_url = f"{base}/{version}/{CHECKSUMS}"
+    folder = base.replace("{version}", version) if "{version}" in base else f"{base}/{version}"
+    url = f"{folder}/{name}"
+    sums_url = f"{folder}/{CHECKSUMS}"
     if _already_there(target, force):
         return Downloaded(version, target, url, 0, "", fetched=False)
 

@@ -15,7 +15,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -23,16 +23,33 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .findings import CivharmError, Finding, quote
+from . import tableschema
+from .findings import CivharmError, Finding, json_pointer, quote
 
 DESCRIPTOR = "datapackage.json"
 # The Data Package name rule (lowercase ASCII letters, digits, '-', '.', '_'): a resource name
 # names a SQLite table, an XLSX sheet and a release file, so it can hold no '/' or space.
 RESOURCE_NAME = re.compile(r"[a-z0-9._-]+")
 
+# What civharm reads: each table from a plain CSV file inside the package (comma-separated,
+# '"' quotes, one header line, UTF-8, not compressed), checked against its own Table Schema.
+# A resource that asks to be read any other way is refused at the property that asks, and its
+# rows are not read: a table read the wrong way would look like one whose rows were all deleted.
+PLAIN_CSV_DIALECT = {  # CSV Dialect property → the values that still mean plain CSV
+    "delimiter": (",",), "quoteChar": ('"',), "doubleQuote": (True,), "lineTerminator": ("\n", "\r\n"),
+    "skipInitialSpace": (False,), "header": (True,), "headerRowCount": (1,), "caseSensitiveHeader": (False,),
+    "csvddfVersion": (1.2, "1.2"),
+}
+COMPRESSED_SUFFIXES = (".zip", ".gz", ".bz2", ".xz", ".zst")
+COMPRESSED_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+PLAIN_CSV = "civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package"
 
-def _json_pointer(*parts: object) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+# The most characters a cell may hold: what a spreadsheet cell holds, so that every release
+# format (the XLSX too) carries every cell whole. Both readers read longer cells (the csv module
+# with frictionless's own field limit, see ``_split_rows_slowly``; Arrow has none), and the rule
+# ``files/cell-too-large`` reports them: the verdict on a cell never depends on which reader,
+# or which earlier work in the same process, read it.
+MAX_CELL_CHARS = 32_767
 
 
 @dataclass
@@ -45,16 +62,18 @@ class Resource:
     schema_path: str | None
     raw: bytes | None
     header: list[str] = field(default_factory=list)
-    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)  # the header's columns; at most EXTRA_LABELS_KEPT beyond the fields
     lines: list[int] = field(default_factory=list)  # physical line of each data row
     ragged: bool = False  # some row has more or fewer cells than the header
     surplus: dict[int, int] = field(default_factory=dict)  # row index → cells beyond the header's, for rows that have any
+    unread: str | None = None  # why its rows were not (all) read, as a located finding's text; None when they were
+    schema_ok: bool = True  # the schema was read and had no problem (``tableschema.check``): its types can be trusted
 
     @property
     def usable(self) -> bool:
-        """Whether row-level rules can read it: readable, and every schema field present exactly once."""
-        return (self.raw is not None and len(set(self.header)) == len(self.header)
-                and set(self.field_names) <= set(self.header))
+        """Whether row-level rules can read it: a sound schema, readable, and every schema field present exactly once."""
+        return (self.schema_ok and self.raw is not None and len(set(self.header)) == len(self.header)
+                and set(self.field_names) <= set(self.frame.columns))
 
     @property
     def field_names(self) -> list[str]:
@@ -267,6 +286,37 @@ class Package:
         return self.resources.get(name)
 
 
+# What a JSON file (descriptor or schema) may hold, checked before it is parsed: Python's parser
+# recurses once per level (RecursionError near 1,000) and refuses integers of over 4,300 digits,
+# and later stages (frictionless, deep copies) recurse several frames per level.
+MAX_JSON_DEPTH = 64
+MAX_JSON_DIGITS = 100
+# Strings (skipped whole), brackets, and runs of digits too long for a number.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]{%d,}' % (MAX_JSON_DIGITS + 1))
+
+
+def _json_limits(text: str, display: str) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number longer than MAX_JSON_DIGITS."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        first = token.group()[0]
+        if first == '"':
+            continue
+        if first in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise CivharmError(f"{display}:{_line_at(text, token.start())}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif first in "]}":
+            depth -= 1
+        else:
+            raise CivharmError(f"{display}:{_line_at(text, token.start())}: a number of {len(token.group()):,} digits; "
+                               f"at most {MAX_JSON_DIGITS} are read")
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
 def _read_json(path: Path, display: str) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -274,6 +324,7 @@ def _read_json(path: Path, display: str) -> dict:
         raise CivharmError(f"{display}: file not found")
     except (OSError, UnicodeDecodeError) as exc:
         raise CivharmError(f"{display}: cannot read: {exc}")
+    _json_limits(text, display)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -283,11 +334,33 @@ def _read_json(path: Path, display: str) -> dict:
     return data
 
 
+class BadPath(Exception):
+    """Why a descriptor path cannot be used: ``rule_id`` says whether it is unsafe or names nothing readable."""
+
+    def __init__(self, rule_id: str, reason: str):
+        super().__init__(reason)
+        self.rule_id = rule_id
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _safe_path(root: Path, relative: object) -> Path | None:
-    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package."""
+    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package (None).
+
+    Raises ``BadPath`` for a control character (a NUL cannot be passed to the system at all)
+    and for a path that cannot be resolved (a symbolic link loop).
+    """
     if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative:
         return None
-    candidate = (root / relative).resolve()
+    if _CONTROL.search(relative):
+        raise BadPath("package/unsafe-path", f"path {quote(relative)} holds a control character, which no file name here may")
+    try:
+        candidate = (root / relative).resolve()
+    except RuntimeError:  # how Python 3.11 reports a symbolic link loop
+        raise BadPath("package/unreadable-file", f"path {quote(relative)} cannot be resolved: it is a symbolic link loop")
+    except OSError as exc:
+        raise BadPath("package/unreadable-file", f"path {quote(relative)} cannot be resolved: {exc.strerror or exc}")
     try:
         candidate.relative_to(root.resolve())
     except ValueError:
@@ -309,14 +382,22 @@ def is_utf8(raw: bytes) -> bool:
 # into one would touch as much fresh memory again: ≈ 2.5 s of page faults at 1M reports).
 # 4 MiB blocks parsed 1M reports in 0.4 s, 16 MiB ones in 0.8 s (measured; cache-sized blocks).
 CSV_BLOCK_BYTES = 1 << 22
+# Labels of a header beyond its schema's fields that the loaded frame keeps as columns. Every
+# stage paid per column and every row per label (a header of 20,000 extra labels took minutes
+# and gigabytes; 1,000,000 took all the memory); those past these say nothing new, and
+# structure.py lists as many extra labels one by one, then counts the rest. A table whose schema
+# could not be read keeps the first COLUMNS_KEPT_WITHOUT_SCHEMA (real tables have far fewer).
+EXTRA_LABELS_KEPT = 20
+COLUMNS_KEPT_WITHOUT_SCHEMA = 1_000
 
 
-def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
+def _split_rows(raw: bytes, display: str, findings: list[Finding], width: int | None = None) -> tuple[list[str], pd.DataFrame, list[int], bool, dict[int, int]]:
     """Parse CSV bytes into string cells, keeping each row's physical line number.
 
     The fast path (pyarrow, every column read as text) covers well-formed files in which
     no cell holds a line break; the slow path (the csv module) covers everything else and
     notes ragged rows. The last value says whether some row had the wrong number of cells.
+    The header is returned whole; the frame holds its first ``width`` columns at most.
     """
     text_ok = is_utf8(raw)
     body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
@@ -324,6 +405,8 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
     first_line = body[: end if end >= 0 else len(body)]  # not split(): that would copy the whole file
     if text_ok and b"\r" not in body and b'"' not in first_line and first_line:
         header = next(csv.reader([first_line.decode("utf-8")]))
+        if width is not None and len(header) > width:  # a header too wide to keep whole: the slow path cuts its rows
+            return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings, width)
         try:
             table = pacsv.read_csv(
                 io.BytesIO(body),
@@ -336,19 +419,26 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding]) -> tuple[list
                     strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False),
             )
             lines = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-            # one row per line: no line break inside a cell and no empty line (Arrow skips those),
-            # so each row's line number is its position (tests/fixtures/malformed/blank-lines)
+            # one row per line: no line break inside a cell and no empty line (Arrow skips those; the
+            # slow path keeps each as a blank row), so each row's line number is its position
+            # (tests/fixtures/malformed/blank-lines)
             if table.num_columns == len(header) and table.num_rows + 1 == lines:
                 frame = table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow"))
                 frame.columns = header
                 return header, frame, list(range(2, len(frame) + 2)), False, {}
         except (pa.ArrowInvalid, ValueError):
             pass
-    return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings)
+    return _split_rows_slowly(raw.decode("utf-8", errors="replace").lstrip("\ufeff"), display, findings, width)
 
 
-def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
+def _split_rows_slowly(text: str, display: str, findings: list[Finding], width: int | None = None):
+    # frictionless raises the csv module's process-wide field limit when its CSV parser is first
+    # imported; set the same limit here, so a cell reads alike before and after that import.
+    from frictionless.formats.csv.settings import FIELD_SIZE_LIMIT
+
+    csv.field_size_limit(FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    kept = 0  # cells of each row the frame keeps: the header's, at most ``width``
     rows, lines = [], []
     ragged = False
     surplus: dict[int, int] = {}
@@ -358,24 +448,67 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding]):
         for row in reader:
             if header is None:
                 header = row
+                kept = len(header) if width is None else min(len(header), width)
                 start = reader.line_num + 1
                 continue
-            if row == []:
-                start = reader.line_num + 1
-                continue
+            if row == [] and header:  # an empty line: a blank row, as frictionless reads it (structure reports it)
+                row = [""] * len(header)
             if len(row) != len(header):  # frictionless reports it (extra-cell / missing-cell)
                 ragged = True
                 if len(row) > len(header):
                     surplus[len(rows)] = len(row) - len(header)
-                row = (row + [""] * len(header))[: len(header)]
+            if len(row) != kept:
+                row = (row + [""] * kept)[:kept]
             rows.append(row)
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
         findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
     header = header or []
-    frame = pd.DataFrame(rows, columns=header, dtype="string") if header else pd.DataFrame()
+    frame = pd.DataFrame(rows, columns=header[:kept], dtype="string") if header else pd.DataFrame()
     return header, frame, lines, ragged, surplus
+
+
+def _refusals(spec: dict, pointer: str) -> list[Finding]:
+    """A finding for each property of a resource that asks for something other than a plain CSV file (see PLAIN_CSV)."""
+    found: list[Finding] = []
+
+    def refuse(key: str, rule_id: str, message: str, deeper: str = "") -> None:
+        found.append(Finding(DESCRIPTOR, None, key, rule_id, f"{message}; {PLAIN_CSV}", pointer=f"{pointer}/{key}{deeper}"))
+
+    if "data" in spec:
+        refuse("data", "package/inline-data", "inline data is not supported: put the rows in a CSV file and give its path")
+    dialect = spec.get("dialect")
+    if "dialect" in spec and not isinstance(dialect, dict):
+        refuse("dialect", "package/unsupported-dialect", f"{quote(dialect)} is not supported: remove it")
+    for key, value in dialect.items() if isinstance(dialect, dict) else ():
+        if value not in PLAIN_CSV_DIALECT.get(key, ()):
+            refuse("dialect", "package/unsupported-dialect",
+                   f"{key} {quote(value)} is not supported: save the file as plain CSV and remove the dialect", json_pointer(key))
+    path = spec.get("path")
+    suffix = PurePosixPath(path).suffix.lower() if isinstance(path, str) else ""
+    if spec.get("compression") not in (None, "", "no"):
+        refuse("compression", "package/compressed-resource", f"{quote(spec['compression'])} is not supported: unpack the file")
+    elif "innerpath" in spec:
+        refuse("innerpath", "package/compressed-resource", "a file inside an archive is not supported: unpack it")
+    elif suffix in COMPRESSED_SUFFIXES:
+        refuse("path", "package/compressed-resource", f"{quote(path)} names a compressed file, which is not supported: unpack it")
+    if "format" in spec and str(spec["format"]).lower() != "csv":
+        refuse("format", "package/unsupported-format", f"{quote(spec['format'])} is not supported")
+    elif "format" not in spec and isinstance(path, str) and suffix not in (".csv", *COMPRESSED_SUFFIXES):
+        refuse("path", "package/unsupported-format", f"{quote(path)} does not end in .csv and no format is given")
+    if "encoding" in spec and str(spec["encoding"]).lower().replace("-", "").replace("_", "") != "utf8":
+        refuse("encoding", "package/unsupported-encoding", f"{quote(spec['encoding'])} is not supported: save the file as UTF-8")
+    if spec.get("schema") in (None, {}):
+        found.append(Finding(DESCRIPTOR, None, "schema", "package/missing-schema",
+                             f"resource {spec.get('name')!r} has no schema: civharm checks each table against its Table "
+                             "Schema and does not infer one; add a schema", pointer=pointer))
+    return found
+
+
+def _compressed(raw: bytes) -> str | None:
+    """The kind of archive the bytes are (a compressed file saved under a .csv name), or None."""
+    return next((kind for magic, kind in COMPRESSED_MAGIC.items() if raw.startswith(magic)), None)
 
 
 def load_package(path: str | Path = ".") -> Package:
@@ -393,7 +526,7 @@ def load_package(path: str | Path = ".") -> Package:
     if not isinstance(listed, list):
         raise CivharmError(f"{display}#/resources: must be a list of resources")
     for index, spec in enumerate(listed):
-        pointer = _json_pointer("resources", index)
+        pointer = json_pointer("resources", index)
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
             findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource", "a resource needs a name", pointer=pointer))
             continue
@@ -405,37 +538,84 @@ def load_package(path: str | Path = ".") -> Package:
             findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource-name",
                                     f"resource name {quote(name)} must be lowercase letters, digits, '-', '.' and '_' only "
                                     "(the Data Package name rule): it names tables and release files", pointer=pointer + "/name"))
-        schema, schema_path = spec.get("schema", {}), None
-        if isinstance(schema, str):
-            schema_file = _safe_path(root, schema)
-            schema_path = schema
-            if schema_file is None:
-                findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
-                                        f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
-                schema = {}
-            else:
-                try:
-                    schema = _read_json(schema_file, schema)
-                except CivharmError as exc:
-                    findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
-                    schema = {}
-        data_path = spec.get("path")
-        data_file = _safe_path(root, data_path)
-        display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
-        raw = None
-        if data_file is None:
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
-                                    f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
-        elif not data_file.is_file():
-            findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
-                                    f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
-        else:
-            raw = data_file.read_bytes()
-        resource = Resource(name=name, path=display_path, schema=schema if isinstance(schema, dict) else {},
-                            schema_path=schema_path, raw=raw)
+        refused = _refusals(spec, pointer)  # anything but a plain CSV file with a schema: its rows are not read
+        schema, schema_path, schema_ok = _load_schema(root, spec, pointer, findings)
+        display_path, raw = f"<resource {name}>", None
+        if not ("data" in spec and spec.get("path") is None):  # inline data: refused, and no path to complain about
+            display_path, raw = _load_data(root, spec, pointer, refused)
+        if raw is not None and not refused and (kind := _compressed(raw)) is not None:
+            refused.append(Finding(DESCRIPTOR, None, "path", "package/compressed-resource",
+                                   f"{spec['path']} is a {kind} archive, not a CSV file: unpack it; {PLAIN_CSV}", pointer=pointer + "/path"))
+        if refused:
+            raw = None
+        resource = Resource(name=name, path=display_path, schema=schema, schema_path=schema_path, raw=raw, schema_ok=schema_ok,
+                            unread=refused[0].as_text() if refused else None)
+        findings += refused
         if raw is not None:
-            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, findings)
+            read_findings: list[Finding] = []
+            width = (len(resource.field_names) or COLUMNS_KEPT_WITHOUT_SCHEMA) + EXTRA_LABELS_KEPT
+            resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, display_path, read_findings, width)
+            resource.unread = read_findings[0].as_text() if read_findings else None
+            findings += read_findings
         resources[name] = resource
     if not listed:
         findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))
     return Package(root=root, descriptor=descriptor, resources=resources, findings=findings)
+
+
+def _load_schema(root: Path, spec: dict, pointer: str, findings: list[Finding]) -> tuple[dict, str | None, bool]:
+    """(schema as the stages may trust it, its file if it has one, whether it was sound); problems go to ``findings``.
+
+    A schema that cannot be read at all is ``{}``: its table is not checked against it.
+    """
+    schema, schema_path = spec.get("schema"), None
+    if schema is None:
+        return {}, None, False
+    if isinstance(schema, str):
+        schema_path = schema
+        try:
+            schema_file = _safe_path(root, schema)
+        except BadPath as exc:
+            findings.append(Finding(DESCRIPTOR, None, "schema", exc.rule_id, f"schema {exc}", pointer=pointer + "/schema"))
+            return {}, schema_path, False
+        if schema_file is None:
+            findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
+                                    f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
+            return {}, schema_path, False
+        try:
+            schema = _read_json(schema_file, schema)
+        except CivharmError as exc:
+            findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
+            return {}, schema_path, False
+    elif not isinstance(schema, dict):
+        findings.append(Finding(DESCRIPTOR, None, "schema", tableschema.RULE,
+                                f"must be the path of a schema file or a schema object, not {quote(schema)}", pointer=pointer + "/schema"))
+        return {}, None, False
+    trusted, problems = tableschema.check(schema, schema_path or DESCRIPTOR, "" if schema_path else pointer + "/schema")
+    findings += problems
+    return trusted or {}, schema_path, trusted is not None and not problems
+
+
+def _load_data(root: Path, spec: dict, pointer: str, findings: list[Finding]) -> tuple[str, bytes | None]:
+    """(the path findings name, the file's bytes or None when it cannot be read); problems go to ``findings``."""
+    name, data_path = spec["name"], spec.get("path")
+    display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
+    try:
+        data_file = _safe_path(root, data_path)
+    except BadPath as exc:
+        findings.append(Finding(DESCRIPTOR, None, "path", exc.rule_id, f"resource {name!r}: {exc}", pointer=pointer + "/path"))
+        return display_path, None
+    if data_file is None:
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
+                                f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
+        return display_path, None
+    if not data_file.is_file():
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
+                                f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
+        return display_path, None
+    try:
+        return display_path, data_file.read_bytes()
+    except OSError as exc:
+        findings.append(Finding(DESCRIPTOR, None, "path", "package/unreadable-file",
+                                f"resource {name!r}: file {quote(data_path)} cannot be read: {exc.strerror or exc}", pointer=pointer + "/path"))
+        return display_path, None

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import FaultHook, write_files
+from .atomic import LOCK_FILE, FaultHook, write_files
 from .findings import CivharmError
 from .history import (
     BOOKKEEPING,
@@ -212,7 +212,7 @@ def plan_release(root: str | Path, version: str, date: dt.date, base: str | None
 def release(root: str | Path, version: str, date: dt.date, base: str | None = None, fault: FaultHook | None = None) -> ReleasePlan:
     """Write the release's files all or nothing (``fault`` lets tests break it between two files)."""
     plan = plan_release(root, version, date, base)
-    write_files(plan.files, fault=fault)
+    write_files(_root_of(root), plan.files, fault=fault)
     return plan
 
 
@@ -227,7 +227,7 @@ def build_version(package_root: str | Path) -> str:
     releases = read_releases(root)
     if _is_repository(root):
         head = _git(root, "rev-parse", "--short=7", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--", ".").stdout.strip()
+        dirty = _git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}").stdout.strip()  # a build holds the lock
         suffix = ("g" + head.stdout.decode().strip() if head.returncode == 0 else "nocommit") + (".dirty" if dirty else "")
     else:
         suffix = "nogit"

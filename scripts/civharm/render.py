@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from itertools import groupby
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from .findings import Finding, Report
 
@@ -13,18 +13,29 @@ RESET, BOLD = "\x1b[0m", "\x1b[1m"
 
 
 def summary_line(report: Report) -> str:
-    counts = report.counts
-    tables = report.summary.get("tables", {})
-    sizes = ", ".join(f"{tables[name]} {name}" for name in ("incidents", "reports", "sources") if name in tables)
-    if "active_incidents" in report.summary:
-        sizes = sizes.replace(" incidents", f" incidents ({report.summary['active_incidents']} active)", 1)
+    """``valid: 2 incidents (2 active), 2 reports, 1 sources; 0 errors, 0 warnings``, and what was not read or not applied."""
+    counts, summary = report.counts, report.summary
+    tables = summary.get("tables", {})
+    shown = ("incidents", "reports", "sources") if summary.get("dataset_rules", True) else tables
+    parts = [", ".join(f"{tables[name]} {name}" for name in shown if name in tables)]
+    if "active_incidents" in summary:
+        parts[0] = parts[0].replace(" incidents", f" incidents ({summary['active_incidents']} active)", 1)
+    if summary.get("not_read"):
+        parts.append(f"not read: {', '.join(summary['not_read'])}")
+    if "dataset_rules_not_applied" in summary:
+        parts.append(f"structure checked; civharm's dataset rules not applied ({summary['dataset_rules_not_applied']})")
     verdict = "valid" if report.exit_code() == 0 else "invalid"
-    return f"{verdict}: {sizes}; {counts['error']} errors, {counts['warning']} warnings"
+    return f"{verdict}: {'; '.join(p for p in parts if p)}; {counts['error']} errors, {counts['warning']} warnings"
 
 
-def text(report: Report, colour: bool = False) -> str:
-    """Findings grouped by file, each as ``file:line: field: message [rule]``, then the summary."""
+def text(report: Report, colour: bool = False, context: Mapping[Finding, str] | None = None) -> str:
+    """Findings grouped by file, each as ``file:line: field: message [rule]``, then the summary.
+
+    ``context`` adds a line under a finding (``verify-sources``: the page's words around a
+    figure); only this format shows it, so no json or github report carries a page's text.
+    """
     lines: list[str] = []
+    context = context or {}
     for file, group in groupby(report.findings, key=lambda f: f.file):
         lines.append(f"{BOLD}{file}{RESET}" if colour else file)
         for finding in group:
@@ -32,6 +43,8 @@ def text(report: Report, colour: bool = False) -> str:
             if colour:
                 tag = f"{COLOURS[finding.severity.value]}{tag}{RESET}"
             lines.append(f"  {finding.as_text()}  {tag}")
+            if finding in context:
+                lines.append(f"      page: {context[finding]}")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"
 

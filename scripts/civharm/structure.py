@@ -19,6 +19,7 @@ written YYYY-MM-DD in ASCII digits ('2024-3-14', '٢٠٢٤-03-14') is ``structur
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -38,8 +39,8 @@ import pyarrow.compute as pc
 from frictionless import errors as ferrors
 from frictionless import system
 
-from .findings import Finding, RuleDoc, Severity, quote
-from .package import DESCRIPTOR, Package, Resource, arrow_text, date_spelled, is_utf8, leading_zeros
+from .findings import Finding, RuleDoc, Severity, code_point, quote
+from .package import DESCRIPTOR, EXTRA_LABELS_KEPT, Package, Resource, arrow_text, cell_bytes, date_spelled, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
 
@@ -54,6 +55,13 @@ RULES = {r.id: r for r in (
     RuleDoc("structure/date-format", Severity.ERROR, "A date is written YYYY-MM-DD: four-digit year, two-digit month and day, ASCII digits 0–9.",
             "Stock frictionless also reads '2024-3-14' and other scripts' digits ('٢٠٢٤'); sorting, comparing and other tools "
             "do not, so such a date would be misordered or lost downstream (civharm reads it as no date)."),
+    RuleDoc("structure/number-spelling", Severity.ERROR,
+            "Integer and number cells use the ASCII digits 0–9 without '_' separators; integers have at most 18 digits.",
+            "frictionless reads cells with Python, which takes '1_0' as 10, '٢' as 2 and integers of any length; spreadsheets, "
+            "databases and civharm's own rules do not, so the figure would be lost or read as empty downstream."),
+    RuleDoc("structure/text-after-quote", Severity.ERROR, "A quoted cell ends at its closing quote.",
+            "Python's and Arrow's CSV readers (so frictionless) glue text after a closing quote onto the cell ('\"abc\"xyz' "
+            "reads abcxyz) and strict readers reject the line: the same file would read differently in different tools."),
 )}
 
 
@@ -112,8 +120,22 @@ def _frictionless_descriptor(package: Package, names: set[str]) -> dict:
     descriptor["resources"] = [dict(spec) for spec in package.descriptor["resources"]
                                if isinstance(spec, dict) and spec.get("name") in names]
     for spec in descriptor["resources"]:
-        spec["schema"] = package[spec["name"]].schema
+        spec["schema"] = _checked_schema(package, package[spec["name"]])
     return descriptor
+
+
+def _checked_schema(package: Package, resource: Resource) -> dict:
+    """The schema without foreign keys into tables the package lists but whose rows were not read.
+
+    That table's own finding says why; checked against it, frictionless would call it missing.
+    """
+    unread = set(package.resources) - {r.name for r in _loadable(package)}
+    keys = resource.schema.get("foreignKeys")
+    if not unread or not isinstance(keys, list):
+        return resource.schema
+    kept = [fk for fk in keys if not (isinstance(fk, dict) and isinstance(fk.get("reference"), dict)
+                                       and fk["reference"].get("resource") in unread)]
+    return {**resource.schema, "foreignKeys": kept} if len(kept) < len(keys) else resource.schema
 
 
 def check(package: Package) -> list[Finding]:
@@ -177,9 +199,9 @@ def check_with_frictionless(package: Package) -> list[Finding]:
     loadable = _loadable(package)
     if not loadable:
         return []
-    with _long_rows_cut(package, loadable) as (basepath, cut):
+    with _long_rows_cut(package, loadable) as (basepath, cut, labels_left_out):
         findings = _check_with_frictionless(package, loadable, basepath)
-    return [_noting_cut_cells(f, cut) for f in findings]
+    return [_noting_cut_cells(f, cut) for f in findings] + [_labels_left_out(path, *counts) for path, counts in labels_left_out.items()]
 
 
 LONG_ROW = 100  # surplus cells of one row beyond which frictionless gets the row cut to one surplus cell
@@ -187,37 +209,85 @@ LONG_ROW = 100  # surplus cells of one row beyond which frictionless gets the ro
 
 @contextmanager
 def _long_rows_cut(package: Package, loadable: list[Resource]):
-    """Yield (folder for frictionless to read, {(file, line): surplus cells}) with very long rows cut.
+    """Yield (folder for frictionless to read, {(file, line): surplus cells}, {file: (extra labels, labels left out)}).
 
-    frictionless builds one error per surplus cell and copies the whole row into each, so a
-    row with 20,000 surplus cells takes minutes. Such a row (on one physical line) is handed
-    over with only its first surplus cell, in a copy of the data files; the finding then says
-    how many cells there were. Other files and rows are copied byte for byte.
+    frictionless builds one error per surplus cell or extra label and copies the whole row or
+    header into each: quadratic, so 20,000 of either take minutes and gigabytes. A row with
+    more than LONG_ROW surplus cells is handed over with one; a header with more than
+    EXTRA_LABELS_KEPT extra labels with that many, and every row cut to the same width (a
+    summary finding then counts the labels left out). This happens in a copy of the data
+    files; other files and rows are copied byte for byte.
     """
-    long_rows = {r.name: {i: n for i, n in r.surplus.items() if n > LONG_ROW} for r in loadable}
-    if not any(long_rows.values()):
-        yield package.root, {}
+    copies = {resource.name: _cut_copy(resource) for resource in loadable}
+    if all(raw is None for raw, _, _ in copies.values()):
+        yield package.root, {}, {}
         return
     cut: dict[tuple[str, int], int] = {}
+    labels_left_out: dict[str, tuple[int, int]] = {}
     with tempfile.TemporaryDirectory(prefix="civharm-") as folder:
         for resource in loadable:
+            raw, rows, labels = copies[resource.name]
             target = Path(folder) / resource.path  # a loadable resource's path is a safe relative one
             target.parent.mkdir(parents=True, exist_ok=True)
-            lines = resource.raw.splitlines(keepends=True)
-            for index, extra in long_rows[resource.name].items():
-                first = resource.lines[index] - 1
-                last = resource.lines[index + 1] - 1 if index + 1 < len(resource.lines) else len(lines)
-                if last - first != 1:
-                    continue  # a row over several lines: left whole (slow, but its line numbers stay right)
-                text = lines[first].decode("utf-8", errors="replace")
-                ending = text[len(text.rstrip("\r\n")):]
-                cells = next(csv.reader([text.rstrip("\r\n")]))[: len(resource.header) + 1]
-                out = io.StringIO()
-                csv.writer(out, lineterminator=ending).writerow(cells)
-                lines[first] = out.getvalue().encode("utf-8")
-                cut[(resource.path, resource.lines[index])] = extra
-            target.write_bytes(b"".join(lines))
-        yield folder, cut
+            target.write_bytes(resource.raw if raw is None else raw)
+            cut.update(rows)
+            if labels:
+                labels_left_out[resource.path] = (len(resource.header) - len(resource.field_names), labels)
+        yield folder, cut, labels_left_out
+
+
+def _cut_copy(resource: Resource) -> tuple[bytes | None, dict[tuple[str, int], int], int]:
+    """(the file with its long header and long rows cut, or None when nothing is; {(file, line): surplus cells}; labels left out).
+
+    Only records on one physical line are cut: a record over several lines is left whole
+    (slow, but its line numbers stay right).
+    """
+    extra = len(resource.header) - len(resource.field_names)
+    long_rows = sorted(i for i, n in resource.surplus.items() if n > LONG_ROW)
+    if extra <= EXTRA_LABELS_KEPT and not long_rows:
+        return None, {}, 0
+    lines = resource.raw.splitlines(keepends=True)
+    left_out = extra - EXTRA_LABELS_KEPT if extra > EXTRA_LABELS_KEPT and len(_cells(lines[0])) == len(resource.header) else 0
+    if not left_out and not long_rows:
+        return None, {}, 0
+    width = len(resource.header) - left_out  # the labels frictionless is given
+    candidates = range(len(resource.lines)) if left_out else long_rows
+    cut: dict[tuple[str, int], int] = {}
+    if left_out:
+        lines[0] = _joined(_cells(lines[0])[:width], lines[0])
+    for index in candidates:
+        first = resource.lines[index] - 1
+        last = resource.lines[index + 1] - 1 if index + 1 < len(resource.lines) else len(lines)
+        if last - first != 1 or lines[first].count(b",") < width:
+            continue  # over several lines, or too few commas to have more than ``width`` cells
+        cells = _cells(lines[first])
+        if len(cells) > len(resource.header):
+            cut[(resource.path, resource.lines[index])] = len(cells) - len(resource.header)
+            lines[first] = _joined(cells[: width + 1], lines[first])
+        elif len(cells) > width:
+            lines[first] = _joined(cells[:width], lines[first])
+    return b"".join(lines), cut, left_out
+
+
+def _cells(line: bytes) -> list[str]:
+    """The cells of one physical CSV line."""
+    text = line.decode("utf-8", errors="replace")
+    return next(csv.reader([text.rstrip("\r\n")]), [])
+
+
+def _joined(cells: list[str], line: bytes) -> bytes:
+    """``cells`` written back as one CSV line, with ``line``'s own ending."""
+    text = line.decode("utf-8", errors="replace")
+    out = io.StringIO()
+    csv.writer(out, lineterminator=text[len(text.rstrip("\r\n")):]).writerow(cells)
+    return out.getvalue().encode("utf-8")
+
+
+def _labels_left_out(path: str, extra: int, left_out: int) -> Finding:
+    """The summary that stands for the extra labels not listed one by one."""
+    return Finding(path, 1, None, "frictionless/extra-label",
+                   f"and {left_out:,} more extra labels, not listed one by one (the header has {extra:,} labels beyond the "
+                   f"schema's fields; cells missing under them are reported for the first {EXTRA_LABELS_KEPT} only)")
 
 
 def _noting_cut_cells(finding: Finding, cut: dict[tuple[str, int], int]) -> Finding:
@@ -284,6 +354,186 @@ def _task_findings(package: Package, report) -> list[Finding]:
     return findings
 
 
+# --- what stock frictionless lets through but other readers do not ---------------------------
+
+INTEGER_DIGITS = 18  # the most package._integers reads (every such integer fits in 64 bits)
+
+
+def check_beyond_frictionless(package: Package) -> list[Finding]:
+    """What stock frictionless accepts and other readers do not: numbers only Python reads, text after a closing quote.
+
+    Kept apart from ``check``, which must agree with frictionless (tests/test_differential.py).
+    """
+    findings: list[Finding] = []
+    for resource in package.resources.values():
+        if resource.raw is not None:
+            findings += _text_after_quotes(resource)
+            findings += _odd_numbers(resource)
+    return findings
+
+
+def _odd_numbers(resource: Resource) -> list[Finding]:
+    """Integer and number cells that frictionless reads although other readers do not (see ``_spelling_problem``)."""
+    if len(set(resource.header)) != len(resource.header):
+        return []  # a repeated column: reported as such, and its cells cannot be told apart
+    findings = []
+    for spec in resource.schema.get("fields", []):
+        if not isinstance(spec, dict) or spec.get("type") not in ("integer", "number") or spec.get("name") not in resource.frame.columns:
+            continue
+        positions = _suspect_numbers(_arrow(resource.frame[spec["name"]]), spec["type"] == "integer")
+        if len(positions):
+            findings += _read_anyway(resource, spec, positions)
+    return findings
+
+
+def _suspect_numbers(cells: pa.Array | pa.ChunkedArray, integer: bool) -> np.ndarray:
+    """Positions of the cells with a byte outside ASCII or a '_', or, for integers, more than 18 characters.
+
+    Read from the column's buffers (``package.cell_bytes``): one byte test over the column's text
+    instead of a kernel per cell; the few cells kept are judged one by one.
+    """
+    found, offset = [np.zeros(0, dtype=np.int64)], 0
+    for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
+        bounds, text = cell_bytes(chunk)
+        if text.size:
+            body = text[bounds[0]:bounds[-1]]
+            odd = np.flatnonzero((body >= 0x80) | (body == ord("_"))) + bounds[0]
+            found.append(np.searchsorted(bounds, odd, side="right") - 1 + offset)
+            if integer:
+                found.append(np.flatnonzero(np.diff(bounds) > INTEGER_DIGITS) + offset)
+        offset += len(chunk)
+    return np.unique(np.concatenate(found))
+
+
+def _read_anyway(resource: Resource, spec: dict, positions: np.ndarray) -> list[Finding]:
+    """Findings for the cells at ``positions`` that frictionless reads as numbers (the others are its type errors)."""
+    try:
+        reader = frictionless.Schema.from_descriptor(resource.schema).get_field(spec["name"]).create_cell_reader()
+    except frictionless.FrictionlessException:
+        return []  # an invalid schema: reported as such
+    name, findings, problems = spec["name"], [], {}
+    for position, cell in zip(positions.tolist(), resource.frame[name].iloc[positions].tolist()):
+        if cell not in problems:
+            value, notes = reader(cell)
+            read = value is not None and "type" not in (notes or {})
+            problems[cell] = _spelling_problem(cell, spec["type"] == "integer") if read else None
+        if problems[cell]:
+            findings.append(Finding(resource.path, resource.line_of(position), name, "structure/number-spelling",
+                                    f"{quote(cell, 60)} is not a valid {spec['type']}: {problems[cell]}"))
+    return findings
+
+
+_LONG_INTEGER = re.compile(f"[0-9]{{{INTEGER_DIGITS + 1}}}")
+
+
+def _spelling_problem(cell: str, integer: bool) -> str | None:
+    """Why other readers would not read the cell as Python does, or None when they would."""
+    other = next((char for char in cell if not char.isascii()), None)
+    if other is not None:
+        return f"ASCII digits 0–9 only (it has {code_point(other)})"
+    if "_" in cell:
+        return "digits 0–9 only, no '_' separators"
+    if integer and _LONG_INTEGER.search(cell):
+        return f"more than {INTEGER_DIGITS} digits, too large for other tools' 64-bit integers"
+    return None
+
+
+_CELL_EDGE = np.isin(np.arange(256), list(b',\r\n"'))  # what may precede an opening quote or follow a closing one ('"': a doubled quote)
+
+
+def _text_after_quotes(resource: Resource) -> list[Finding]:
+    """Quoted cells with text after their closing quote (``"abc"xyz``), at the row's line and the cell's field.
+
+    Most files pass one vectorised test of where their quotes stand; only a file that fails it
+    is read quote by quote.
+    """
+    raw = resource.raw
+    if b'"' not in raw:
+        return []
+    first = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quotes = np.concatenate([np.flatnonzero(data[i:i + _SCAN_BYTES] == 0x22) + i for i in range(first, len(data), _SCAN_BYTES)])
+    if _quotes_in_place(data, quotes, first) or not is_utf8(raw):  # another encoding: reported as such
+        return []
+    findings, line, counted = [], 1, first
+    for opened, closed in _glued_cells(raw, quotes.tolist(), first):
+        line, counted = line + _line_breaks(raw, counted, opened), opened
+        findings.append(_glued_finding(resource, raw, first, line, opened, closed))
+    return findings
+
+
+_SCAN_BYTES = 1 << 22  # compared a block at a time: no file-sized mask
+
+
+def _quotes_in_place(data: np.ndarray, quotes: np.ndarray, first: int) -> bool:
+    """Whether every quote opens a cell, closes one or doubles another, judged by parity.
+
+    Where quotes stand as RFC 4180 puts them they alternate: open, close (a doubled quote closes
+    and reopens). So each even-numbered quote follows a cell edge and each odd-numbered one
+    precedes one. True: no cell has text after its closing quote. False: read the quotes one by one.
+    """
+    opening, closing = quotes[0::2], quotes[1::2]
+    opening = opening[1:] if len(opening) and opening[0] == first else opening  # the file's start and end are cell edges
+    closing = closing[:-1] if len(closing) and closing[-1] == len(data) - 1 else closing
+    return bool(_CELL_EDGE[data[opening - 1]].all() and _CELL_EDGE[data[closing + 1]].all())
+
+
+def _glued_cells(raw: bytes, quotes: list[int], first: int) -> list[tuple[int, int]]:
+    """(opening, closing) quote of each quoted cell with text after its closing quote, as the csv module reads them.
+
+    Outside a quoted cell a quote opens one only at the cell's start (elsewhere it is text);
+    inside, a doubled quote stands for one quote, and any other quote closes the cell.
+    """
+    found, inside, opened, doubled = [], False, 0, -1
+    for position in quotes:
+        if position == doubled:
+            continue
+        if not inside:
+            if position == first or raw[position - 1] in b",\r\n":
+                inside, opened = True, position
+            continue
+        after = raw[position + 1] if position + 1 < len(raw) else None
+        if after == 0x22:
+            doubled = position + 1
+            continue
+        inside = False
+        if after is not None and after not in b",\r\n":
+            found.append((opened, position))
+    return found
+
+
+def _glued_finding(resource: Resource, raw: bytes, first: int, physical: int, opened: int, closed: int) -> Finding:
+    """The finding for one glued cell (opening quote on line ``physical``): at its row's first line, in its column."""
+    row = bisect.bisect_right(resource.lines, physical) - 1
+    line = resource.lines[row] if row >= 0 else 1
+    before = raw[_line_start(raw, opened, physical - line, first):opened].decode("utf-8", errors="replace")
+    column = len(next(csv.reader(io.StringIO(before, newline="")), [])) - 1 if before else 0
+    field = resource.header[column] if 0 <= column < len(resource.header) else None
+    end = closed + 1
+    while end < len(raw) and end - closed <= 30 and raw[end] not in b",\r\n":
+        end += 1
+    shown = ("…" if closed - opened > 40 else "") + raw[max(opened, closed - 40):end].decode("utf-8", errors="replace")
+    return Finding(resource.path, line, field, "structure/text-after-quote",
+                   f"{quote(shown)} has text after the quote that closes the cell; quote the whole cell and double each quote inside it")
+
+
+def _line_start(raw: bytes, position: int, lines_up: int, first: int) -> int:
+    """Where the line ``lines_up`` lines above the one holding ``position`` starts (0: that line itself)."""
+    start = line = position
+    for _ in range(lines_up + 1):
+        found = max(raw.rfind(b"\n", first, start), raw.rfind(b"\r", first, start))
+        if found < 0:
+            return first
+        line = found + 1
+        start = found - 1 if raw[found - 1:found + 1] == b"\r\n" else found
+    return line
+
+
+def _line_breaks(raw: bytes, start: int, end: int) -> int:
+    """Line breaks in ``raw[start:end]`` as the csv module counts them: \\r\\n, \\n or \\r (the range splits no \\r\\n)."""
+    return raw.count(b"\n", start, end) + raw.count(b"\r", start, end) - raw.count(b"\r\n", start, end)
+
+
 # --- compiling: decide whether the vectorised path applies, and prepare each table ------------
 
 
@@ -318,7 +568,7 @@ def _compile(package: Package, loadable: list[Resource]) -> dict[str, "_Table"] 
             return None
         if resource.ragged or resource.header != resource.field_names or not _plain_csv(resource.raw):
             return None
-        schema = frictionless.Schema.from_descriptor(resource.schema)
+        schema = frictionless.Schema.from_descriptor(_checked_schema(package, resource))
         if not set(schema.primary_key) <= set(resource.field_names):
             return None
         for fk in schema.foreign_keys:

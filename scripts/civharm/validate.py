@@ -16,6 +16,11 @@ from . import duplicates, history, rules, structure
 from .findings import CivharmError, Finding, Report
 from .package import Package, load_package
 
+# The dataset's rules and duplicate checks read these tables; a package that has neither is some
+# other data package, which gets the structure checks (its own Table Schemas) and no more.
+DATASET_TABLES = ("incidents", "reports")
+NOT_A_CIVHARM_PACKAGE = "not a civharm package: no incidents or reports table"
+
 # Below this many rows a second process costs more than it saves (fork, transfer of findings).
 TWO_PROCESSES_FROM_ROWS = 200_000
 # Rule families the second process runs beside the duplicate gate: pandas-only (GX is imported
@@ -161,22 +166,24 @@ def _no_cycle_collector():
             gc.enable()
 
 
-def run(path: str | Path, options: Options) -> Report:
-    """Validate the package at ``path``; raises CivharmError only when it cannot be read at all."""
+def run(path: str | Path | Package, options: Options) -> Report:
+    """Validate the package at ``path`` (or one already loaded, as ``build`` has); raises CivharmError only when it cannot be read at all."""
     with _no_cycle_collector():
         return _run(path, options)
 
 
-def _run(path: str | Path, options: Options) -> Report:
+def _run(path: str | Path | Package, options: Options) -> Report:
     stage = options.progress or (lambda name: None)
     stage("load")
-    package = load_package(path)
+    package = path if isinstance(path, Package) else load_package(path)
+    path = package.root if isinstance(path, Package) else path
     findings = list(package.findings)
     if options.base:  # first, so that an unreadable base stops the run before the slow checks
         stage("history")
         findings += history.check_against(package, options.base)
+    dataset_rules = any(name in package.resources for name in DATASET_TABLES)
     second_process = None
-    if _processes(package, options.processes) == 2:
+    if dataset_rules and _processes(package, options.processes) == 2:
         # The duplicate gate and some rule families run in a forked copy of this process while
         # this one checks structure and the other rules; forked before any thread of ours
         # starts (a fork copies one thread).
@@ -188,9 +195,11 @@ def _run(path: str | Path, options: Options) -> Report:
     threading.Thread(target=_import_great_expectations, daemon=True).start()
     try:
         stage("structure")
-        structural = structure.check(package)
+        structural = structure.check(package) + structure.check_beyond_frictionless(package)
         stage("rules")
-        if second_process is None:
+        if not dataset_rules:
+            later_findings = []
+        elif second_process is None:
             later_findings = rules.check(package, options.today)
             stage("duplicates")
             later_findings += duplicates.check(package)
@@ -203,8 +212,14 @@ def _run(path: str | Path, options: Options) -> Report:
         raise
     findings += structural
     findings += without_cascades(later_findings, structural)
-    summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items()}}
+    summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items() if res.unread is None},
+               "dataset_rules": dataset_rules}
+    unread = [name for name, res in package.resources.items() if res.unread is not None]
+    if unread:  # their rows are unknown, not zero
+        summary["not_read"] = unread
+    if not dataset_rules:
+        summary["dataset_rules_not_applied"] = NOT_A_CIVHARM_PACKAGE
     incidents = package.get("incidents")
-    if incidents is not None and "status" in incidents.frame.columns:
+    if incidents is not None and incidents.unread is None and "status" in incidents.frame.columns:
         summary["active_incidents"] = int((incidents.frame["status"] == "active").sum())
     return Report(findings, summary)

@@ -18,7 +18,7 @@ from ..figures import current_reports
 from ..findings import Finding, Severity
 from ..package import Package
 
-MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "confidence", "aggregates")
+MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "attribution", "confidence", "aggregates")
 FAMILIES = frozenset(MODULES)  # a rule's family is its module: the part of its ID before "/"
 
 

@@ -1,9 +1,37 @@
-"""Rules on figures: ranges are ordered, children are among civilians, civilians among all."""
+"""Rules on figures: ranges are ordered, children are among civilians, civilians among all, and no count is implausibly large."""
 from __future__ import annotations
 
 from ..figures import FIGURES
 from ..findings import Severity
-from . import Check, expectation_rule, in_order, rule
+from . import Check, expectation_rule, in_order, rows_where, rule
+
+# Every count of people or objects, by table: the bounds below apply to each.
+COUNTS = {"incidents": tuple(f"{f}_{bound}" for f in FIGURES for bound in ("min", "max")), "reports": FIGURES, "damage": ("count",)}
+PLAUSIBLE_MAX = 10_000  # above it, a warning: more than almost any single incident on record
+CEILING = 1_000_000  # above it, an error: no incident comes near it
+
+BOUNDS_TEXT = f"""\
+Every count (the incidents' `*_min` and `*_max` figures, the reports' figures and `damage.count`)
+is held to two bounds. A count above **{PLAUSIBLE_MAX:,}** gives a warning
+(`counts/above-plausible`); a count above **{CEILING:,}** is an error (`counts/above-ceiling`).
+
+Why these numbers. An incident is one event at one place and time, not a total for a city, a
+region or a period. The deadliest single events of war on record are the atomic bombing of
+Hiroshima (6 August 1945: commonly put at 70,000–80,000 killed at once and 90,000–166,000 by the
+end of that year) and the firebombing of Tokyo on the night of 9–10 March 1945 (about
+80,000–100,000 killed, more than a quarter of a million buildings destroyed). In most conflicts
+of recent decades the deadliest single incidents are counted in hundreds or a few thousand: the
+chemical attack on Halabja in March 1988 killed some 3,000–5,000 people, the Srebrenica massacre
+of July 1995 about 8,000 over several days.
+
+- Above {PLAUSIBLE_MAX:,} a count puts the incident among the very few deadliest events since 1945
+  (some massacres at one site, such as several of the 1994 genocide in Rwanda, reached such
+  tolls). Far more often it is a total for a city, a region or a period entered as one incident,
+  or a typing error (a zero too many); so a person checks it, and the record stays valid.
+- Above {CEILING:,} a count is several times the deadliest single event on record, and more than
+  the whole civilian toll of most wars since 1945 (the UN estimated about 307,000 civilians killed
+  in Syria from 2011 to 2021). Figures of that size exist only as totals for whole wars, the
+  largest of which (the Second World War) reach tens of millions: never an incident's figure."""
 
 
 def _pair(table: str, a: str, b: str, what: str) -> Check:
@@ -42,8 +70,8 @@ def _within(part: str, whole: str, why: str) -> list[Check]:
 
 
 def _value_qualifier_pairs():
-    yield "reports", [(f, f"{f}_qualifier") for f in FIGURES]
-    yield "damage", [("count", "count_qualifier")]
+    for table in ("reports", "damage"):
+        yield table, [(f, f"{f}_qualifier") for f in COUNTS[table]]
     yield "aggregates", [(f, f"{f}_qualifier") for f in ("killed", "injured")]
 
 
@@ -61,3 +89,29 @@ def qualifier_mismatch(ctx, rule):
                 yield rule.at_row(ctx, table, index, qualifier, f"{value} is {frame.at[index, value]} but has no qualifier (exact, at_least, more_than, about, up_to)")
             for index in frame.index[missing_value.to_numpy(dtype=bool)]:
                 yield rule.at_row(ctx, table, index, value, f"{qualifier} is {frame.at[index, qualifier]!s} but {value} is empty")
+
+
+@rule("counts/above-plausible", Severity.WARNING, f"No count is above {PLAUSIBLE_MAX:,} (see the plausibility bounds).",
+      "More than almost any single incident on record: usually a total for a period or an area, or a zero too many.")
+def above_plausible(ctx, rule):
+    yield from _above(ctx, rule, PLAUSIBLE_MAX, CEILING, "more than almost any single incident on record; "
+                      "check that it is one incident's figure, not a total for a period or an area")
+
+
+@rule("counts/above-ceiling", Severity.ERROR, f"No count is above {CEILING:,} (see the plausibility bounds).",
+      "Several times the deadliest single event on record: a typing error or a whole war's total, never an incident's figure.")
+def above_ceiling(ctx, rule):
+    yield from _above(ctx, rule, CEILING, None, "no single incident comes near it; a typing error, or a whole war's total")
+
+
+def _above(ctx, rule, low: int, high: int | None, why: str):
+    """Counts above ``low`` (and at most ``high``), each found once: above the ceiling it is not also a warning."""
+    for table, fields in COUNTS.items():
+        frame = ctx.table(table)
+        if frame is None:
+            continue
+        for field in fields:
+            column = frame[field]
+            above = column > low if high is None else (column > low) & (column <= high)
+            for index in rows_where(frame, above):
+                yield rule.at_row(ctx, table, index, field, f"{field} {column.at[index]:,} is above {low:,}: {why}")

@@ -1,8 +1,11 @@
-"""Rules on the bytes of each CSV file: UTF-8, no BOM, LF line endings."""
+"""Rules on the bytes of each CSV file: UTF-8, no BOM, LF line endings, no cell too large."""
 from __future__ import annotations
 
+import numpy as np
+import pyarrow.compute as pc
+
 from ..findings import Severity
-from ..package import is_utf8
+from ..package import MAX_CELL_CHARS, arrow_text, is_utf8
 from . import rule
 
 
@@ -39,3 +42,17 @@ def crlf(ctx, rule):
             offset = resource.raw.index(b"\r")
             yield rule.finding(resource.path, _line_at(resource.raw, offset), None,
                                "line ends with CR (carriage return); use LF line endings")
+
+
+@rule("files/cell-too-large", Severity.ERROR, f"A cell holds at most {MAX_CELL_CHARS:,} characters.",
+      "A spreadsheet cell holds no more, so the XLSX release could not carry a longer one whole; "
+      "no field needs that much text, and a huge cell is more likely a paste gone wrong.")
+def cell_too_large(ctx, rule):
+    for resource in ctx.package.resources.values():
+        if resource.raw is None or len(resource.raw) <= MAX_CELL_CHARS:
+            continue
+        for position, name in enumerate(resource.frame.columns):
+            lengths = pc.utf8_length(arrow_text(resource.frame.iloc[:, position]))
+            for index in np.flatnonzero(np.asarray(pc.greater(lengths, MAX_CELL_CHARS).fill_null(False))):
+                yield rule.at_row(ctx, resource.name, int(index), name,
+                                  f"the cell has {lengths[int(index)].as_py():,} characters; a cell holds at most {MAX_CELL_CHARS:,}")

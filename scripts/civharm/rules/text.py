@@ -9,11 +9,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..findings import Severity, quote
-from ..package import DESCRIPTOR, _json_pointer, arrow_text, cell_bytes
+from ..findings import Severity, code_point, json_pointer, quote
+from ..package import DESCRIPTOR, arrow_text, cell_bytes
 from . import rule
 
-CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028\u2029\ufeff]")
+# Non-characters: U+FDD0–U+FDEF and the last two code points of each of the 17 planes.
+NONCHARACTERS = "\ufdd0-\ufdef" + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
+# C0 controls but the line ends (text/line-break reports those); DEL; zero-width and direction marks (U+200B–U+200F, U+061C ARABIC LETTER MARK);
+# bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069); U+2028/9; BOM; non-characters.
+CONTROL = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff"
+                     + NONCHARACTERS + "]")
 LINE_BREAK = re.compile(r"[\r\n]")
 UNTRIMMED = re.compile(r"^\s|\s$")
 FORMULA = re.compile(r"^[=+\-@]")
@@ -99,11 +104,14 @@ def line_break(ctx, rule):
     yield from _rejected(ctx, rule, lambda v: bool(LINE_BREAK.search(v)), lambda v: f"{quote(v, 60)} contains a line break")
 
 
-@rule("text/control-character", Severity.ERROR, "Text has no control or invisible formatting characters.",
-      "Control and zero-width characters are invisible, break exact matching and can hide content.")
+@rule("text/control-character", Severity.ERROR,
+      "Text has no control characters, invisible formatting, bidirectional controls or Unicode non-characters.",
+      "Control and zero-width characters are invisible, break exact matching and can hide content; bidirectional "
+      "controls reorder what a reader sees (a link that shows as '…exe.jpg' points to a '.exe'); non-characters are "
+      "not text and other programs replace or reject them.")
 def control_character(ctx, rule):
     yield from _rejected(ctx, rule, lambda v: bool(CONTROL.search(v)) and not LINE_BREAK.search(v),
-                         lambda v: f"{quote(v, 60)} contains a control or invisible character")
+                         lambda v: f"{quote(v, 60)} contains {code_point(CONTROL.search(v).group())}: a control, invisible or non-character code point")
 
 
 @rule("text/formula-prefix", Severity.ERROR, "No text cell starts with =, +, - or @.",
@@ -111,15 +119,6 @@ def control_character(ctx, rule):
 def formula_prefix(ctx, rule):
     yield from _rejected(ctx, rule, lambda v: bool(FORMULA.match(v)),
                          lambda v: f"{quote(v, 60)} starts with {v[0]!r}, which spreadsheets run as a formula")
-
-
-@rule("text/non-ascii-number", Severity.ERROR, "Integer and number cells are written with ASCII digits (0–9).",
-      "Frictionless reads any Unicode digit ('１', '٣') as a number, but other tools do not: the figure would be lost or misread downstream.")
-def non_ascii_number(ctx, rule):
-    for resource, field, column in _cells(ctx, ("integer", "number")):
-        odd = np.flatnonzero(~np.asarray(pc.string_is_ascii(arrow_text(column)).fill_null(True), dtype=bool))
-        for position, value in zip(odd, column.iloc[odd].tolist()):
-            yield rule.finding(resource.path, resource.line_of(int(position)), field, f"{quote(value, 60)} is not written with ASCII digits (0–9)")
 
 
 def _descriptions(package):
@@ -138,7 +137,7 @@ def _descriptions(package):
             items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
             for key, value in items:
                 if key in DESCRIBING_KEYS and isinstance(value, str) and isinstance(node, dict):
-                    yield file, _json_pointer(*parts, key), key, value
+                    yield file, json_pointer(*parts, key), key, value
                 else:
                     stack.append(((*parts, key), value))
 

@@ -1,0 +1,53 @@
+"""Rules: an incident's attribution is what the attribution rule derives from its reports, and its basis agrees."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..attribution import FIELDS, NOT_ATTRIBUTED, UNKNOWN, compute_incident_attribution
+from ..findings import Severity
+from ..package import positions_in
+from . import rows_where, rule
+
+
+def _show(value) -> str:
+    return "empty" if value is None or pd.isna(value) or value == "" else repr(value)
+
+
+@rule("attribution/rule-mismatch", Severity.ERROR,
+      "An active incident's perpetrator_alleged and alleged_parties equal what the attribution rule derives from its current reports.",
+      "When sources disagree about who is responsible, the incident must say so; one party picked by hand hides the dispute.")
+def rule_mismatch(ctx, rule):
+    incidents, reports = ctx.table("incidents"), ctx.table("reports")
+    if incidents is None or reports is None:
+        return
+    computed = compute_incident_attribution(incidents, reports, ctx.current_reports())
+    checked = incidents.loc[(incidents["status"] == "active").fillna(False).to_numpy(dtype=bool), ["incident_id", *FIELDS]]
+    position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): no reports, so nothing named
+    for column, nobody in zip(FIELDS, (UNKNOWN, None)):
+        wanted = np.append(computed[column].to_numpy(dtype=object), nobody)[position]
+        stored = checked[column].to_numpy(dtype=object, na_value=None)
+        differs = pd.Series(stored).fillna("").to_numpy() != pd.Series(wanted).fillna("").to_numpy()
+        for index, was, should in zip(checked.index[differs], stored[differs], wanted[differs]):
+            yield rule.at_row(ctx, "incidents", index, column,
+                              f"stored {_show(was)}, but the attribution rule gives {_show(should)} from the current reports")
+
+
+@rule("attribution/basis-mismatch", Severity.ERROR,
+      "An active incident's attribution_basis is not_attributed, alone, exactly when perpetrator_alleged is unknown.",
+      "A basis must describe the attribution it qualifies: no basis for a party nobody named, and a named party always has one.")
+def basis_mismatch(ctx, rule):
+    incidents = ctx.table("incidents")
+    if incidents is None:
+        return
+    active = incidents[(incidents["status"] == "active").fillna(False).to_numpy(dtype=bool)]
+    basis, perpetrator = active["attribution_basis"], active["perpetrator_alleged"]
+    known = basis.notna() & perpetrator.notna()
+    unknown = perpetrator == UNKNOWN
+    for index in rows_where(active, known & unknown & (basis != NOT_ATTRIBUTED)):
+        yield rule.at_row(ctx, "incidents", index, "attribution_basis",
+                          f"perpetrator_alleged is unknown, so the basis is {NOT_ATTRIBUTED!r} alone, not {basis[index]!r}")
+    cited = basis.str.contains(rf"(?:^|;){NOT_ATTRIBUTED}(?:;|$)", regex=True)
+    for index in rows_where(active, known & ~unknown & cited):
+        yield rule.at_row(ctx, "incidents", index, "attribution_basis",
+                          f"perpetrator_alleged is {perpetrator[index]!r}, so the basis says who names it; {NOT_ATTRIBUTED!r} does not")
