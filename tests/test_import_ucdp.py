@@ -26,7 +26,8 @@ VERSION = "19.1"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes; the package's lock file (held by any writing command) aside."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".civharm.lock"}
 
 
 def invoke(file: Path, into: Path, *extra: str):

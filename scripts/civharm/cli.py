@@ -756,6 +756,7 @@ def import_():
 @click.option("--into", default=".", show_default=True, type=click.Path(file_okay=False), help="The data package to import into.")
 @import_options
 @handle_errors
+@opens_package("into", writes=lambda params: not params["dry_run"])
 def import_tfp_daily(file, into, dry_run, today, debug):
     """Tech for Palestine's casualties_daily.json → aggregates (running totals for the Gaza Strip).
 
@@ -786,6 +787,7 @@ def import_tfp_daily(file, into, dry_run, today, debug):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Output format.")
 @debug_option
 @handle_errors
+@opens_package("package")
 def coverage(package, every_date, fmt, debug):
     """Official totals beside the sum of this dataset's incidents over the same period and area.
 
@@ -823,6 +825,7 @@ def coverage(package, every_date, fmt, debug):
               help="The package whose schemas a new package takes; never imported into.")
 @import_options
 @handle_errors
+@opens_package("into", writes=lambda params: not params["dry_run"])
 def import_ucdp_ged(file, into, url, ucdp_version, package_path, dry_run, today, debug):
     """A UCDP Georeferenced Event Dataset CSV (with or without HDX's HXL row) → incidents and reports.
 

@@ -210,7 +210,7 @@ def skeleton(folder: Path, template: Package, title: str, licence: dict) -> Path
         if resource.schema_path:
             files[folder / resource.schema_path] = (template.root / resource.schema_path).read_bytes()
         files[folder / resource.path] = ",".join(resource.field_names) + "\n"
-    write_files(files)
+    write_files(folder, files)
     return folder
 
 
@@ -222,8 +222,10 @@ def _inside(root: Path, relative: str) -> bool:
 def apply(change: Change, fault: FaultHook | None = None) -> None:
     """Write every file of the change at once, or none; a new package is written whole into its destination."""
     files: dict[Path, bytes | str] = dict(change.files)
+    root = change.package.root
     if change.destination is not None:
-        root = change.package.root
-        laid_out = {path: path.read_bytes() for path in root.rglob("*") if path.is_file()}
+        laid_out = {path: path.read_bytes() for path in root.rglob("*") if path.is_file() and not path.name.startswith(".civharm")}
         files = {change.destination / path.relative_to(root): content for path, content in {**laid_out, **files}.items()}
-    write_files(files, fault=fault)
+        root = change.destination
+        root.mkdir(parents=True, exist_ok=True)
+    write_files(root, files, fault=fault)
