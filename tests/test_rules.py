@@ -248,10 +248,12 @@ def test_bidirectional_controls_and_non_characters_are_control_characters(char):
 
 
 def test_every_count_field_is_held_to_the_plausibility_bounds():
-    """The bounds are declared once for every count: each integer field of the schemas but record versions and GeoNames IDs."""
+    """The bounds are declared once for every count: each integer field of the schemas but record versions and GeoNames IDs
+    (incident counts in counts.COUNTS, totals in aggregates.TOTALS)."""
+    from civharm.rules.aggregates import TOTALS
     from civharm.rules.counts import COUNTS
 
     integers = {(path.stem, field["name"]) for path in (REPO / "schema").glob("*.json")
                 for field in json.loads(path.read_text(encoding="utf-8"))["fields"] if field["type"] == "integer"}
-    assert {(table, field) for table, fields in COUNTS.items() for field in fields} == {
+    assert {(table, field) for bounded in (COUNTS, TOTALS) for table, fields in bounded.items() for field in fields} == {
         (table, field) for table, field in integers if field not in ("record_version", "geonames_id")}

@@ -14,6 +14,9 @@ FIGURES = ("killed", "injured")
 # What makes two rows statements of the same series of totals (one claimant, area, population).
 SERIES = ("claimant", "country_code", "subdivision_code", "area", "locality_en", "population")
 IMPORT_FIELDS = ("import_file", "import_sha256", "import_key")
+# Every count of aggregates.csv, held to TOTAL_CEILING (a total is not an incident: the incident bounds of counts.py do not apply).
+TOTALS = {TABLE: FIGURES}
+TOTAL_CEILING = 100_000_000  # above the deadliest war on record (the Second World War, commonly put at 70–85 million dead)
 
 
 def _current(frame: pd.DataFrame) -> pd.DataFrame:
@@ -139,3 +142,16 @@ def period_above_cumulative(ctx, rule):
                               f"{figure} {frame.at[period_index, figure]} from {frame.at[period_index, 'period_start']:%Y-%m-%d} to "
                               f"{frame.at[period_index, 'period_end']:%Y-%m-%d} is above the running total {frame.at[running_index, figure]} "
                               f"as of {frame.at[running_index, 'period_end']:%Y-%m-%d} (line {ctx.package[TABLE].line_of(running_index)})")
+
+
+@rule("aggregates/above-ceiling", Severity.ERROR, f"No total is above {TOTAL_CEILING:,}.",
+      "More than the deadliest war on record (the Second World War, commonly put at 70–85 million dead): a typing error. "
+      "Totals are held to this bound instead of the incident bounds of counts/above-plausible and counts/above-ceiling.")
+def above_ceiling(ctx, rule):
+    for table, fields in TOTALS.items():
+        frame = ctx.table(table)
+        if frame is None:
+            continue
+        for field in fields:
+            for index in rows_where(frame, frame[field] > TOTAL_CEILING):
+                yield rule.at_row(ctx, table, index, field, f"{field} {frame.at[index, field]:,} is above {TOTAL_CEILING:,}: more than any war's toll")
