@@ -7,7 +7,9 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,25 @@ class Outcomes:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
+
+
+class TimedOut(BaseException):
+    """Raised by the alarm; a BaseException so the CLI's last-resort handler cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """Stop the block with ``TimedOut`` after ``seconds``: a run that never ends fails instead of hanging the suite."""
+    def expire(signum, frame):
+        raise TimedOut(f"did not finish within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _thirdparty() -> Path:

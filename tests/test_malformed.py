@@ -18,17 +18,15 @@ then reads its own outcome.
 from __future__ import annotations
 
 import json
-import signal
 import tempfile
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from civharm.cli import main
-from conftest import FIXTURES, TODAY, Outcomes, case_dirs, materialise
+from conftest import FIXTURES, TODAY, Outcomes, TimedOut, case_dirs, materialise, time_limit
 
 TIMEOUT = 60
 MAX_MESSAGE = 500  # characters: a message quotes a value, not a whole file
@@ -37,24 +35,6 @@ ANY = "*"
 
 def load(case_file: Path) -> dict:
     return json.loads(case_file.read_text(encoding="utf-8"))
-
-
-class TimedOut(BaseException):
-    """Raised by the alarm; a BaseException so the CLI's last-resort handler cannot swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: int):
-    def expire(signum, frame):
-        raise TimedOut
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def validate_case(case_file: Path) -> dict:

@@ -20,9 +20,7 @@ import io
 import json
 import os
 import resource
-import signal
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -30,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from civharm.cli import main
-from conftest import TODAY, build_package
+from conftest import TODAY, build_package, time_limit
 
 EXAMPLES = int(os.environ.get("CIVHARM_FUZZ_EXAMPLES", "20"))
 EXAMPLE_SECONDS = 60
@@ -40,24 +38,6 @@ TABLES = ["incidents", "reports", "damage", "sources", "changes", "duplicate_dec
 # No shrinking: it can take minutes on a slow example, and the failing input is printed as drawn.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-class TimedOut(BaseException):
-    """Raised by the alarm; a BaseException so the CLI's last-resort handler cannot swallow it."""
-
-
-@contextmanager
-def time_limit(seconds: int):
-    def expire(signum, frame):
-        raise TimedOut(f"validate did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # Cell values that have broken parsers before, mixed with anything hypothesis makes.
