@@ -334,7 +334,16 @@ def _draw_means(content: dict) -> bytes:
 def _draw_timeline(content: dict) -> bytes:
     """One panel per figure: the range as a grey band, each claimant's statements as dots joined in time order."""
     panels = content["panels"] or [["No figures stated", {"range": [None, None], "series": []}]]
-    figure, axes = _figure(len(panels), 1, 1.5, content["caption"], content["title"])
+    # Fixed margins, not constrained layout: one chart per incident, so drawing time counts.
+    caption_height, panel_height, head = 0.2 + 0.145 * len(content["caption"]), 1.5, 0.75
+    height = head + (panel_height + 0.35) * len(panels) + 0.3 + caption_height
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI)
+    figure.subplots_adjust(left=0.06, right=0.72, top=1 - head / height, bottom=(caption_height + 0.3) / height,
+                           hspace=0.35 / panel_height + 0.15)
+    figure.suptitle(content["title"], fontsize=12, fontweight="bold", x=0.01, ha="left", y=1 - 0.2 / height)
+    figure.text(0.01, 0.012, "\n".join(content["caption"]), fontsize=7.5, va="bottom", ha="left", color="#333333",
+                linespacing=1.35)
+    axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)
     colours = {c: CLAIMANT_COLOURS[i % len(CLAIMANT_COLOURS)] for i, c in enumerate(content["claimants"])}
     days = sorted({p[0] for _, panel in panels for _, points in panel["series"] for p in points})
     ordinal = {d: pd.Timestamp(d).toordinal() for d in days}
@@ -353,11 +362,14 @@ def _draw_timeline(content: dict) -> bytes:
                 ax.axhline(top, color="#888888", linestyle="--", linewidth=0.8)
         offsets = len(panel["series"])
         for index, (claimant, points) in enumerate(panel["series"]):
-            shift = (index - (offsets - 1) / 2) * (last - first + 2 * pad) * 0.006
+            shift = (index - (offsets - 1) / 2) * (last - first + 2 * pad) * 0.012
             xs = [ordinal[p[0]] + shift for p in points]
             ax.plot(xs, [p[1] for p in points], color=colours[claimant], linewidth=1.2)
+            groups: dict[tuple[str, bool], list] = {}
             for x, (_, value, qualifier, current) in zip(xs, points):
-                ax.plot([x], [value], linestyle="none", marker=QUALIFIER_MARKS.get(qualifier, "o"), markersize=6,
+                groups.setdefault((QUALIFIER_MARKS.get(qualifier, "o"), current), []).append((x, value))
+            for (marker, current), where in sorted(groups.items()):
+                ax.plot([w[0] for w in where], [w[1] for w in where], linestyle="none", marker=marker, markersize=6,
                         markeredgecolor=colours[claimant], markerfacecolor=colours[claimant] if current else "white")
         ax.set_ylim(0, top)
         ax.set_xlim(first - pad, last + pad)
@@ -368,9 +380,9 @@ def _draw_timeline(content: dict) -> bytes:
     shown = days if len(days) <= 6 else [days[round(i * (len(days) - 1) / 5)] for i in range(6)]
     axes[-1][0].set_xticks([ordinal[d] for d in shown], shown, fontsize=7.5)
     handles = [Line2D([], [], color=colour, marker="o", linewidth=1.2) for colour in colours.values()]
-    if handles:
-        figure.legend(handles, [textwrap.shorten(c, 60) for c in colours], loc="upper right", fontsize=7, frameon=False,
-                      bbox_to_anchor=(1, 1 - 0.55 / figure.get_figheight()))
+    if handles:  # beside the panels, so it never covers a statement
+        figure.legend(handles, [textwrap.shorten(c, 45) for c in colours], loc="upper left", fontsize=7, frameon=False,
+                      bbox_to_anchor=(0.73, 1 - head / height), title="Claimants", title_fontsize=7.5)
     return _png(figure, content)
 
 
