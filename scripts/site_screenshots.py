@@ -9,7 +9,8 @@ protocol methods, no extra package. (Playwright would do it, but its wheel is 54
 Node runtime and is built against its own Chromium builds, while CI installs Debian's.)
 
 Each PNG carries ``civharm:data``, the sha256 of what the page shows (the site's templates and
-plugin, and the rows the page reads from the release database, without the build date), so a
+plugin, the Datasette metadata, and the rows the page reads from the release database, without
+the build date), so a
 test can tell that a screenshot no longer shows the data without running a browser, as it does
 for docs/chart.png.
 """
@@ -189,16 +190,17 @@ QUERIES = {
 
 
 def data_hashes(package: Path) -> dict[str, str]:
-    """sha256 per screenshot of the site files and of the rows its page reads from the release database."""
+    """sha256 per screenshot of the site files, the Datasette metadata and the rows its page reads from the database."""
     from civharm import browse, serve
     from civharm.package import load_package
 
     site = hashlib.sha256()
     for relative, data in browse.site_files():
         site.update(relative.encode() + b"\0" + data)
-    site.update(Path(browse.__file__).read_bytes())  # the view's SQL and the metadata
+    loaded = load_package(package)
+    site.update(json.dumps(serve.metadata(loaded), sort_keys=True, ensure_ascii=False).encode())  # titles, column help
     with tempfile.TemporaryDirectory(prefix="civharm-shots-") as folder:
-        path = serve.prepare_database(load_package(package), Path(folder) / "civharm.db")
+        path = serve.prepare_database(loaded, Path(folder) / "civharm.db")
         db = sqlite3.connect(path)
         try:
             out = {}

@@ -1,4 +1,4 @@
-"""civharm serve: Datasette metadata from the schema, hostile titles and descriptions shown as text by Datasette itself, and an end-to-end run in headless Chromium."""
+"""civharm serve: Datasette metadata from the schema, hostile text shown as text, and the site (home, incidents list with map and search, incident pages) end to end in headless Chromium."""
 from __future__ import annotations
 
 import asyncio
@@ -102,6 +102,22 @@ def test_template_and_plugin_source_hold_nothing_from_the_data(tmp_path):
         folders = [Path(arguments[arguments.index(option) + 1]) for arguments in (plain, hostile)]
         files = [{p.name: p.read_bytes() for p in folder.iterdir()} for folder in folders]
         assert files[0] == files[1] and files[0], option
+
+
+def test_search_takes_any_words_a_user_types(tmp_path):
+    """Search words are quoted for SQLite's full-text syntax: stray quotes or operators find nothing, never an error."""
+    from datasette.app import Datasette
+
+    arguments = serve.prepare(load_package(REPO), tmp_path / "site")
+    options = dict(zip(arguments[::2], arguments[1::2]))
+    site = Datasette(immutables=[options["-i"]], metadata=json.loads(Path(options["--metadata"]).read_text(encoding="utf-8")))
+
+    async def fetch(words):
+        return [await site.client.get(f"/civharm/{serve.BROWSE_VIEW}.json", params={"_search": w, "_shape": "array"}) for w in words]
+
+    kharkiv, quote, operator = asyncio.run(fetch(["Kharkiv", 'Kharkiv"', "Kharkiv AND"]))
+    assert kharkiv.status_code == 200 and len(kharkiv.json()) >= 3
+    assert quote.status_code == 200 and operator.status_code == 200
 
 
 def test_only_web_links_become_the_licence_link():

@@ -173,7 +173,6 @@ def metadata(package: Package, database: str) -> dict:
             "facets": FACETS,
             "fts_table": "incidents_fts",
             "fts_pk": SEARCH_KEY,
-            "searchmode": "raw",
             "sort": "date_start",
             "size": 50,
             "plugins": {"datasette-cluster-map": MAP},
