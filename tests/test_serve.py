@@ -120,6 +120,27 @@ def test_search_takes_any_words_a_user_types(tmp_path):
     assert quote.status_code == 200 and operator.status_code == 200
 
 
+def test_the_coverage_page_holds_every_total_in_force_beside_the_incidents_sum(tmp_path):
+    """The "Totals and coverage" table is `civharm coverage`'s comparison, one row per official figure."""
+    import sqlite3
+
+    from civharm import coverage
+
+    package = load_package(REPO)
+    db = sqlite3.connect(serve.prepare_database(package, tmp_path / "civharm.db"))
+    try:
+        rows = db.execute("SELECT aggregate_id, figure, official, this_dataset, incidents, caveats FROM coverage").fetchall()
+    finally:
+        db.close()
+    expected = coverage.compare(package)
+    assert len(rows) == len(expected) > 0
+    for row, comparison in zip(rows, expected):
+        assert row[:3] == (comparison.aggregate_id, comparison.figure, comparison.official)
+        assert row[4] == comparison.incidents and row[5].startswith("recorded in this dataset, not a total")
+        if comparison.ours_min is not None and comparison.ours_max == comparison.ours_min:
+            assert row[3] == f"{comparison.ours_min:,}"
+
+
 def test_only_web_links_become_the_licence_link():
     package = load_package(REPO)
     assert serve.metadata(package)["license_url"].startswith("https://")
@@ -257,6 +278,12 @@ def test_an_incident_page_shows_each_statement_its_figures_and_the_chart(site):
     assert charts and all(circles == dated[figure] and ranges == 1 for figure, circles, ranges in charts), charts
     text = browser.evaluate("document.body.innerText")
     assert "Corrections that touched this incident" in text and "Damage" in text
+    ids = {INCIDENT} | {r["report_id"] for r in reports}
+    corrections = [c for c in _rows("data/changes.csv") if c["record_id"] in ids]
+    assert corrections, "the shown incident was chosen for its corrections"
+    shown = browser.evaluate("[...document.querySelectorAll('h2')].find(h => h.textContent.startsWith('Corrections'))"
+                             ".nextElementSibling.querySelectorAll('tbody tr').length")
+    assert shown == len(corrections)
 
 
 def test_disputed_attribution_is_shown_as_disputed(site, active_incidents):
