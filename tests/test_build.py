@@ -245,21 +245,36 @@ def test_datasette_on_the_released_sqlite_gives_the_serve_site(real):
     from datasette.app import Datasette
     from datasette.utils import tilde_encode
 
+    from datasette.plugins import pm
+
+    from civharm import browse as browsing
+
     package, dist = real
     v = version_of(package)
     url = "/" + tilde_encode(f"civharm-{v}")  # Datasette's URL form of a name with dots
     meta = json.loads((dist / f"civharm-{v}-datasette.json").read_text(encoding="utf-8"))
-    site = Datasette([str(dist / f"civharm-{v}.sqlite")], metadata=meta)
+    folder = dist / f"civharm-{v}-site"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == \
+        [relative for relative, _ in browsing.site_files()]
+    before = set(pm.get_plugins())
+    site = Datasette(immutables=[str(dist / f"civharm-{v}.sqlite")], metadata=meta,
+                     template_dir=str(folder / "templates"), plugins_dir=str(folder / "plugins"))
 
     async def fetch(*paths):
         return [await site.client.get(path) for path in paths]
 
-    database, browse, search = asyncio.run(fetch(
-        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod"))
-    assert meta["title"] == json.loads((package / "datapackage.json").read_text(encoding="utf-8"))["title"]
+    database, browse, search, home, incident = asyncio.run(fetch(
+        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod",
+        "/", f"{url}/incidents/{FIRST}"))
+    for plugin in set(pm.get_plugins()) - before:  # the site's plugin is process-wide: leave no trace
+        pm.unregister(plugin)
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    assert meta["title"] == descriptor["title"]
+    assert f"Version <strong>{v}</strong>" in home.text and "Recorded in this dataset, not a total." in home.text
+    assert incident.status_code == 200 and 'class="incident-chart"' in incident.text and "Statements (" in incident.text
     assert meta["license_url"].startswith("https://")
     shown = {t["name"] for t in database.json()["tables"] if not t["hidden"]}
-    assert shown == set(tables(package))  # _columns, _package and the full-text tables are hidden
+    assert shown == set(tables(package)) | {"coverage"}  # _columns, _package and the full-text tables are hidden
     incidents_meta = meta["databases"][f"civharm-{v}"]["tables"]["incidents"]
     assert incidents_meta["columns"]["summary"] == next(f["description"] for f in schema(package, "incidents")["fields"]
                                                          if f["name"] == "summary")

@@ -1,6 +1,7 @@
 """Charts: months never get coarse-dated incidents, ranges stay ranges, the README chart matches data/."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -184,7 +185,8 @@ def test_build_writes_every_chart_into_dist_and_lists_it_in_sha256sums(valid_pac
     folder = "civharm-0.1.0-charts"
     expected = charts.contents(load_package(valid_package), "0.1.0")
     assert sorted(p.name for p in (dist / folder).iterdir()) == sorted(expected) == \
-        ["means-of-harm.png", "monthly-RU.png", "monthly.png"]
+        ["incident-inc_01M8BXYJ9JXC1F8JK54GB4ADWP.png", "incident-inc_01M8BXYJ9MCRVM43F2SQCZ8B40.png",
+         "means-of-harm.png", "monthly-RU.png", "monthly.png"]
     for name, content in expected.items():
         data = (dist / folder / name).read_bytes()
         assert listed[f"{folder}/{name}"] == hashlib.sha256(data).hexdigest()
@@ -199,3 +201,38 @@ def test_a_package_without_active_incidents_still_draws_every_chart(valid_packag
     assert sorted(drawn) == ["means-of-harm.png", "monthly.png"]
     assert all(data.startswith(b"\x89PNG") for data in drawn.values())
     assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
+
+
+# --- each incident's figures over time ----------------------------------------------------------
+
+BELGOROD = "incident-inc_01M8BXYJ9MCRVM43F2SQCZ8B40.png"  # valid-minimal: killed 25–25, injured 101–(open)
+
+
+def test_an_incident_timeline_draws_each_statement_and_the_computed_range(valid_package):
+    content = charts.contents(load_package(valid_package))[BELGOROD]
+    assert content["kind"] == "timeline" and content["claimants"] == ["Daily Wrap (unattributed figures)"]
+    panels = dict((label, panel) for label, panel in content["panels"])
+    assert panels["Civilians killed"] == {"range": [25, 25], "series": [["Daily Wrap (unattributed figures)",
+                                                                           [["2024-03-14", 25, "exact", True]]]]}
+    assert panels["Civilians injured"] == {"range": [101, None], "series": [["Daily Wrap (unattributed figures)",
+                                                                             [["2024-03-14", 100, "more_than", True]]]]}
+    assert set(panels) == {"Civilians killed", "Civilians injured"}  # no panel for a figure nobody states
+    assert "recorded in this dataset, not a total" in content["caption"][0]
+
+
+def test_a_superseded_statement_stays_on_the_timeline_hollow_and_a_later_one_is_current(valid_package):
+    reports = valid_package / "data" / "reports.csv"
+    rows = list(csv.DictReader(reports.open(encoding="utf-8")))
+    later = {**rows[1], "report_id": "rep_01M8BXYJ9RBRZVQEHZNH3KMSF5", "as_of": "2024-03-15", "civilians_killed": "27"}
+    rows[1]["superseded_by"] = later["report_id"]
+    with reports.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows + [later])
+    content = charts.contents(load_package(valid_package))[BELGOROD]
+    killed = dict((label, panel) for label, panel in content["panels"])["Civilians killed"]
+    assert killed["series"] == [["Daily Wrap (unattributed figures)", [["2024-03-14", 25, "exact", False], ["2024-03-15", 27, "exact", True]]]]
+    charts._DRAWN.clear()
+    first = charts.draw(content)
+    charts._DRAWN.clear()
+    assert charts.draw(content) == first and charts.embedded(first)[charts.DATA_KEY] == charts.data_hash(content)

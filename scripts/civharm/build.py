@@ -236,8 +236,10 @@ def _readme(release: Release) -> str:
              f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
              f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
              "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
-             f"| `{release.name('-datasette.json')}` | Datasette metadata: `datasette {release.name('.sqlite')} -m "
-             f"{release.name('-datasette.json')}` shows the site `civharm serve` shows |",
+             f"| `{release.name('-datasette.json')}` | Datasette metadata (with `{release.name('-site/')}`: the site `civharm serve` shows) |",
+             f"| `{release.name('-site/')}` | the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
+             f"`{browse.datasette_command(release.name('.sqlite'), release.name('-datasette.json'), release.name('-site'))}` "
+             "shows the site `civharm serve` shows |",
              f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
@@ -554,6 +556,8 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     for name in release.package.resources:
         steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
     steps.append((release.name("-datasette.json"), lambda p: _write(p, datasette_metadata_bytes(release))))
+    for relative, data in browse.site_files():
+        steps.append((f"{release.name('-site')}/{relative}", lambda p, d=data: _write(p, d)))
     steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
     for name in HXL_TABLES:
         if name in release.package.resources:
