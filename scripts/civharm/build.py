@@ -519,19 +519,69 @@ def geojson_bytes(release: Release) -> bytes:
 
 # Tables published as HXL CSV for HDX: the records people count (incidents) and the totals to compare them with.
 HXL_TABLES = ("incidents", "aggregates")
+ISO3_COLUMN = ("country_iso3", "#country+code+v_iso3")  # HDX keys countries by ISO 3166-1 alpha-3
+OPEN_MAX_SUFFIX = "_max_open"
+HXL_OPEN_RANGE_TEXT = (
+    "An open range is a figure with a minimum and no stated maximum (\"at least 10\"); its `_max` cell is empty, "
+    "which HXL tools sum as 0, so a plain sum of a `+max` column can come out below the sum of the `+min` column. "
+    "The HXL CSV of incidents therefore carries, after each `<figure>_max`, a column `<figure>_max_open` "
+    "(tagged `#meta+max_open` with the figure's attributes): `1` when that row's maximum is open, `0` when it is "
+    "stated, empty when the row gives no figure at all. To sum a range over rows: the lower bound is the sum of "
+    "`+min` (an empty minimum adds 0); the upper bound is the sum of `+max` only when the sum of `_max_open` is 0, "
+    "and is open (no upper bound: write \"at least\" the lower bound) otherwise. Never sum the figures of a "
+    "merged or retracted incident; the file holds active incidents only.")
+
+
+def _iso3(alpha_2: str) -> str:
+    """ISO 3166-1 alpha-3 for an alpha-2 code, from pycountry's copy of the ISO tables; '' when ISO has none."""
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=alpha_2) if alpha_2 else None
+    return country.alpha_3 if country is not None else ""
+
+
+def _open_flag(low: str, high: str) -> str:
+    if high:
+        return "0"
+    return "1" if low else ""
+
+
+def hxl_columns(fields: list[dict]) -> list[tuple[str, str, str, Callable[[dict], str]]]:
+    """The HXL file's columns: each schema field, plus the derived ones, as (header, hashtag, source, value).
+
+    Derived columns exist only in the HXL file (the CSV keeps one fact per cell): ISO alpha-3 after
+    the alpha-2 country code, and after each ``<figure>_max`` whether that maximum is open.
+    """
+    names = {f["name"] for f in fields}
+    columns: list[tuple[str, str, str, Callable[[dict], str]]] = []
+    for f in fields:
+        name = f["name"]
+        columns.append((name, f.get("hxl", ""), name, lambda row, n=name: row[n]))
+        if name == "country_code":
+            columns.append((ISO3_COLUMN[0], ISO3_COLUMN[1], "derived from country_code",
+                            lambda row: _iso3(row["country_code"])))
+        if name.endswith("_max") and f"{name[:-4]}_min" in names:
+            figure = name[:-4]
+            attributes = [a for a in f.get("hxl", "").split("+")[1:] if a != "max"]
+            header = f"{figure}{OPEN_MAX_SUFFIX} (1 = no maximum stated: a sum of {name} is then open)"
+            columns.append((header, "+".join(["#meta", "max_open", *attributes]), f"derived from {figure}_min and {name}",
+                            lambda row, lo=f"{figure}_min", hi=name: _open_flag(row[lo], row[hi])))
+    return columns
 
 
 def hxl_csv_bytes(release: Release, name: str = "incidents") -> bytes:
-    """Active rows of a table as committed, with a second row of HXL hashtags from the schema (for HDX)."""
+    """The rows of the views (active, not superseded) as committed, with a second row of HXL hashtags (for HDX)."""
     resource = release.package[name]
-    fields = resource.schema.get("fields", [])
-    names = [f["name"] for f in fields]
+    columns = hxl_columns(resource.schema.get("fields", []))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerow([f.get("hxl", "") for f in fields])
-    active = resource.frame[resource.frame["status"] == ACTIVE]
-    writer.writerows(active[names].itertuples(index=False, name=None))
+    writer.writerow([header for header, _, _, _ in columns])
+    writer.writerow([tag for _, tag, _, _ in columns])
+    names = [f["name"] for f in resource.schema.get("fields", [])]
+    for typed, raw in zip(release.records[name], resource.frame[names].itertuples(index=False, name=None)):
+        if _is_active(typed):
+            row = dict(zip(names, raw))
+            writer.writerow([value(row) for _, _, _, value in columns])
     return out.getvalue().encode("utf-8")
 
 
