@@ -14,6 +14,7 @@ from pathlib import Path
 
 import frictionless
 import openpyxl
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -685,3 +686,34 @@ def test_aggregates_are_in_every_release_file(valid_package, tmp_path):
     fields = schema(valid_package, "aggregates")["fields"]
     assert hxl[0] == [f["name"] for f in fields] and hxl[1] == [f.get("hxl", "") for f in fields]
     assert hxl[2:] == [list(r.values()) for r in active(rows)]
+
+
+def test_geojson_with_its_ogr_schema_reads_integers_as_integers_in_gdal_and_geopandas(valid_package, tmp_path):
+    """GDAL (through pyogrio, geopandas' engine) types a property empty in every feature as text; the
+    companion OGR_SCHEMA file types every property from the Table Schema."""
+    import geopandas
+    import pyogrio
+
+    build(valid_package, tmp_path / "dist")
+    v = version_of(valid_package)
+    path = tmp_path / "dist" / f"civharm-{v}-incidents.geojson"
+    types = tmp_path / "dist" / f"civharm-{v}-incidents-ogr-schema.json"
+    fields = {f["name"]: f["type"] for f in schema(valid_package, "incidents")["fields"] if f["name"] not in ("latitude", "longitude")}
+    assert not any(row["children_killed_min"] for row in tables(valid_package)["incidents"])  # empty in every feature
+
+    def ogr_types(**options) -> dict[str, str]:
+        info = pyogrio.read_info(path, **options)
+        return dict(zip(info["fields"], info["ogr_types"]))
+
+    guessed = ogr_types()
+    assert guessed["children_killed_min"] == "OFTString"  # why the companion file exists
+    typed = ogr_types(OGR_SCHEMA=str(types))
+    wanted = {"integer": "OFTInteger64", "number": "OFTReal", "date": "OFTDate", "string": "OFTString"}
+    assert {name: typed[name] for name in fields} == {name: wanted[kind] for name, kind in fields.items()}
+    frame = geopandas.read_file(path, OGR_SCHEMA=str(types), use_arrow=True,
+                                arrow_to_pandas_kwargs={"types_mapper": {pa.int64(): pd.Int64Dtype()}.get})
+    assert {name: str(frame[name].dtype) for name, kind in fields.items() if kind == "integer"} == \
+        {name: "Int64" for name, kind in fields.items() if kind == "integer"}
+    assert frame["children_killed_min"].isna().all() and frame["civilians_killed_min"].tolist()[1] == 25
+    collection = json.loads(path.read_text(encoding="utf-8"))
+    assert f"OGR_SCHEMA=civharm-{v}-incidents-ogr-schema.json" in collection["civharm:note"]

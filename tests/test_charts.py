@@ -184,7 +184,7 @@ def test_build_writes_every_chart_into_dist_and_lists_it_in_sha256sums(valid_pac
     folder = "civharm-0.1.0-charts"
     expected = charts.contents(load_package(valid_package), "0.1.0")
     assert sorted(p.name for p in (dist / folder).iterdir()) == sorted(expected) == \
-        ["means-of-harm.png", "monthly-RU.png", "monthly.png"]
+        ["coverage.png", "means-of-harm.png", "monthly-RU.png", "monthly.png"]
     for name, content in expected.items():
         data = (dist / folder / name).read_bytes()
         assert listed[f"{folder}/{name}"] == hashlib.sha256(data).hexdigest()
@@ -196,7 +196,7 @@ def test_a_package_without_active_incidents_still_draws_every_chart(valid_packag
     for line in (2, 3):
         set_cell(valid_package / "data" / "incidents.csv", line, "status", "retracted")
     drawn = charts.render(load_package(valid_package))
-    assert sorted(drawn) == ["means-of-harm.png", "monthly.png"]
+    assert sorted(drawn) == ["coverage.png", "means-of-harm.png", "monthly.png"]
     assert all(data.startswith(b"\x89PNG") for data in drawn.values())
     assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
 

@@ -241,10 +241,16 @@ def _readme(release: Release) -> str:
              f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
-             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
-             f"| `{release.name('-aggregates-hxl.csv')}` | active period and running totals with HXL hashtags (for HDX) |",
+             f"| `{release.name('-incidents-ogr-schema.json')}` | the GeoJSON's property types for GDAL's `OGR_SCHEMA` open option "
+             "(GDAL 3.11+, geopandas): integers stay integers even where every value is empty |",
+             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX), ISO alpha-3 beside "
+             "alpha-2, and after each `_max` a `_max_open` flag: sum a `+max` column only where no flag is 1 "
+             "(the codebook's \"HXL files\") |",
+             f"| `{release.name('-aggregates-hxl.csv')}` | current period and running totals with HXL hashtags (for HDX), "
+             "ISO alpha-3 beside alpha-2 |",
              f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
-             "(min–max band), overall and per country by subdivision; incidents by means of harm |",
+             "(min–max band), overall and per country by subdivision; incidents by means of harm; official totals "
+             "beside the share of them this dataset records (`coverage.png`) |",
              f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
              "", "## Active incidents only", "", active_only_note(package, release.version), "",
              "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
@@ -506,7 +512,9 @@ def geojson_bytes(release: Release) -> bytes:
         properties = {k: _json_value(v) for k, v in row.items() if k not in ("latitude", "longitude")}
         features.append({"type": "Feature", "id": row.get("incident_id"),
                          "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": properties})
-    note = active_only_note(release.package, release.version)
+    note = active_only_note(release.package, release.version) + (
+        f" Property types for GDAL 3.11+ and geopandas (a property empty in every feature is read as text without them): "
+        f"open with OGR_SCHEMA={release.name('-incidents-ogr-schema.json')}.")
     if unplaced:
         note += f" {unplaced} active incident(s) without coordinates are not in this file."
     head = {"type": "FeatureCollection", "name": release.name("-incidents"),
@@ -515,6 +523,24 @@ def geojson_bytes(release: Release) -> bytes:
     lines = ",\n".join(json.dumps(feature, ensure_ascii=False) for feature in features)
     text = json.dumps(head, ensure_ascii=False)[:-1] + ', "features": [\n' + lines + ("\n" if lines else "") + "]}\n"
     return text.encode("utf-8")
+
+
+# Table Schema type → OGR field type, for GDAL's OGR_SCHEMA open option (GDAL 3.11 and later).
+OGR_TYPES = {"integer": "Integer64", "number": "Real", "date": "Date", "string": "String"}
+
+
+def geojson_schema_bytes(release: Release) -> bytes:
+    """The GeoJSON's property types for GDAL's ``OGR_SCHEMA`` open option.
+
+    GDAL guesses a GeoJSON property's type from its values, and a property that is empty in
+    every feature has none to guess from, so it becomes a string. JSON cannot type a null, so
+    the types travel beside the file: ``ogr2ogr -oo OGR_SCHEMA=<this file>`` or
+    ``geopandas.read_file(..., OGR_SCHEMA=<this file>)`` read every integer as an integer.
+    """
+    fields = [{"name": f["name"], "type": OGR_TYPES.get(f.get("type", "string"), "String")}
+              for f in release.package["incidents"].schema.get("fields", []) if f["name"] not in ("latitude", "longitude")]
+    schema = {"layers": [{"name": release.name("-incidents"), "schemaType": "Patch", "fields": fields}]}
+    return (json.dumps(schema, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 # Tables published as HXL CSV for HDX: the records people count (incidents) and the totals to compare them with.
@@ -610,6 +636,7 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
             steps.append((release.name(f"-{name}-hxl.csv"), lambda p, n=name: _write(p, hxl_csv_bytes(release, n))))
     if "incidents" in release.package.resources:
         steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
+        steps.append((release.name("-incidents-ogr-schema.json"), lambda p: _write(p, geojson_schema_bytes(release))))
         for file, content in charts.contents(release.package, release.version).items():
             steps.append((f"{release.name('-charts')}/{file}", lambda p, c=content: _write(p, charts.draw(c))))
     return steps
