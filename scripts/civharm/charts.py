@@ -352,8 +352,7 @@ def _draw_coverage(content: dict) -> bytes:
     ax.set_ylim(-0.7, max(len(rows), 1) - 0.3)
     ax.set_xlim(0, top * 1.6)  # room for the numbers written beside the longest bar
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("Share of the official figure recorded in this dataset (sum of incident figures ÷ official figure)",
-                  fontsize=8.5)
+    ax.set_xlabel("Share of the official figure recorded in this dataset", fontsize=8.5)
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -438,9 +437,12 @@ def contents(package: Package, version: str | None = None) -> dict[str, dict]:
 
 
 def _short(claimant: str) -> str:
-    """A claimant's abbreviation when it ends with one in brackets, else its first 36 characters."""
+    """A claimant's abbreviation when it ends with one in brackets, else its words before a comma or colon (at most 36 characters)."""
     match = re.search(r"\(([^()]{2,12})\)$", claimant)
-    return match.group(1) if match else claimant if len(claimant) <= 36 else claimant[:35] + "…"
+    if match:
+        return match.group(1)
+    head = re.split(r"[,:]", claimant, maxsplit=1)[0].strip() or claimant
+    return head if len(head) <= 36 else head[:35] + "…"
 
 
 def _coverage_row(row: coverage.Comparison) -> dict:

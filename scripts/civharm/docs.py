@@ -95,6 +95,10 @@ def _hxl_section(package: Package) -> list[str]:
            "their own in the HXL dictionary. Bookkeeping columns are tagged `#meta` and our own words `#description`, "
            "so that no column is dropped by HXL tools.", "",
            "### Open ranges", "", build.HXL_OPEN_RANGE_TEXT, "",
+           "In the aggregates file a figure is the claimant's, qualified by `#meta+qualifier` (`at_least` 208 is "
+           "208 and more); rows of one statement overlap by population (`#meta+population`: children are among "
+           "civilians, linked by `#meta+part_of`), and a running total (`#meta+figures_scope` cumulative) repeats "
+           "every earlier day: filter to one population and never add running totals together.", "",
            "### Columns only in the HXL files", "", "| file | column | HXL | from |", "|---|---|---|---|"]
     for name in build.HXL_TABLES:
         resource = package.get(name)
