@@ -18,6 +18,10 @@ Why they are drawn this way:
   figures at the day each statement refers to (as-of, else publication), with the incident's
   computed range across them: the range is the statements' lowest to highest current figure,
   and the picture shows where it comes from. Undated statements are counted in the caption.
+- **Coverage, not completeness.** ``coverage.png`` sets each official total in force beside the
+  share of it that this dataset's incidents over the same period and area account for (min–max,
+  as ``civharm coverage`` computes it), with the numbers written out; incidents whose coarse dates
+  straddle a period are counted apart and named on the row, never in the share.
 - **Checkable.** Each PNG carries ``civharm:data``, the sha256 of the numbers and words it
   draws; a test recomputes it from ``data/`` and fails when the committed README chart no
   longer matches. The bytes are reproducible for a given matplotlib and Pillow: fixed size,
@@ -40,8 +44,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
 from PIL import Image
 
+from . import coverage
 from .package import Package
 
 ACTIVE = "active"
@@ -68,6 +74,8 @@ TIMELINE_FIGURES = {"civilians_killed": "Civilians killed", "civilians_injured":
 QUALIFIER_MARKS = {"exact": "o", "about": "D", "at_least": "^", "more_than": "^", "up_to": "v"}
 # Okabe–Ito: colour-blind-safe, one colour per claimant in order of first statement
 CLAIMANT_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+COVERAGE_CHART = "coverage.png"
+COVERAGE_COLOURS = ("#4d4d4d", "#bdbdbd")  # share at the sum of minimums, band up to the sum of maximums
 
 
 # --- the numbers ---------------------------------------------------------------------------
@@ -396,6 +404,36 @@ def _range_words(low, high) -> str:
     return str(low) if low == high else f"{low}–{high}"
 
 
+def _draw_coverage(content: dict) -> bytes:
+    """One row per official figure: the share of it this dataset records, min–max, the numbers written beside."""
+    rows = content["rows"]
+    figure, axes = _figure(1, 1, 0.26 * max(len(rows), 1) + 0.5, content["caption"], content["title"])
+    ax = axes[0][0]
+    dark, light = COVERAGE_COLOURS
+    top = 0.01
+    for y, row in enumerate(reversed(rows)):
+        low, high = row["share_min"], row["share_max"]
+        if low is not None:
+            ax.barh(y, low, color=dark, height=0.6)
+            end = high if high is not None else low
+            if end > low:
+                ax.barh(y, end - low, left=low, color=light, height=0.6)
+            top = max(top, end)
+        ax.annotate(row["text"], (low or 0, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+    if not rows:
+        ax.text(0.5, 0.5, "No official total in force", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="#555555")
+    ax.set_yticks(range(len(rows)), [row["label"] for row in reversed(rows)], fontsize=7)
+    ax.set_ylim(-0.7, max(len(rows), 1) - 0.3)
+    ax.set_xlim(0, top * 1.6)  # room for the numbers written beside the longest bar
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("Share of the official figure recorded in this dataset", fontsize=8.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return _png(figure, content)
+
+
 _DRAWN: dict[str, bytes] = {}
 
 
@@ -410,7 +448,9 @@ def draw(content: dict) -> bytes:
         with matplotlib.rc_context():
             matplotlib.rcdefaults()
             matplotlib.rcParams["font.family"] = "DejaVu Sans"
-            data = {"monthly": _draw_monthly, "means": _draw_means, "timeline": _draw_timeline}[content["kind"]](content)
+            draw_kind = {"monthly": _draw_monthly, "means": _draw_means, "timeline": _draw_timeline,
+                         "coverage": _draw_coverage}
+            data = draw_kind[content["kind"]](content)
         if len(_DRAWN) >= CACHE_SIZE:
             _DRAWN.pop(next(iter(_DRAWN)))
         _DRAWN[key] = data
@@ -472,6 +512,8 @@ def contents(package: Package, version: str | None = None) -> dict[str, dict]:
         reports = package["reports"].typed
         for _, incident in incidents.sort_values("incident_id").iterrows():
             out[f"incident-{_file_part(str(incident['incident_id']))}.png"] = timeline(package, incident, reports, context)
+    if "aggregates" in package.resources:
+        out[COVERAGE_CHART] = coverage_content(package, context)
     return out
 
 
@@ -516,6 +558,53 @@ def timeline(package: Package, incident: pd.Series, reports: pd.DataFrame, conte
         notes.append("No statement gives a figure: the figures are unknown.")
     return {"kind": "timeline", "title": f"{place}, {incident['date_start']:%Y-%m-%d}: each claimant's figures ({incident['incident_id']})",
             "caption": _caption(context, notes), "claimants": claimants, "panels": panels}
+
+
+def _short(claimant: str) -> str:
+    """A claimant's abbreviation when it ends with one in brackets, else its words before a comma or colon (at most 36 characters)."""
+    match = re.search(r"\(([^()]{2,12})\)$", claimant)
+    if match:
+        return match.group(1)
+    head = re.split(r"[,:]", claimant, maxsplit=1)[0].strip() or claimant
+    return head if len(head) <= 36 else head[:35] + "…"
+
+
+def _coverage_row(row: coverage.Comparison) -> dict:
+    low, high = row.ratio
+    if row.ours_min is None:
+        ours = f"not recorded apart (official {row.official})"
+    else:
+        span = f"{row.ours_min:,}" if row.ours_max == row.ours_min else f"{row.ours_min:,}–{row.ours_max:,}" \
+            if row.ours_max is not None else f"{row.ours_min:,}–(open)"
+        ours = f"{span} of {row.official} in {row.incidents} incident(s)"
+    if row.coarse:
+        ours += f"; {row.coarse} coarse-dated apart"
+    return {"label": f"{row.area} · {row.period} · {_short(row.claimant)} · {row.population.replace('_', ' ')} {row.figure}",
+            "share_min": low, "share_max": high, "text": ours, "aggregate_id": row.aggregate_id}
+
+
+def coverage_content(package: Package, context: dict) -> dict:
+    """What ``coverage.png`` draws: each official figure in force beside the share of it this dataset records."""
+    rows = coverage.compare(package)
+    notes = ["Each row: one official figure in force (the latest statement of a running total) beside the sum of "
+             "this dataset's active incidents of the same area whose dates lie within its period, as a share of "
+             "the official figure. Dark: sum of the stated minimums; light: band up to the sum of the stated "
+             "maximums; no band where some incident states no maximum (written '(open)'). Run `civharm coverage` "
+             "for each row's caveats."]
+    coarse = sum(1 for row in rows if row.coarse)
+    if coarse:
+        notes.append(f"On {coarse} row(s) incidents with coarse dates straddle the period's bounds: they are counted "
+                     "apart (named on the row), never in the share.")
+    lower = sum(1 for row in rows if row.official.startswith(("at least", "more than")))
+    if lower:
+        notes.append(f"{lower} official figure(s) are lower bounds ('at least', 'more than'): the true share is at most "
+                     "what is drawn.")
+    missing = sum(1 for row in rows if row.ours_min is None)
+    if missing:
+        notes.append(f"{missing} figure(s) count people the dataset does not record apart (women, medical personnel, "
+                     "journalists, civil defence): no share is drawn.")
+    return {"kind": "coverage", "title": "Official totals and what this dataset records of them",
+            "caption": _caption(context, notes), "rows": [_coverage_row(row) for row in rows]}
 
 
 def render(package: Package, version: str | None = None) -> dict[str, bytes]:
