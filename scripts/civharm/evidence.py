@@ -43,9 +43,9 @@ RULES = {r.id: r for r in (
             "A figure not on its page was misread, or derived without saying so (then list it in figures_derived and explain it in notes)."),
     RuleDoc("evidence/qualifier-disagrees", Severity.ERROR, "The qualifier agrees with the page: none before an exact figure, the stated one before a qualified figure.",
             "\"At least 5\" stored as exactly 5 turns an open lower bound into a closed count, and the figure rule then caps the incident's maximum."),
-    RuleDoc("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings).",
+    RuleDoc("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings), unless the claimant is the page's own publisher (an outlet in its own voice, or a claimant named as the report's source or the page's host).",
             "A figure credited to someone the page does not name is an attribution the source did not make."),
-    RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page or in its URL.",
+    RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page, in its URL, or in the page store's pub_date header (the date the page shows outside the stored excerpt).",
             "published_date anchors relative dates (\"on Tuesday\"); a date the page does not give must be marked not_stated."),
     RuleDoc("evidence/derivation-unexplained", Severity.ERROR, "A figure listed in figures_derived is set, and notes say how it was derived.",
             "A derived figure is an inference of ours; without its reasoning a reader cannot check it."),
@@ -266,6 +266,7 @@ def claimant_is_publisher(claimant: str, claimant_type: str, url: str, source: d
     if claimant_type == "media_outlet":
         return True
     head = re.split(r"[(,;]|\s(?:as|citing|according|via)\s", claimant, maxsplit=1)[0].casefold()
+    head = re.sub(r"(?<![\w.])www\.", "", head)  # "www.example.org" names the host example.org
     host = urllib.parse.urlsplit(url).hostname or ""
     names = {source.get("name", ""), source.get("domain", ""), host.removeprefix("www.")}
     return any(len(n) >= 3 and re.search(rf"(?<![\w.]){re.escape(n.casefold())}(?![\w]|\.\w)", head) for n in names if n)
