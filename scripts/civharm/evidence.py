@@ -5,7 +5,8 @@ live page) and the row is compared with it:
 
 - each figure is on the page, as digits (grouped with the thousands separator of the page's
   language, from CLDR through Babel, or ungrouped) or as a number word of that language
-  (``number_words``), unless ``figures_derived`` lists it and ``notes`` says how;
+  (``number_words``), unless ``figures_derived`` lists it (that the row states such a figure and
+  ``notes`` say how it was derived is checked offline by ``civharm validate``, ``figures/derived-*``);
 - the qualifier agrees: a row that says ``exact`` must not find the figure only or also with a
   qualifier directly before it ("at least 5"), and a qualified row needs that qualifier before
   the figure somewhere on the page (``QUALIFIERS``);
@@ -47,8 +48,6 @@ RULES = {r.id: r for r in (
             "A figure credited to someone the page does not name is an attribution the source did not make."),
     RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page, in its URL, or in the page store's pub_date header (the date the page shows outside the stored excerpt).",
             "published_date anchors relative dates (\"on Tuesday\"); a date the page does not give must be marked not_stated."),
-    RuleDoc("evidence/derivation-unexplained", Severity.ERROR, "A figure listed in figures_derived is set, and notes say how it was derived.",
-            "A derived figure is an inference of ours; without its reasoning a reader cannot check it."),
     RuleDoc("evidence/text-changed", Severity.WARNING, "The archived or live page's text still has the fingerprint recorded in text_sha256.",
             "Pages are edited after publication (tolls rise, claims are removed); a changed text means the row must be re-read against it."),
     RuleDoc("evidence/language-unsupported", Severity.WARNING, "The page's language has number words and qualifier words known to civharm.",
@@ -366,10 +365,7 @@ def _figure_findings(report, row: pd.Series, numbers: PageNumbers, page: page_te
     derived = set(filter(None, _cell(row, "figures_derived").split(";")))
     for figure in FIGURES:
         value, qualifier = _cell(row, figure), _cell(row, f"{figure}_qualifier") or "exact"
-        if figure in derived:
-            if not value or not _cell(row, "notes").strip():
-                report(row, "evidence/derivation-unexplained", "figures_derived",
-                       f"{figure} is listed as derived but " + ("has no value" if not value else "notes do not say how it was derived"))
+        if figure in derived:  # not on the page in those words; validate's figures/derived-* check the marker and its note
             continue
         if not value.isdigit():
             continue
