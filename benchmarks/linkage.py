@@ -119,7 +119,7 @@ class _World:
         pages: list[str] = []
         for k in range(statements):
             hard = rng.choice(HARD) if k else ""
-            row = {"event": label, "incident_id": f"inc_{len(self.rows):05d}", "status": "active", "country_code": place["country"],
+            row = {"event": label, "hard": hard, "incident_id": f"inc_{len(self.rows):05d}", "status": "active", "country_code": place["country"],
                    "subdivision_code": place["subdivision"], **self._place(place, hard), **self._date(day, hard),
                    "means_of_harm": self._means(means, hard), "site_type": site if rng.random() < site_known else "",
                    "time_of_day": self._time(part) if rng.random() < time_known else ""}
