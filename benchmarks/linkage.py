@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import random
 import sys
 from itertools import combinations
@@ -172,6 +173,12 @@ class _World:
         return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def _vocabulary(field: str) -> list[str]:
+    """The values of an incidents field, in the schema's order."""
+    schema = json.loads((HERE.parent / "schema" / "incidents.json").read_text(encoding="utf-8"))
+    return list(next(f for f in schema["fields"] if f["name"] == field)["civharm:definitions"])
+
+
 def synthetic(events: int = EVENTS, seed: int = SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Incidents (with their event label) and reports of ``events`` seeded events over two years.
 
@@ -183,7 +190,7 @@ def synthetic(events: int = EVENTS, seed: int = SEED) -> tuple[pd.DataFrame, pd.
     world = _World(seed)
     rng = world.rng
     first = dt.date(2024, 1, 1)
-    means = [m for m in linkage.MEANS if linkage.FAMILY_BITS[m] and m != "falling_debris"]
+    means = [m for m in _vocabulary("means_of_harm") if linkage.FAMILY_BITS.get(m) and m != "falling_debris"]
     for n in range(events):
         place = rng.choices(world.places, [p["weight"] for p in world.places])[0]
         day = first + dt.timedelta(days=rng.randrange(730))

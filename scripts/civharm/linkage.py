@@ -46,7 +46,10 @@ MEANS_FAMILIES = {
     "mine_or_explosive_remnant": ("explosions", ("mine_uxo",)),
     "armed_clash": ("battles", ("ground_fighting",)),
 }
-MEANS = ("missile", "rocket_mlrs", "artillery", "drone", "aerial_bomb", "ground_fighting", "mine_uxo", "falling_debris", "other", "unknown")
+# The values come from the families, not from a second copy of the schema's vocabulary
+# (schema/incidents.json, means_of_harm): a value in no family (`other`, `unknown`, or one added
+# to the schema later) says nothing about whether two incidents are one event.
+MEANS = tuple(dict.fromkeys(value for _, members in MEANS_FAMILIES.values() for value in members))
 GROUPS = tuple(dict.fromkeys(group for group, _ in MEANS_FAMILIES.values()))
 
 
@@ -55,7 +58,7 @@ def _bits(names) -> int:
 
 
 MEANS_BITS = {name: 1 << i for i, name in enumerate(MEANS)}
-KNOWN_MEANS = sum(bit for name, bit in MEANS_BITS.items() if name not in ("other", "unknown"))
+KNOWN_MEANS = sum(MEANS_BITS.values())
 FAMILY_BITS = {value: sum(1 << i for i, (_, members) in enumerate(MEANS_FAMILIES.values()) if value in members) for value in MEANS}
 GROUP_BITS = {value: sum(1 << GROUPS.index(group) for group, members in MEANS_FAMILIES.values() if value in members) for value in MEANS}
 
