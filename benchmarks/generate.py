@@ -31,6 +31,7 @@ import json
 import math
 import re
 import shutil
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,8 +95,10 @@ def _localities(rng, wanted: int) -> list[dict]:
         pool = subdivisions[city["countrycode"]]
         rank = min(int(rng.paretovariate(1.2)) - 1, len(pool) - 1)
         subdivision = pool[rank]
+        variants = sorted({n for n in city["alternatenames"] if n.isascii() and n.replace(" ", "").replace("-", "").isalpha()
+                           and _normalise(n) != key and owners.get((city["countrycode"], _normalise(n))) == {city["geonameid"]}})
         chosen.append({"geonames_id": city["geonameid"], "name": city["name"], "key": key, "countrycode": city["countrycode"],
-                       "latitude": city["latitude"], "longitude": city["longitude"],
+                       "latitude": city["latitude"], "longitude": city["longitude"], "variants": variants,
                        "subdivision_code": subdivision.code, "subdivision_name": subdivision.name})
         grid.setdefault(cell, []).append(chosen[-1])
         if len(chosen) >= wanted:
@@ -130,6 +133,7 @@ class _Builder:
         self.reports: list[dict] = []
         self.damage: list[dict] = []
         self.planted: list[list[str]] = []
+        self.hard: list[list[str]] = []  # [original, twin, kind of hard case]
         self.sources = self._sources(max(200, min(6000, reports // 150)))
 
     def _id(self, prefix: str, day: dt.date) -> str:
@@ -230,12 +234,42 @@ class _Builder:
         return (civilian, killed, injured), first
 
 
-def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dict[str, list[dict]], dict]:
+# Hard re-entries, as real ones look (issue 16 point 8): each changes one thing from the first entry.
+HARD = ("variant", "district", "region", "two_days", "other_word", "rising", "month")
+
+
+def _hard_twin(builder, rng, kind: str, place: dict, day: dt.date, incident: dict) -> dict:
+    """A second entry of ``incident`` with one hard case of ``kind``.
+
+    variant: the place spelled another way (a GeoNames alternate name of it), no GeoNames ID;
+    district: only "<place> district" as the area; region: only the subdivision; two_days: the
+    day two days later; other_word: another means of harm of the same family (civharm's
+    hierarchy); rising: a higher toll (set by the caller); month: the month only.
+    """
+    sys.path.insert(0, str(REPO / "scripts"))
+    from civharm import linkage  # the hierarchy is declared once, there
+
+    means = incident["means_of_harm"]
+    if kind == "other_word":
+        family = next((members for _, members in linkage.MEANS_FAMILIES.values() if means in members), (means,))
+        means = rng.choice([m for m in family if m != means] or [means])
+    twin = builder.incident(place, day + dt.timedelta(days=2 if kind == "two_days" else 0), "month" if kind == "month" else "day",
+                            means, "subdivision" if kind == "region" else "locality")
+    if kind == "variant" and place["variants"]:
+        twin.update(locality_en=rng.choice(place["variants"]), geonames_id="", latitude="", longitude="", location_precision="area")
+    elif kind == "district":
+        twin.update(locality_en="", area=f"{place['name']} district", geonames_id="", latitude="", longitude="", location_precision="area")
+    twin["summary"] = "Reported again: " + incident["summary"]
+    return twin
+
+
+def build(reports: int, near_duplicates: int = 100, seed: int = 42, hard_duplicates: int | None = None) -> tuple[dict[str, list[dict]], dict]:
     """The tables of a clean package with ``reports`` report rows, and its manifest."""
     import random
 
     rng = random.Random(seed)
     builder = _Builder(rng, reports, near_duplicates)
+    hard_duplicates = near_duplicates if hard_duplicates is None else hard_duplicates
     incidents_wanted = max(10, int(reports / 2.6))
     days = (LAST_DAY - FIRST_DAY).days + 1
     capacity = days // SLOT - 1  # the last slot must still fit a twin one day later
@@ -257,7 +291,9 @@ def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dic
         offset = rng.randrange(SLOT)
         slots += [(i, FIRST_DAY + dt.timedelta(days=offset + SLOT * s)) for s in rng.sample(range(capacity), count)]
     rng.shuffle(slots)
-    planted_bases = set(rng.sample(range(len(slots)), min(near_duplicates, len(slots))))
+    bases = rng.sample(range(len(slots)), min(near_duplicates + hard_duplicates, len(slots)))
+    planted_bases = set(bases[:near_duplicates])
+    hard_bases = {slot: n for n, slot in enumerate(bases[near_duplicates:])}  # the n-th hard twin is of kind HARD[n % len(HARD)]
     coarse = incidents_wanted - len(slots)
     events = [("locality", i) for i in range(len(slots))] + [("coarse", i) for i in range(max(0, coarse))]
     rng.shuffle(events)
@@ -278,6 +314,13 @@ def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dic
                 twin["summary"] = "Reported again: " + incident["summary"]
                 builder.attach_reports(twin, min(_reports_per_incident(rng), max(1, reports - len(builder.reports))), truth, first)
                 builder.planted.append([incident["incident_id"], twin["incident_id"]])
+            elif i in hard_bases and len(builder.reports) < reports:
+                kind = HARD[hard_bases[i] % len(HARD)]
+                twin = _hard_twin(builder, rng, kind, place, day, incident)
+                if kind == "rising":  # a later count: more killed and injured than the first entry's
+                    truth = (truth[0], truth[1] + max(1, truth[1]), truth[2] + max(2, truth[2]))
+                builder.attach_reports(twin, min(_reports_per_incident(rng), max(1, reports - len(builder.reports))), truth, first)
+                builder.hard.append([incident["incident_id"], twin["incident_id"], kind])
         else:
             place = localities[min(int(rng.paretovariate(1.0)) - 1, len(localities) - 1)]
             day = FIRST_DAY + dt.timedelta(days=rng.randrange(days))
@@ -287,7 +330,7 @@ def build(reports: int, near_duplicates: int = 100, seed: int = 42) -> tuple[dic
     tables = {"incidents": builder.incidents, "reports": builder.reports, "damage": builder.damage,
               "sources": builder.sources, "changes": [], "duplicate_decisions": []}
     manifest = {"seed": seed, "reports": len(builder.reports), "incidents": len(builder.incidents),
-                "near_duplicates": builder.planted, "localities": len(localities), "dirty": {}}
+                "near_duplicates": builder.planted, "hard_near_duplicates": builder.hard, "localities": len(localities), "dirty": {}}
     return tables, manifest
 
 
@@ -353,10 +396,11 @@ def write(root: Path, tables: dict[str, list[dict]], manifest: dict) -> None:
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
 
-def generate(root: Path, reports: int, variant: str = "clean", near_duplicates: int = 100, seed: int = 42) -> dict:
+def generate(root: Path, reports: int, variant: str = "clean", near_duplicates: int = 100, seed: int = 42,
+             hard_duplicates: int | None = None) -> dict:
     import random
 
-    tables, manifest = build(reports, near_duplicates, seed)
+    tables, manifest = build(reports, near_duplicates, seed, hard_duplicates)
     manifest["variant"] = variant
     if variant == "dirty":
         corrupt(tables, manifest, random.Random(seed + 1))
@@ -370,12 +414,14 @@ def main(argv=None) -> None:
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--variant", choices=["clean", "dirty"], default="clean")
     parser.add_argument("--near-duplicates", type=int, default=100)
+    parser.add_argument("--hard-duplicates", type=int, default=None, help="hard planted pairs (default: as many as --near-duplicates)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     if args.out.resolve().is_relative_to((REPO / "data").resolve()):
         parser.error("never generate into data/")
-    manifest = generate(args.out, args.reports, args.variant, args.near_duplicates, args.seed)
-    print(f"{args.out}: {manifest['reports']} reports, {manifest['incidents']} incidents, {len(manifest['near_duplicates'])} planted near-duplicate pairs")
+    manifest = generate(args.out, args.reports, args.variant, args.near_duplicates, args.seed, args.hard_duplicates)
+    print(f"{args.out}: {manifest['reports']} reports, {manifest['incidents']} incidents, {len(manifest['near_duplicates'])} easy and "
+          f"{len(manifest['hard_near_duplicates'])} hard planted near-duplicate pairs")
 
 
 if __name__ == "__main__":

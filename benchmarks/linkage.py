@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import json
 import random
 import sys
 from itertools import combinations
@@ -119,7 +120,7 @@ class _World:
         pages: list[str] = []
         for k in range(statements):
             hard = rng.choice(HARD) if k else ""
-            row = {"event": label, "incident_id": f"inc_{len(self.rows):05d}", "status": "active", "country_code": place["country"],
+            row = {"event": label, "hard": hard, "incident_id": f"inc_{len(self.rows):05d}", "status": "active", "country_code": place["country"],
                    "subdivision_code": place["subdivision"], **self._place(place, hard), **self._date(day, hard),
                    "means_of_harm": self._means(means, hard), "site_type": site if rng.random() < site_known else "",
                    "time_of_day": self._time(part) if rng.random() < time_known else ""}
@@ -172,6 +173,12 @@ class _World:
         return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+def _vocabulary(field: str) -> list[str]:
+    """The values of an incidents field, in the schema's order."""
+    schema = json.loads((HERE.parent / "schema" / "incidents.json").read_text(encoding="utf-8"))
+    return list(next(f for f in schema["fields"] if f["name"] == field)["civharm:definitions"])
+
+
 def synthetic(events: int = EVENTS, seed: int = SEED) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Incidents (with their event label) and reports of ``events`` seeded events over two years.
 
@@ -183,7 +190,7 @@ def synthetic(events: int = EVENTS, seed: int = SEED) -> tuple[pd.DataFrame, pd.
     world = _World(seed)
     rng = world.rng
     first = dt.date(2024, 1, 1)
-    means = [m for m in linkage.MEANS if linkage.FAMILY_BITS[m] and m != "falling_debris"]
+    means = [m for m in _vocabulary("means_of_harm") if linkage.FAMILY_BITS.get(m) and m != "falling_debris"]
     for n in range(events):
         place = rng.choices(world.places, [p["weight"] for p in world.places])[0]
         day = first + dt.timedelta(days=rng.randrange(730))
@@ -232,22 +239,31 @@ def evaluate(incidents: pd.DataFrame, reports: pd.DataFrame) -> dict:
     for incident, event in label.items():
         members.setdefault(event, []).append(incident)
     truth = {tuple(sorted(p)) for ids in members.values() for p in combinations(ids, 2)}
-    found = duplicates.near_duplicates(incidents.drop(columns="event"), reports=reports)
+    found = duplicates.near_duplicates(incidents.drop(columns=["event", "hard"], errors="ignore"), reports=reports)
     flagged = {(c.a, c.b): c for c in found}
     hits = truth & set(flagged)
     linked = {i for pair in hits for i in pair}
-    chained = sum(len(group) * (len(group) - 1) // 2 for group in _chains(hits))
+    clustered = {tuple(sorted(p)) for group in _chains(set(flagged)) for p in combinations(group, 2)}
     twinned = {i for ids in members.values() if len(ids) > 1 for i in ids}
     false = sorted(set(flagged) - truth)
-    return {"statements": len(label), "events": len(members), "twinned": len(twinned), "pairs": len(truth), "hits": len(hits),
-            "pair_recall": len(hits) / len(truth) if truth else 1.0, "chained_recall": chained / len(truth) if truth else 1.0,
+    hard = dict(zip(incidents["incident_id"], incidents["hard"])) if "hard" in incidents else {}
+    by_case: dict[str, list[int]] = {}  # hard case of a pair (its statements' cases, the first statement's is "full"): [found, pairs]
+    for pair in truth:
+        case = "+".join(sorted((hard.get(i) or "full") for i in pair))
+        counts = by_case.setdefault(case, [0, 0])
+        counts[0] += pair in hits
+        counts[1] += 1
+    return {"by_case": by_case, "statements": len(label), "events": len(members), "twinned": len(twinned), "pairs": len(truth), "hits": len(hits),
+            "pair_recall": len(hits) / len(truth) if truth else 1.0,
+            "chained_recall": len(clustered & truth) / len(truth) if truth else 1.0, "chained_false": len(clustered - truth),
             "incident_recall": len(linked & twinned) / len(twinned) if twinned else 1.0,
             "false": len(false), "allowed": len(label) * TARGETS["false_per_incident"],
             "missed": sorted(truth - hits), "false_pairs": [flagged[p] for p in false]}
 
 
 def _chains(pairs: set) -> list[set]:
-    """Groups of statements joined by flagged same-event pairs: what a reviewer merges by following the findings."""
+    """Groups of statements joined by flagged pairs (connected components), true or false: what a reviewer who merges
+    every flagged pair ends with. Every pair inside a group counts, as found when it is one event, as false when not."""
     group: dict[str, set] = {}
     for a, b in pairs:
         joined = group.get(a, {a}) | group.get(b, {b})
@@ -256,9 +272,10 @@ def _chains(pairs: set) -> list[set]:
     return list({id(g): g for g in group.values()}.values())
 
 
-def _meets(result: dict) -> bool:
-    return (result["incident_recall"] >= TARGETS["incident_recall"] and result["pair_recall"] >= TARGETS["pair_recall"]
-            and result["false"] <= result["allowed"])
+def _meets(result: dict, clusters: bool = False) -> bool:
+    """The targets, on flagged pairs or (``clusters``) on the pairs inside the groups they join."""
+    recall, false = (result["chained_recall"], result["chained_false"]) if clusters else (result["pair_recall"], result["false"])
+    return result["incident_recall"] >= TARGETS["incident_recall"] and recall >= TARGETS["pair_recall"] and false <= result["allowed"]
 
 
 LISTED = 12  # missed and false pairs listed per set
@@ -270,12 +287,13 @@ def _more(items: list) -> list[str]:
 
 def table(results: dict[str, dict]) -> str:
     """The evaluation as Markdown: one row per set, then each missed and each false pair."""
-    out = ["| set | statements (incidents) | events | same-event pairs | pairs flagged | pair recall | pair recall through chains "
-           "| incident recall | false pairs | allowed (1 per 50) | meets targets |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| set | statements (incidents) | events | same-event pairs | pairs flagged | pair recall | incident recall | false pairs "
+           "| allowed (1 per 50) | meets targets | pair recall in clusters | false pairs in clusters | meets targets in clusters |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         out.append(f"| {name} | {r['statements']} | {r['events']} | {r['pairs']} | {r['hits']} | {100 * r['pair_recall']:.1f}% "
-                   f"| {100 * r['chained_recall']:.1f}% | {100 * r['incident_recall']:.1f}% | {r['false']} | {r['allowed']:.1f} "
-                   f"| {'yes' if _meets(r) else 'no'} |")
+                   f"| {100 * r['incident_recall']:.1f}% | {r['false']} | {r['allowed']:.1f} | {'yes' if _meets(r) else 'no'} "
+                   f"| {100 * r['chained_recall']:.1f}% | {r['chained_false']} | {'yes' if _meets(r, clusters=True) else 'no'} |")
     for name, r in results.items():
         if r["missed"] or r["false_pairs"]:
             out += ["", f"{name}:"]
@@ -285,14 +303,44 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def by_case(result: dict) -> str:
+    """Pair recall of the synthetic set per kind of pair: the hard cases of its two statements ("full": a first, complete one)."""
+    rows = sorted(result["by_case"].items(), key=lambda item: (item[1][0] / item[1][1], item[0]))
+    out = ["| statements' cases | same-event pairs | found | recall |", "|---|---|---|---|"]
+    out += [f"| {case} | {total} | {found} | {100 * found / total:.0f}% |" for case, (found, total) in rows]
+    return "\n".join(out) + "\n"
+
+
+WHY_NOT_SPLINK = """
+## Why the model is not Splink
+
+Splink 5.0.0 installs from PyPI here (it needs DuckDB, pyarrow and sqlglot) and would give the
+same Fellegi–Sunter form. The model stays in `scripts/civharm/linkage.py` because what Splink
+adds is what this project cannot use yet: its EM and random-sampling training need many
+unlabelled pairs and labels to check them (the labelled set has tens of pairs), so the m and u
+values would be declared by hand in Splink too. What it cannot express without custom SQL is
+most of the model: date intervals scored by overlap, means of harm through a hierarchy (bit
+sets), pages and originators shared across the two incidents' reports (a join on the reports
+table, not a column comparison), names looked up in the GeoNames extract, and the keyed
+blocking whose bounds (`duplicates.UNKEYED_BOUNDS`) prove that no pair at the threshold is left
+out, which keeps `civharm validate` within its bar at 1,000,000 reports. The score is written
+once, as data (`linkage.MODEL`): one SQL expression computes every pair's levels and weight,
+and each finding lists the weight of each comparison that moved it.
+"""
+
+
 def document(events: int = EVENTS) -> str:
-    results = {f"synthetic ({events} events, seed {SEED})": evaluate(*synthetic(events)), "labelled (shared/sources)": evaluate(*labelled())}
+    synthetic_result = evaluate(*synthetic(events))
+    results = {f"synthetic ({events} events, seed {SEED})": synthetic_result, "labelled (shared/sources)": evaluate(*labelled())}
     return ("<!-- Generated by `python benchmarks/linkage.py --write`. Do not edit by hand. -->\n# Linkage evaluation\n\n"
             "The near-duplicate gate (`duplicates/near-duplicate`) on every statement entered as a new incident; "
             "see `benchmarks/linkage.py` for the two sets and `docs/codebook.md` for the model. Targets: 100% incident "
-            "recall, at least 98% pair recall, at most one false pair per 50 incidents. *Through chains* counts a pair "
-            "as found when its two statements are joined by flagged pairs of that event, as a reviewer following the "
-            "findings would join them.\n\n" + table(results))
+            "recall, at least 98% pair recall, at most one false pair per 50 incidents. *In clusters* counts every pair "
+            "of statements joined by flagged pairs (connected components of the findings, true and false), as a reviewer "
+            "who merges each flagged pair would join them: a pair of one event is found, a pair of two events is false.\n\n" + table(results) + "\n## Synthetic pairs by hard case\n\n"
+            "Each later statement of an event carries one hard case (see `_World`); a pair is named by its two statements' "
+            "cases. Pairs of two hard statements (a district-only page against a month-only one) carry little evidence "
+            "of their own.\n\n" + by_case(synthetic_result) + WHY_NOT_SPLINK)
 
 
 def main(argv=None) -> None:

@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -153,26 +154,56 @@ def near_duplicate_rule_exists() -> bool:
     return result.stdout.strip() == "True"
 
 
-def recall(findings: list[dict], planted: list[list[str]]) -> str:
-    """Share of planted pairs that a near-duplicate finding names with both IDs."""
-    if not planted or not near_duplicate_rule_exists():
-        return "n/a"
-    messages = [f["message"] for f in findings if f["rule_id"].startswith("duplicates/near-duplicate")]
-    found = sum(any(a in m and b in m for m in messages) for a, b in planted)
-    return f"{100 * found / len(planted):.0f}% ({found}/{len(planted)})"
+PAIR = re.compile(r"^(\S+) may be the same event as (\S+) ")
+
+
+def recall(findings: list[dict], manifest: dict) -> dict[str, str]:
+    """Recall of the easy and of the hard planted pairs, and the false pairs, from the near-duplicate findings.
+
+    A false pair is a finding that names no planted pair; it is counted as hard when one of
+    its incidents is a hard twin, easy when one is an easy twin, else as other.
+    """
+    easy = [tuple(sorted(p[:2])) for p in manifest.get("near_duplicates", [])]
+    hard = [tuple(sorted(p[:2])) for p in manifest.get("hard_near_duplicates", [])]
+    if not (easy or hard) or not near_duplicate_rule_exists():
+        return {"easy": "n/a", "hard": "n/a", "false": "n/a"}
+    flagged = {tuple(sorted(m.groups())) for f in findings if f["rule_id"] == "duplicates/near-duplicate"
+               for m in [PAIR.match(f["message"])] if m}
+    false = flagged - set(easy) - set(hard)
+    hard_twins, easy_twins = {p[1] for p in manifest.get("hard_near_duplicates", [])}, {p[1] for p in manifest.get("near_duplicates", [])}
+    false_hard = sum(1 for p in false if hard_twins & set(p))
+    false_easy = sum(1 for p in false if not hard_twins & set(p) and easy_twins & set(p))
+
+    def share(pairs):
+        found = sum(p in flagged for p in pairs)
+        return f"{100 * found / len(pairs):.0f}% ({found}/{len(pairs)})" if pairs else "—"
+    return {"easy": share(easy), "hard": share(hard),
+            "false": f"{len(false)} (easy {false_easy}, hard {false_hard}, other {len(false) - false_easy - false_hard})"}
+
+
+def hard_recall_by_kind(findings: list[dict], manifest: dict) -> str:
+    """Per kind of hard case: found/planted."""
+    flagged = {tuple(sorted(m.groups())) for f in findings if f["rule_id"] == "duplicates/near-duplicate"
+               for m in [PAIR.match(f["message"])] if m}
+    kinds: dict[str, list[int]] = {}
+    for a, b, kind in manifest.get("hard_near_duplicates", []):
+        counts = kinds.setdefault(kind, [0, 0])
+        counts[0] += tuple(sorted((a, b))) in flagged
+        counts[1] += 1
+    return ", ".join(f"{kind} {found}/{total}" for kind, (found, total) in kinds.items())
 
 
 def ensure_package(root: Path, reports: int, variant: str, near_duplicates: int) -> dict:
     manifest_path = root / "manifest.json"
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("variant") == variant and manifest.get("requested") == [reports, near_duplicates]:
+        if manifest.get("variant") == variant and manifest.get("requested") == [reports, near_duplicates, "hard"]:
             return manifest
     start = time.perf_counter()
     subprocess.run([sys.executable, str(HERE / "generate.py"), str(root), "--reports", str(reports), "--variant", variant,
                     "--near-duplicates", str(near_duplicates)], check=True, env=ENV, stdout=subprocess.DEVNULL)
     manifest = json.loads(manifest_path.read_text())
-    manifest["requested"] = [reports, near_duplicates]
+    manifest["requested"] = [reports, near_duplicates, "hard"]
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"generated {root} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return manifest
@@ -219,24 +250,25 @@ def measure(package: Path, manifest: dict, runs: int, tools_wanted: list[str], t
             seconds[tool] = float("nan")
         return {**base, "tool": tool, "seconds": seconds[tool], "peak": max([p for _, p, _ in results[tool]] + [results.get(tool + ":tree_peak", 0)]),
                 "verdict": verdict, "errors": errors(report) if report is not None else None,
-                "recall": recall_(report) if report is not None else "n/a", "pairs": pairs_,
+                "recall": recall_(report) if report is not None else {"easy": "n/a", "hard": "n/a", "false": "n/a"}, "pairs": pairs_,
+                "by_kind": hard_recall_by_kind(report["findings"], manifest) if tool == "civharm" and report is not None else "",
                 "vs_frictionless": fl_seconds / seconds[tool] if fl_seconds else None, "vs_parse": seconds[tool] / parse}
 
     out = []
     if results["civharm"]:
         out.append(row("civharm", lambda r: r["valid"], lambda r: r["summary"]["counts"]["error"],
-                       lambda r: recall(r["findings"], manifest["near_duplicates"]), pairs))
+                       lambda r: recall(r["findings"], manifest), pairs))
     if results["structure"]:
-        out.append(row("structure", lambda r: r["valid"], lambda r: r["errors"], lambda r: "—", "—"))
+        out.append(row("structure", lambda r: r["valid"], lambda r: r["errors"], lambda r: dict.fromkeys(("easy", "hard", "false"), "—"), "—"))
     if results["frictionless"]:
-        out.append(row("frictionless", lambda r: r["valid"], lambda r: r["stats"]["errors"], lambda r: "—", "—"))
+        out.append(row("frictionless", lambda r: r["valid"], lambda r: r["stats"]["errors"], lambda r: dict.fromkeys(("easy", "hard", "false"), "—"), "—"))
     return out
 
 
 def table(results: list[dict], runs: int) -> str:
     header = ("| reports | variant | tool | seconds (median) | rows/s | peak memory | verdict | errors "
-              "| near-dup recall | candidate pairs | speed-up vs frictionless | time / pyarrow parse |")
-    lines = [header, "|" + "---|" * 12]
+              "| recall, easy twins | recall, hard twins | false pairs | candidate pairs | speed-up vs frictionless | time / pyarrow parse |")
+    lines = [header, "|" + "---|" * 14]
     for r in results:
         done = r["seconds"] == r["seconds"]  # NaN when the run timed out
         speed = f"{r['vs_frictionless']:.1f}×" if done and r["vs_frictionless"] else "n/a"
@@ -245,8 +277,9 @@ def table(results: list[dict], runs: int) -> str:
         parse = f"{r['vs_parse']:.0f}×" if done else "—"
         errors = "n/a" if r["errors"] is None else format(r["errors"], ",")
         lines.append(f"| {r['reports']:,} | {r['variant']} | {r['tool']} | {seconds} | {rate} | {r['peak'] / 2**20:,.0f} MiB "
-                     f"| {r['verdict']} | {errors} | {r['recall']} | {r['pairs']} | {speed} | {parse} |")
-    return "\n".join(lines)
+                     f"| {r['verdict']} | {errors} | {r['recall']['easy']} | {r['recall']['hard']} | {r['recall']['false']} | {r['pairs']} | {speed} | {parse} |")
+    kinds = [f"- {r['reports']:,} {r['variant']}: hard twins found per kind: {r['by_kind']}" for r in results if r.get("by_kind")]
+    return "\n".join(lines + ([""] + kinds if kinds else []))
 
 
 def machine() -> str:

@@ -421,3 +421,35 @@ def test_an_undated_page_is_entered_as_on_or_before_its_publication(valid_packag
     [found] = _flagged(_pair(published, {**GRAYVORON, **_day("2024-03-12")}))
     assert any(r.startswith("date +3.1 (2024-03-08..2024-03-14 vs 2024-03-12: intervals of at most 8 days overlap)") for r in found.reasons)
     assert _flagged(_pair(published, {**GRAYVORON, **_day("2024-03-19")})) == []
+
+
+@pytest.mark.parametrize(("area", "centre"), [
+    ("Grayvoron district", "grayvoron"), ("Kharkivskyi raion", "kharkiv"), ("Bucha hromada", "bucha"),
+    ("Belgorodsky District", "belgorod"), ("Grayvoron", ""), ("", ""), ("district", "")])
+def test_a_district_is_named_after_its_centre(area, centre):
+    assert linkage.district_centre(area) == centre
+
+
+def test_a_page_naming_only_the_district_of_the_place_links_to_it():
+    """'Grayvoron district', same day and means: evidence for Grayvoron, not 'one side names no locality' alone."""
+    unnamed = {"country_code": "RU", "subdivision_code": "RU-BEL", "area": "Grayvoron district", "means_of_harm": "artillery",
+               "all_injured_min": 2, "all_injured_max": 2}
+    incidents = _pair({**GRAYVORON, "means_of_harm": "artillery", "all_injured_min": 2, "all_injured_max": 2}, unnamed)
+    [found] = _flagged(incidents)
+    assert found.reasons[0] == ("place +2.3 ('Grayvoron' and 'Grayvoron district': one side names only a district named after "
+                                "the other's locality)"), found.reasons
+    elsewhere = _pair({**GRAYVORON, "means_of_harm": "artillery", "all_injured_min": 2, "all_injured_max": 2},
+                      {**unnamed, "area": "Borisovka district"})
+    assert _flagged(elsewhere) == []
+
+
+def test_a_shared_page_with_a_side_naming_no_locality_is_not_evidence_apart():
+    """A page in common where one entry names only the region does not 'name two places apart'."""
+    incidents = _pair({**GRAYVORON, "means_of_harm": "artillery"}, {"country_code": "RU", "subdivision_code": "RU-BEL", "means_of_harm": "artillery"})
+
+    def report(n):
+        return {"report_id": f"rep_{n}", "status": "active", "incident_id": f"inc_{n:026d}", "url": "https://example.org/a", "source_id": "src",
+                "republished_from": None, "claimant": f"Outlet {n}", "claimant_type": "media_outlet"}
+
+    scored = duplicates.scored_pairs(incidents, prune=False, reports=pd.DataFrame([report(1), report(2)]))
+    assert linkage.COMPARISONS["urls"].levels[int(scored.at[0, "urls_level"])].id == "shared_unnamed"

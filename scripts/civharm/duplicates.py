@@ -120,6 +120,7 @@ def _incident_frame(incidents: pd.DataFrame, urls: pd.DataFrame | None = None) -
         "name": _per_distinct(active["locality_en"], lambda v: normalise_name(v) if v else ""),
         "en": text("locality_en"), "original": text("locality_original"),
         "area": _per_distinct(_column(active, "area"), lambda v: normalise_name(v) if v else ""),
+        "centre": _per_distinct(_column(active, "area"), lambda v: linkage.district_centre(v) if v else ""),
         "means": np.array([b[0] for b in bits], dtype="int64"), "families": np.array([b[1] for b in bits], dtype="int64"),
         "groups": np.array([b[2] for b in bits], dtype="int64"),
         "site": pd.Series(text("site_type")).replace("other", "").array,  # `other` says nothing about the site
@@ -243,6 +244,7 @@ def blocking_sql(prune: bool = True) -> str:
         UNION ALL SELECT hash('n', s.other), d.* FROM incidents x JOIN alike s ON s.name = x.name JOIN xdays d ON d.id = x.id  -- alike names
         UNION ALL SELECT hash('c', c.cell), d.* FROM cells c JOIN xdays d ON d.id = c.id  -- a cell within NEAR_KM
         UNION ALL SELECT hash('a', x.area), d.* FROM incidents x JOIN xdays d ON d.id = x.id WHERE x.name = '' AND x.area <> ''  -- unnamed: its district
+        UNION ALL SELECT hash('n', x.centre), d.* FROM incidents x JOIN xdays d ON d.id = x.id WHERE x.name = '' AND x.centre <> ''  -- unnamed: the place its district is named after
         UNION ALL SELECT hash('s', x.country, x.subdivision, x.tag), d.* FROM {SUBDIVISION_KEYS.format(side="x")} JOIN xdays d ON d.id = x.id
             WHERE x.name = ''  -- unnamed: its subdivision and a family of means, a site or timing in common
     ),
@@ -317,7 +319,8 @@ def scoring_sql(prune: bool = True) -> str:
                     + cos(radians(x.lat)) * cos(radians(y.lat)) * pow(sin(radians(y.lon - x.lon) / 2), 2))) END AS km,
             CASE WHEN x.name <> '' AND y.name <> '' THEN
                 100.0 * (1 - levenshtein(x.name, y.name) / greatest(length(x.name), length(y.name))) END AS similarity,
-            x.name = '' OR y.name = '' AS unnamed, x.area AS x_area, y.area AS y_area, x.subdivision <> '' AND x.subdivision = y.subdivision AS same_subdivision,
+            x.name = '' OR y.name = '' AS unnamed,
+            (x.name = '' AND x.centre <> '' AND x.centre = y.name) OR (y.name = '' AND y.centre <> '' AND y.centre = x.name) AS centre_named, x.area AS x_area, y.area AS y_area, x.subdivision <> '' AND x.subdivision = y.subdivision AS same_subdivision,
             date_diff('day', least(x."end", y."end"), greatest(x."start", y."start")) AS gap,
             greatest(date_diff('day', x."start", x."end"), date_diff('day', y."start", y."end")) + 1 AS wide,
             x.means AS x_means, y.means AS y_means, x.families AS x_families, y.families AS y_families,

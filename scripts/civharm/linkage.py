@@ -20,8 +20,10 @@ that both the gate and each finding's explanation read.
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
+from unidecode import unidecode
 from dataclasses import dataclass
 
 WINDOW_DAYS = 2  # blocking pairs incidents whose date intervals lie at most this many days apart
@@ -44,7 +46,10 @@ MEANS_FAMILIES = {
     "mine_or_explosive_remnant": ("explosions", ("mine_uxo",)),
     "armed_clash": ("battles", ("ground_fighting",)),
 }
-MEANS = ("missile", "rocket_mlrs", "artillery", "drone", "aerial_bomb", "ground_fighting", "mine_uxo", "falling_debris", "other", "unknown")
+# The values come from the families, not from a second copy of the schema's vocabulary
+# (schema/incidents.json, means_of_harm): a value in no family (`other`, `unknown`, or one added
+# to the schema later) says nothing about whether two incidents are one event.
+MEANS = tuple(dict.fromkeys(value for _, members in MEANS_FAMILIES.values() for value in members))
 GROUPS = tuple(dict.fromkeys(group for group, _ in MEANS_FAMILIES.values()))
 
 
@@ -53,7 +58,7 @@ def _bits(names) -> int:
 
 
 MEANS_BITS = {name: 1 << i for i, name in enumerate(MEANS)}
-KNOWN_MEANS = sum(bit for name, bit in MEANS_BITS.items() if name not in ("other", "unknown"))
+KNOWN_MEANS = sum(MEANS_BITS.values())
 FAMILY_BITS = {value: sum(1 << i for i, (_, members) in enumerate(MEANS_FAMILIES.values()) if value in members) for value in MEANS}
 GROUP_BITS = {value: sum(1 << GROUPS.index(group) for group, members in MEANS_FAMILIES.values() if value in members) for value in MEANS}
 
@@ -67,6 +72,28 @@ def means_bits(value: str) -> tuple[int, int, int]:
         families |= FAMILY_BITS[part]
         groups |= GROUP_BITS[part]
     return means, families, groups
+
+
+# Words that make a place name a district's: "Kharkiv district", "Kharkivskyi raion", "Bucha hromada".
+# Districts of Ukraine and Russia mostly bear their centre's name, in the adjective form after
+# "raion"/"rayon"; a district so named is evidence for its centre, not proof (`area_names_locality`).
+DISTRICT_WORDS = frozenset({"district", "raion", "rayon", "hromada", "municipality", "community", "okrug", "urban", "rural",
+                            "settlement", "territorial", "city", "oblast", "region"})
+ADJECTIVE_ENDINGS = ("skyi", "skyy", "skiy", "skii", "sky", "ska", "ski", "skoi", "skoy", "ckyi", "cky")
+
+
+def district_centre(area: str) -> str:
+    """The normalised name of the place a district is named after ('Kharkivskyi raion' → 'kharkiv'), or ''."""
+    words = re.findall(r"[a-z0-9]+", unidecode(area).lower()) if isinstance(area, str) else []
+    kept = [w for w in words if w not in DISTRICT_WORDS]
+    if not kept or len(kept) == len(words):
+        return ""  # no district word: a bare name is the locality's business, not a district's
+    last = kept[-1]
+    for ending in ADJECTIVE_ENDINGS:
+        if last.endswith(ending) and len(last) > len(ending) + 2:
+            kept[-1] = last[: -len(ending)]
+            break
+    return "".join(kept)
 
 
 PARTS_OF_DAY = {"night": (0, 359), "morning": (360, 719), "afternoon": (720, 1079), "evening": (1080, 1439)}
@@ -131,9 +158,11 @@ MODEL = (
         Level("far_apart", f"km > {FAR_KM}", 0.01, 0.50, f"points more than {FAR_KM} km apart"),
         Level("alike_names", f"similarity >= {NAME_SIMILARITY}", 0.05, 0.002, f"locality names at least {NAME_SIMILARITY}% alike (Levenshtein)"),
         Level("near", f"km <= {NEAR_KM}", 0.03, 0.006, f"points within {NEAR_KM} km"),
+        Level("area_names_locality", "centre_named",
+              0.03, 0.006, "one side names only a district named after the other's locality"),
         Level("same_area", "unnamed AND x_area <> '' AND x_area = y_area", 0.04, 0.01, "one side names no locality; the same district (area)"),
         Level("different_area", "unnamed AND x_area <> '' AND y_area <> ''", 0.005, 0.08, "one side names no locality; different districts (areas)"),
-        Level("unnamed_same_subdivision", "unnamed AND same_subdivision", 0.10, 0.03, "one side names no locality; same subdivision"),
+        Level("unnamed_same_subdivision", "unnamed AND same_subdivision", 0.07, 0.024, "one side names no locality; same subdivision"),
         Level("too_coarse", "unnamed", 0.005, 0.10, "one side names no locality, and a subdivision is missing"),
         Level("different", None, 0.01, 0.2508, "different localities"),
     )),
@@ -163,8 +192,9 @@ MODEL = (
         Level("unknown", None, None, None, "no figure on both sides"),
     )),
     Comparison("urls", "Report URLs shared by the two incidents' active reports; a page that names two places names two incidents.", (
-        Level("shared_same_place", f"shared_urls > 0 AND (shared_place OR similarity >= {NAME_SIMILARITY})", 0.13, 0.03, "a page in common, the same place"),
-        Level("shared_other_place", "shared_urls > 0", 0.02, 0.05, "a page in common that names the two places apart"),
+        Level("shared_same_place", f"shared_urls > 0 AND (shared_place OR centre_named OR similarity >= {NAME_SIMILARITY})", 0.13, 0.03, "a page in common, the same place"),
+        Level("shared_unnamed", "shared_urls > 0 AND unnamed", 0.01, 0.01, "a page in common, one side naming no locality (one event, or a round-up of several)"),
+        Level("shared_other_place", "shared_urls > 0", 0.01, 0.04, "a page in common that names the two places apart"),
         Level("not_shared", "reported", 0.85, 0.92, "no page in common"),
         Level("unknown", None, None, None, "a side has no reports"),
     )),
@@ -265,6 +295,8 @@ def _place(row, x, y, level: Level) -> str:
         return f"'{_text(x['locality_en'])}' and '{_text(y['locality_en'])}' {row['similarity']:.0f}% alike"
     if level.id == "different":
         return f"'{_text(x['locality_en'])}' vs '{_text(y['locality_en'])}'"
+    if level.id == "area_names_locality":
+        return f"'{_text(x['area']) or _text(x['locality_en'])}' and '{_text(y['area']) or _text(y['locality_en'])}': {level.text}"
     return f"{level.text} ({_text(x['subdivision_code']) or '?'} / {_text(y['subdivision_code']) or '?'})"
 
 
@@ -280,7 +312,7 @@ def _words(comparison: str, level: Level, row, x, y) -> str:
     if comparison == "figures":
         return f"{_figures(x)} vs {_figures(y)}: {level.text}"
     if comparison == "urls":
-        return f"{int(row['shared_urls'])} page(s) in common" + ("" if level.id == "shared_same_place" else ", naming two places") if level.id.startswith("shared") else level.text
+        return f"{int(row['shared_urls'])} page(s) in common" + {"shared_same_place": "", "shared_unnamed": ", one side naming no locality"}.get(level.id, ", naming two places") if level.id.startswith("shared") else level.text
     if comparison == "originators":
         return f"{int(row['shared_originators'])} originator(s) in common" if level.id == "shared" else level.text
     if comparison == "site":
