@@ -49,7 +49,7 @@ RULES = {r.id: r for r in (
     RuleDoc("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
         "A decision that says merged while both incidents are active silences a real double count."),
     RuleDoc("duplicates/decision-without-reason", Severity.ERROR, "A 'distinct' decision gives a reason from the vocabulary (what tells the two events apart).",
-        "A note alone can be waved through for every candidate at once; a reason names the evidence, and the check below can hold it to it."),
+        "A note alone can be waved through for every candidate at once; a reason names the evidence, and decision-outdated holds the decision to it."),
     RuleDoc("duplicates/decision-outdated", Severity.ERROR, "A 'distinct' decision's fingerprint matches the fields its reason rests on, in both incidents as they are now.",
         "A pair told apart by its sites is no longer told apart once either site is corrected; the pair must be checked again."),
 )}
