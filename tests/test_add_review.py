@@ -260,3 +260,28 @@ def test_in_a_terminal_a_new_incident_is_told_apart_from_the_candidate_with_a_re
     row = incidents.loc[new]
     assert (row["date_start"], row["date_end"], row["date_precision"]) == ("2024-03-12", "2024-03-12", "day")  # date_end defaults
     assert (row["geonames_id"], row["subdivision_code"], row["location_precision"]) == ("483166", "RU-KRS", "locality")
+
+
+def test_in_a_terminal_a_statement_attached_to_an_incident_is_asked_whether_it_updates_the_same_originators_report(tmp_path, monkeypatch):
+    from civharm import cli
+
+    root = build_package(tmp_path / "minimal")
+    earlier = "rep_01M8BXYJ9P0XGT2FTQ1QYM61M7"  # Daily Wrap on valid-minimal's Belgorod incident of 14 March 2024
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    answers = ["https://dailywrap.uk/invented-update-page", "", "Invented update", "", "2024-03-15", "",  # the page
+               "RU", "Belgorod", "", "", "", "",  # the place: the first GeoNames match, its subdivision, no site
+               "2024-03-14", "", "",  # the date
+               "", "", "", "", "2", "",  # the figures: 2 killed, civilian or not said
+               "Daily Wrap (unattributed figures)", "media_outlet", "", "", "",
+               "rocket_mlrs", "", "", "", "Invented: a later toll of the rocket fire.",
+               "",  # attach to the candidate offered first
+               "y",  # it updates the earlier report of the same originator
+               "", ""]  # no damage; write
+    result = CliRunner().invoke(main, ["add", "--package", str(root), "--today", DATA_TODAY], input="\n".join(answers) + "\n",
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"Report {earlier} of the same originator (Daily Wrap (unattributed figures))" in result.output
+    new = result.stdout.strip().splitlines()[-1]
+    reports = load_package(root)["reports"].frame.set_index("report_id")
+    assert reports.at[new, "incident_id"] == "inc_01M8BXYJ9JXC1F8JK54GB4ADWP"
+    assert reports.at[earlier, "superseded_by"] == new

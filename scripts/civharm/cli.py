@@ -537,11 +537,13 @@ def stdin_is_terminal() -> bool:
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--package", "package_path", default=".", show_default=True, type=click.Path(), help="The data package to add to.")
+@click.option("--supersedes", "supersedes", multiple=True, metavar="REPORT_ID",
+              help="An earlier report of the same originator that the new report updates (repeatable); it is marked superseded_by the new one, logged.")
 @click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
 @debug_option
 @handle_errors
 @opens_package("package_path", writes=True)
-def add(file, package_path, today, debug):
+def add(file, package_path, supersedes, today, debug):
     """Add a report (and a new incident, source, damage rows) from a YAML/JSON file, or by questions in a terminal.
 
     The file holds `report:` (fields of reports.csv), `incident:` (an existing incident ID, or
@@ -556,12 +558,13 @@ def add(file, package_path, today, debug):
     \b
     Examples:
       civharm add report.yaml
+      civharm add update.yaml --supersedes rep_01M8BY4Z1QQA0N2QT4N3908XHJ
       civharm add            # asks, starting from the page's URL
     """
     from . import guided
     from .package import load_package
 
-    built = guided.add(load_package(package_path), file, _parse_today(today), stdin_is_terminal())
+    built = guided.add(load_package(package_path), file, _parse_today(today), stdin_is_terminal(), supersedes)
     if built is None:
         _leave(1)
     click.echo(built.report_id)

@@ -263,13 +263,15 @@ def read_submission(path: Path, package: Package) -> Submission:
     attach_to = tree.items.get("attach_to")
     if attach_to is not None:
         attach_to = _value(attach_to, "string", f"{where}:{tree.key_lines['attach_to']}: attach_to")
-    supersedes = _id_list(tree, "supersedes", where)
+    supersedes = _report_ids(tree, where)
     return Submission(report=_fields(tree.items["report"], package["reports"], where, "report"),
                       incident=incident, damage=rows, source=source, attach_to=attach_to,
                       distinct_from=_decisions(tree, where), supersedes=supersedes)
 
 
-def _id_list(tree: _Mapping, key: str, where: str) -> list[str]:
+def _report_ids(tree: _Mapping, where: str) -> list[str]:
+    """``supersedes:``, one report ID or a list of them; absent or empty: none."""
+    key = "supersedes"
     node = tree.items.get(key)
     if node is None:
         return []
@@ -397,7 +399,8 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     tables["reports"].append(_row(package["reports"], {**submission.report, "report_id": report_id, "incident_id": incident_id}, today))
     for damage in submission.damage:
         tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
-    _supersede(tables, submission.supersedes, report_id, incident_id, today)
+    for earlier in submission.supersedes:
+        supersede(tables, earlier, report_id, today)
     changed = _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today)
     candidates: list[duplicates.Candidate] = []
     if new_incident:
@@ -409,28 +412,37 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root, tables)
 
 
-def _supersede(tables: dict, earlier: list[str], report_id: str, incident_id: str, today: dt.date) -> None:
-    """Mark each earlier report of the incident as superseded by the new one, logged in the corrections log.
+def supersede(tables: dict[str, list[dict]], earlier: str, later: str, today: dt.date, reason: str | None = None) -> None:
+    """Mark report ``earlier`` as superseded by ``later`` (a later statement of the same originator), logged.
 
-    Minimal: the same incident and an active, not yet superseded report are all it checks; which
-    figures a later statement replaces is the figure rule's business.
+    A minimal stand-in with the signature of the fuller API of the figure-rule work (#14 §3):
+    it checks only that ``earlier`` exists, is current and sits on ``later``'s incident.
     """
     by_id = {r["report_id"]: r for r in tables["reports"]}
-    for old_id in earlier:
-        old = by_id.get(old_id)
-        if old is None:
-            raise CivharmError(f"supersedes {old_id}: no such report")
-        if old["incident_id"] != incident_id:
-            raise CivharmError(f"supersedes {old_id}: that report is on incident {old['incident_id']}, not on {incident_id}")
-        if old["status"] != "active" or _text(old.get("superseded_by")):
-            raise CivharmError(f"supersedes {old_id}: that report is not current (status {old['status']}, "
-                               f"superseded_by {_text(old.get('superseded_by')) or '-'})")
-        version = str(int(old["record_version"] or 1) + 1)
-        tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": "reports",
-                                  "record_id": old_id, "record_version": version, "field": "superseded_by", "old_value": "",
-                                  "new_value": report_id, "reason": f"A later statement of the same originator ({report_id}) updates it.",
-                                  "report_id": report_id})
-        old.update(superseded_by=report_id, record_version=version, last_updated=today.isoformat())
+    old, new = by_id.get(earlier), by_id.get(later)
+    if old is None:
+        raise CivharmError(f"report {earlier} does not exist; 'supersedes' names existing reports")
+    if new is None or earlier == later:
+        raise CivharmError(f"report {earlier} cannot be superseded by {later}")
+    if old["incident_id"] != new["incident_id"]:
+        raise CivharmError(f"report {earlier} is on incident {old['incident_id']}, not on {new['incident_id']}")
+    current = _text(old.get("superseded_by"))
+    if old["status"] != "active" or current:
+        raise CivharmError(f"report {earlier} is not current (status {old['status']}, superseded_by {current or '-'})")
+    version = str(int(old["record_version"] or 1) + 1)
+    tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": "reports",
+                              "record_id": earlier, "record_version": version, "field": "superseded_by", "old_value": "",
+                              "new_value": later, "reason": reason or f"Superseded by {later}, a later statement of the same originator.",
+                              "report_id": later})
+    old.update(superseded_by=later, record_version=version, last_updated=today.isoformat())
+
+
+def supersession_candidates(package: Package, incident_id: str, report: dict) -> list[dict]:
+    """The statements a new ``report`` on ``incident_id`` may supersede (stand-in: same claimant, current, oldest first)."""
+    claimant = _text(report.get("claimant")).casefold().strip()
+    rows = [r for r in _records(package["reports"]) if r["incident_id"] == incident_id and r["status"] == "active"
+            and not _text(r.get("superseded_by")) and _text(r.get("claimant")).casefold().strip() == claimant]
+    return sorted(rows, key=lambda r: (_text(r.get("as_of")), r["report_id"]))
 
 
 def compare(built: Plan, other: str, sources: dict[str, str] | None = None) -> list[tuple[str, str, str]]:

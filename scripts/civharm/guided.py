@@ -365,14 +365,11 @@ def ask_decisions(package: Package, built: contribute.Plan) -> tuple[str | None,
 
 
 def ask_supersedes(package: Package, built: contribute.Plan, report: dict) -> list[str]:
-    """Which earlier current report of the same claimant on the incident this statement updates, if any."""
-    claimant = (report.get("claimant") or "").casefold().strip()
-    earlier = [r for r in built.tables["reports"] if r["incident_id"] == built.incident_id and r["report_id"] != built.report_id
-               and r["status"] == "active" and not r.get("superseded_by") and r["claimant"].casefold().strip() == claimant]
+    """Which earlier statements of the same originator on the incident this statement updates, if any."""
     chosen = []
-    for row in earlier:
+    for row in contribute.supersession_candidates(package, built.incident_id, report):
         figures = ", ".join(f"{name} {row[name]}" for name, _ in FIGURE_QUESTIONS if row.get(name))
-        echo(f"\nReport {row['report_id']} of the same claimant ({row['claimant']}), as of {row['as_of']}: {figures or 'no figures'}")
+        echo(f"\nReport {row['report_id']} of the same originator ({row['claimant']}), as of {row['as_of']}: {figures or 'no figures'}")
         if click.confirm("Does the new statement update it (a later toll from the same originator)?", default=False, err=True):
             chosen.append(row["report_id"])
     return chosen
@@ -432,11 +429,12 @@ def review(package: Package, submission: contribute.Submission, today: dt.date, 
     return built
 
 
-def add(package: Package, file: Path | None, today: dt.date, interactive: bool) -> contribute.Plan | None:
+def add(package: Package, file: Path | None, today: dt.date, interactive: bool, supersedes: tuple[str, ...] = ()) -> contribute.Plan | None:
     """The whole of ``civharm add``; returns the plan written, or None when the person said no."""
     if file is None and not interactive:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
     submission = contribute.read_submission(file, package) if file is not None else ask_submission(package, today)
+    submission.supersedes = [*submission.supersedes, *(s for s in supersedes if s not in submission.supersedes)]
     built = review(package, submission, today, interactive and file is None)
     problems = contribute.check(package, built, today)
     if problems:
