@@ -11,6 +11,7 @@ candidate with a reason of its own. The rows and checks are ``contribute``'s.
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -406,26 +407,15 @@ def review(package: Package, submission: contribute.Submission, today: dt.date, 
                 "to the file (the report goes to that incident). If it is a new event, tell it apart from each candidate:\n"
                 f"  distinct_from:\n{lines}")
         attach_to, decisions = ask_decisions(package, built)
-        submission = contribute.Submission(report=submission.report, incident=submission.incident, damage=submission.damage,
-                                           source=submission.source, attach_to=attach_to, distinct_from=decisions,
-                                           supersedes=submission.supersedes)
+        submission = dataclasses.replace(submission, attach_to=attach_to, distinct_from=decisions)
         built = contribute.plan(package, submission, today)
-    if interactive and not built.new_incident and not submission.supersedes:
-        supersedes = ask_supersedes(package, built, submission.report)
+    if interactive:
+        supersedes = submission.supersedes or ([] if built.new_incident else ask_supersedes(package, built, submission.report))
         damage = submission.damage or ask_damage(package)
-        if supersedes or damage != submission.damage:
-            submission = contribute.Submission(report=submission.report, incident=built.incident_id, damage=damage,
-                                               source=submission.source, supersedes=supersedes)
+        if supersedes != submission.supersedes or damage != submission.damage:
+            submission = dataclasses.replace(submission, supersedes=supersedes, damage=damage)
             built = contribute.plan(package, submission, today)
-    elif interactive and not submission.damage:
-        damage = ask_damage(package)
-        if damage:
-            submission.damage = damage
-            built = contribute.plan(package, submission, today)
-    if built.new_incident:
-        contribute.decide(package, built, submission.distinct_from, today)
-    elif submission.distinct_from:
-        contribute.decide(package, built, submission.distinct_from, today)  # refuses: nothing to tell apart
+    contribute.decide(package, built, submission.distinct_from, today)
     return built
 
 
