@@ -132,6 +132,27 @@ def test_supersedes_marks_the_earlier_report_and_logs_it(tmp_path):
     assert logged["new_value"].tolist() == [new] and logged["record_version"].tolist() == ["2"]
 
 
+def test_the_python_api_refuses_a_new_incident_left_undecided_and_records_each_pair(real):
+    """``civharm add`` is a thin layer: the same decisions through ``contribute`` (issue 16)."""
+    import datetime as dt
+
+    from civharm import contribute
+    from civharm.findings import CivharmError
+
+    package = load_package(real)
+    day = dt.date.fromisoformat(DATA_TODAY)
+    built = contribute.plan(package, contribute.Submission.from_mapping({"incident": INCIDENT, "report": REPORT}, "api"), day)
+    assert [built.other(c) for c in built.candidates] == [TYOTKINO_ID]
+    with pytest.raises(CivharmError, match=f"no decision for candidate\\(s\\) {TYOTKINO_ID}: attach the statement"):
+        contribute.decide(package, built, [], day)
+    submission = contribute.Submission.from_mapping(
+        {"incident": INCIDENT, "report": REPORT, "distinct_from": [{"incident": TYOTKINO_ID, "reason": "different_means", "note": NOTE}]}, "api")
+    built = contribute.plan(package, submission, day)
+    contribute.decide(package, built, submission.distinct_from, day)
+    written = built.files[real / "data" / "duplicate_decisions.csv"].splitlines()
+    assert len(written) == 2 and ",distinct,different_means," in written[1]
+
+
 # --- in a terminal: the questions start from the page -----------------------------------------
 
 class Terminal:

@@ -44,9 +44,9 @@ class Submission:
     def from_mapping(cls, data: object, where: str) -> "Submission":
         if not isinstance(data, dict):
             raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
-        unknown = set(data) - {"report", "incident", "damage", "source"}
+        unknown = set(data) - set(KEYS)
         if unknown:
-            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: report, incident, damage, source)")
+            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: {', '.join(KEYS)})")
         if not isinstance(data.get("report"), dict):
             raise CivharmError(f"{where}: 'report' must be a mapping of report fields")
         incident = data.get("incident")
@@ -58,7 +58,20 @@ class Submission:
         source = data.get("source")
         if source is not None and not isinstance(source, dict):
             raise CivharmError(f"{where}: 'source' must be a mapping of source fields")
-        return cls(report=data["report"], incident=incident, damage=damage, source=source)
+        attach_to = data.get("attach_to")
+        if attach_to is not None and not isinstance(attach_to, str):
+            raise CivharmError(f"{where}: 'attach_to' must be the ID of the candidate incident the statement describes")
+        supersedes = data.get("supersedes") or []
+        supersedes = [supersedes] if isinstance(supersedes, str) else supersedes
+        if not isinstance(supersedes, list) or not all(isinstance(r, str) for r in supersedes):
+            raise CivharmError(f"{where}: 'supersedes' must be a report ID or a list of report IDs")
+        decisions = data.get("distinct_from") or []
+        if not isinstance(decisions, list) or not all(isinstance(d, dict) and set(d) <= {"incident", "reason", "note"}
+                                                      and all(isinstance(v, str) for v in d.values()) for d in decisions):
+            raise CivharmError(f"{where}: 'distinct_from' must be a list of {{incident, reason, note}}, one per candidate")
+        return cls(report=data["report"], incident=incident, damage=damage, source=source, attach_to=attach_to,
+                   distinct_from=[Decision(d.get("incident", ""), d.get("reason", ""), d.get("note", ""), f"{where}: distinct_from[{i}]")
+                                  for i, d in enumerate(decisions)], supersedes=supersedes)
 
 
 @dataclass(frozen=True)

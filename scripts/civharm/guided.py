@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import click
 
 from . import contribute, gazetteer
-from .findings import CivharmError
 from .package import Package
 
 
