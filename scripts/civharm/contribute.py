@@ -499,10 +499,15 @@ def compare(built: Plan, other: str, sources: dict[str, str] | None = None) -> l
 
 
 def reasons(package: Package) -> dict[str, str]:
-    """The reasons a distinct decision may give, with their definitions (declared in schema/duplicate_decisions.json)."""
+    """The reasons a person may give for a distinct decision, with their definitions (schema/duplicate_decisions.json).
+
+    Reasons the schema marks importer-only (an imported dataset's own distinction) are left out:
+    a person says what the pages of both show.
+    """
     for item in package["duplicate_decisions"].schema.get("fields", []):
         if item.get("name") == "reason":
-            return dict(item.get("civharm:definitions", {}))
+            importer_only = set(item.get("civharm:importer_only", []))
+            return {k: v for k, v in item.get("civharm:definitions", {}).items() if k not in importer_only}
     return {}
 
 
