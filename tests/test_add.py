@@ -82,21 +82,16 @@ def _near_duplicate_submission():
     return {"incident": incident, "report": dict(REPORT, url="https://example.org/test-page")}
 
 
-def test_near_duplicate_shows_the_candidate_and_writes_nothing_without_confirmation(real, tmp_path):
+def test_near_duplicate_shows_the_candidate_side_by_side_and_writes_nothing_without_a_decision(real, tmp_path):
     before = snapshot(real)
     result = add(write(tmp_path, _near_duplicate_submission()), "--package", str(real))
     assert result.exit_code == 1
-    assert TYOTKINO_ID in result.output and "score" in result.output
+    assert f"[1] {TYOTKINO_ID}: match probability" in result.output
+    assert "  place     Tetkino, RU-KRS" in result.output and "GeoNames 483166" in result.output
+    assert f"attach_to: {TYOTKINO_ID}" in result.output and f"- incident: {TYOTKINO_ID}" in result.output
+    assert "--yes" not in result.output and "distinct-note" not in result.output  # no way to wave it through
     assert "nothing written" in result.output
     assert snapshot(real) == before
-
-
-def test_confirmed_distinct_incident_is_written_with_its_decision(real, tmp_path):
-    result = add(write(tmp_path, _near_duplicate_submission()), "--package", str(real), "--yes", "--distinct-note", "Test: checked, two events.")
-    assert result.exit_code == 0, result.output
-    decisions = load_package(real)["duplicate_decisions"].frame
-    assert len(decisions) == 1 and decisions.iloc[0]["decision"] == "distinct"
-    assert run(real, Options(today=dt.date.fromisoformat(DATA_TODAY))).exit_code() == 0
 
 
 def test_invalid_entry_writes_nothing_and_says_where(real, tmp_path):
@@ -147,36 +142,6 @@ def test_a_fault_between_two_file_writes_leaves_data_byte_identical(real):
 def test_no_prompt_without_a_terminal(real):
     result = CliRunner().invoke(main, ["add", "--package", str(real)], input="")
     assert result.exit_code == 2 and "without a terminal" in result.output
-
-
-def test_prompts_offer_definitions_skip_unused_qualifiers_and_write_after_confirmation(real, monkeypatch):
-    from civharm import cli
-
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
-    version = next_version(real, TYOTKINO_ID)
-    answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
-               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "", "y"]
-    result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", DATA_TODAY], input="\n".join(answers) + "\n",
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    assert "  regional_authority: Governor, regional or city administration of the place harmed." in result.output
-    assert "'bogus' is not one of exact, at_least, more_than, about, up_to (or leave it empty)" in result.output
-    assert "civilians_injured_qualifier" not in result.output  # no figure, so no qualifier question
-    assert "figures_derived (optional)" in result.output and "archive_url" not in result.output  # civharm archive writes that
-    incident = load_package(real)["incidents"].frame.set_index("incident_id").loc[TYOTKINO_ID]
-    assert incident["civilians_killed_min"] == "1" and incident["record_version"] == version
-
-
-def test_answering_no_writes_nothing(real, monkeypatch):
-    from civharm import cli
-
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
-    before = snapshot(real)
-    answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
-               "regional_authority", "2024-03-14", "", "unknown", "", "", "", "", "", "", "n"]
-    result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", DATA_TODAY], input="\n".join(answers) + "\n")
-    assert result.exit_code == 1 and "Aborted" in result.output
-    assert snapshot(real) == before
 
 
 def test_a_table_read_only_in_part_is_not_rewritten_without_its_other_rows(real, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import random
 
 import pandas as pd
@@ -66,13 +67,69 @@ def test_a_recorded_decision_silences_exactly_that_pair(tmp_path):
     root = _real_copy(tmp_path)
     old, new = _reenter(root)
     a, b = sorted((old, new))
-    _append(root / "data" / "duplicate_decisions.csv", {"incident_a": a, "incident_b": b, "status": "active", "record_version": "1",
-                                                       "last_updated": TODAY, "decision": "distinct", "note": "Test: checked and found to be two events."})
-    assert not [f for f in run(root, OPTIONS).findings if f.rule_id == "duplicates/near-duplicate"]
+    _decide(root, a, b, "different_site")
+    assert not [f for f in run(root, OPTIONS).findings if f.rule_id.startswith("duplicates/")]
     # a second re-entry makes a new pair, which the old decision does not silence
     _, third = _reenter(root, new_incident="inc_01M8C000000000000000000002", new_report="rep_01M8C000000000000000000002")
     near = [f for f in run(root, OPTIONS).findings if f.rule_id == "duplicates/near-duplicate"]
     assert near and all(third in f.message for f in near)
+
+
+def _decide(root, a: str, b: str, reason: str, fingerprint: str | None = None) -> str:
+    """Append a distinct decision for the pair; its fingerprint is that of the incidents as they are, unless given."""
+    incidents = {r["incident_id"]: r for r in _rows(root / "data" / "incidents.csv")}
+    schema = json.loads((root / "schema" / "duplicate_decisions.json").read_text(encoding="utf-8"))
+    fields = duplicates.rests_on(schema).get(reason, [])
+    fingerprint = duplicates.fingerprint(fields, incidents[a], incidents[b]) if fingerprint is None else fingerprint
+    _append(root / "data" / "duplicate_decisions.csv", {"incident_a": a, "incident_b": b, "status": "active", "record_version": "1",
+                                                       "last_updated": TODAY, "decision": "distinct", "reason": reason,
+                                                       "note": "Test: checked and found to be two events.", "fingerprint": fingerprint})
+    return fingerprint
+
+
+def _decision_findings(root):
+    return [(f.file, f.line, f.field, f.rule_id, f.message) for f in run(root, OPTIONS).findings
+            if f.rule_id in ("duplicates/decision-without-reason", "duplicates/decision-outdated")]
+
+
+REASONS = "different_site, different_time_of_day, different_means, different_victims, recorded_apart_by_source"
+
+
+def test_a_distinct_decision_without_a_reason_fails_at_its_row(tmp_path):
+    root = _real_copy(tmp_path)
+    a, b = sorted(_reenter(root))
+    _decide(root, a, b, "")
+    assert _decision_findings(root) == [("data/duplicate_decisions.csv", 2, "reason", "duplicates/decision-without-reason",
+                                         f"a distinct decision says what tells {a} and {b} apart: give one of {REASONS}")]
+
+
+def test_a_decision_whose_site_fields_changed_since_is_outdated_and_a_figure_change_does_not_touch_it(tmp_path):
+    root = _real_copy(tmp_path)
+    old, new = _reenter(root)
+    a, b = sorted((old, new))
+    stored = _decide(root, a, b, "different_site")
+    incidents = root / "data" / "incidents.csv"
+    line = next(n for n, r in enumerate(_rows(incidents), start=2) if r["incident_id"] == new)
+    set_cell(incidents, line, "all_killed_min", "7")  # a figure: not what tells two sites apart
+    assert _decision_findings(root) == []
+    set_cell(incidents, line, "locality_en", "Tyotkino")  # the site named now is the other's
+    now = duplicates.fingerprint(duplicates.rests_on(json.loads((root / "schema" / "duplicate_decisions.json").read_text()))["different_site"],
+                                 *[{r["incident_id"]: r for r in _rows(incidents)}[i] for i in (a, b)])
+    fields = "country_code, subdivision_code, area, locality_en, locality_original, geonames_id, latitude, longitude, site_type, site_detail"
+    assert _decision_findings(root) == [("data/duplicate_decisions.csv", 2, "fingerprint", "duplicates/decision-outdated",
+                                         f"the reason different_site rests on {fields}, and these changed in {a} or {b} since the decision "
+                                         f"(fingerprint {stored}, now {now}): check the pair against their pages again, then update the row "
+                                         f"(reason, note, fingerprint {now}) or merge the two")]
+
+
+def test_a_decision_without_a_fingerprint_cannot_be_checked_and_fails(tmp_path):
+    root = _real_copy(tmp_path)
+    a, b = sorted(_reenter(root))
+    _decide(root, a, b, "different_means", fingerprint="")
+    found = _decision_findings(root)
+    assert [f[:4] for f in found] == [("data/duplicate_decisions.csv", 2, "fingerprint", "duplicates/decision-outdated")]
+    assert found[0][4].startswith(f"no fingerprint: cannot tell whether means_of_harm of {a} or {b} changed since the decision; "
+                                  "check both against their pages, then write ")
 
 
 def test_merged_decision_must_be_carried_out(tmp_path):

@@ -534,127 +534,39 @@ def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _optional_choice(allowed: list[str]):
-    """A click value type that accepts one of ``allowed`` or nothing (an optional field)."""
-    def convert(value: str) -> str:
-        if value == "" or value in allowed:
-            return value
-        raise click.UsageError(f"{value!r} is not one of {', '.join(allowed)} (or leave it empty)")
-    return convert
-
-
-def _prompt_fields(resource, skip: set[str], echo) -> dict:
-    """Ask for each field of a table, offering the allowed values with their definitions.
-
-    A qualifier is asked for only when its figure was given (``civilians_killed`` →
-    ``civilians_killed_qualifier``; ``count`` → ``count_qualifier``).
-    """
-    values = {}
-    for field in resource.schema.get("fields", []):
-        name = field["name"]
-        if name in skip:
-            continue
-        if name.endswith("_qualifier") and name.removesuffix("_qualifier") not in values:
-            continue
-        required = field.get("constraints", {}).get("required", False)
-        definitions = field.get("civharm:definitions")
-        if definitions:
-            echo(f"\n{name}: {field.get('description', '')}")
-            for value, text in definitions.items():
-                echo(f"  {value}: {text}")
-        label = f"{name}{'' if required else ' (optional)'}"
-        if definitions and "civharm:delimiter" not in field:
-            kind = click.Choice(list(definitions)) if required else None
-            value_proc = None if required else _optional_choice(list(definitions))
-        else:
-            kind, value_proc = str, None
-        answer = click.prompt(label, default="" if not required else None, type=kind, value_proc=value_proc,
-                              show_choices=False, show_default=False)
-        if answer != "":
-            values[name] = answer
-    return values
-
-
-def _prompt_submission(pkg):
-    from .contribute import AUTO_FIELDS, Submission
-    from .figures import FIGURES
-
-    echo = functools.partial(click.echo, err=True)
-    existing = click.prompt("Existing incident ID (leave empty to create a new incident)", default="", show_default=False)
-    if existing:
-        incident = existing
-    else:
-        computed = {f"{f}_{b}" for f in FIGURES for b in ("min", "max")}
-        incident = _prompt_fields(pkg["incidents"], {"incident_id", "merged_into", "status_reason", "figures_override_reason"} | AUTO_FIELDS | computed, echo)
-    source_id = click.prompt("source_id of the publisher", type=str)
-    source = None
-    if source_id not in set(pkg["sources"].frame["source_id"]):
-        echo(f"{source_id!r} is a new source; describe it.")
-        source = {"source_id": source_id, **_prompt_fields(pkg["sources"], {"source_id"} | AUTO_FIELDS, echo)}
-    written_by_archive = {"archive_url", "archived_at", "text_sha256"}  # `civharm archive` fills these
-    report = {"source_id": source_id, **_prompt_fields(pkg["reports"], {"report_id", "incident_id", "source_id", "superseded_by"} | AUTO_FIELDS | written_by_archive, echo)}
-    return Submission(report=report, incident=incident, source=source)
-
-
 @main.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--package", "package_path", default=".", show_default=True, type=click.Path(), help="The data package to add to.")
-@click.option("--yes", is_flag=True, help="Confirm without asking (without a terminal, needed when there are duplicate candidates).")
-@click.option("--distinct-note", metavar="TEXT", help="Why the new incident is not one of its duplicate candidates; recorded in duplicate_decisions.csv.")
+@click.option("--supersedes", "supersedes", multiple=True, metavar="REPORT_ID",
+              help="An earlier report of the same originator that the new report updates (repeatable); it is marked superseded_by the new one, logged.")
 @click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
 @debug_option
 @handle_errors
 @opens_package("package_path", writes=True)
-def add(file, package_path, yes, distinct_note, today, debug):
-    """Add a report (and a new incident, source, damage rows) from a YAML/JSON file or by prompts.
+def add(file, package_path, supersedes, today, debug):
+    """Add a report (and a new incident, source, damage rows) from a YAML/JSON file, or by questions in a terminal.
 
     The file holds `report:` (fields of reports.csv), `incident:` (an existing incident ID, or
-    the fields of a new incident), and optionally `source:` (a new publisher) and `damage:`
-    (a list of damage rows). IDs, status, versions and the incident's figures are filled in.
-    Duplicate candidates of a new incident are shown before anything is written; the package
-    is validated as it would be; then all files are written at once, or none.
+    the fields of a new incident), and optionally `source:` (a new publisher), `damage:` (a
+    list of damage rows) and `supersedes:` (earlier reports of the same originator it updates).
+    When a new incident may be one already recorded, nothing is written until the file says
+    what the statement is: `attach_to: INCIDENT` (the same event: the report goes there), or
+    `distinct_from:` one entry per candidate, each with its reason and note. Without a file,
+    the questions start from the page, the place and the date, show the candidates beside
+    the statement and offer to attach first. All files are written at once, or none.
 
     \b
     Examples:
       civharm add report.yaml
-      civharm add report.yaml --yes --distinct-note "Different village, 12 km away"
-      civharm add            # asks for each field in a terminal
+      civharm add update.yaml --supersedes rep_01M8BY4Z1QQA0N2QT4N3908XHJ
+      civharm add            # asks, starting from the page's URL
     """
-    from .contribute import check, commit, plan, read_submission, record_distinct
+    from . import guided
     from .package import load_package
 
-    terminal = stdin_is_terminal()
-    day = _parse_today(today)
-    pkg = load_package(package_path)
-    if file is None and not terminal:
-        raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
-    submission = read_submission(file, pkg) if file is not None else _prompt_submission(pkg)
-    built = plan(pkg, submission, day)
-    if built.candidates:
-        click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
-        for candidate in built.candidates:
-            other = candidate.b if candidate.a == built.incident_id else candidate.a
-            click.echo(f"  {other}: score {candidate.score:.2f} ({'; '.join(candidate.reasons)})", err=True)
-        if not yes:
-            if not terminal:
-                raise click.ClickException(
-                    "nothing written: check the candidates above; if the report is about one of them, set `incident:` to its ID; "
-                    "if it is a different event, re-run with --yes --distinct-note \"why\"")
-            click.confirm("Is the new incident a different event from all of these?", abort=True, err=True)
-        note = distinct_note or (click.prompt("Why is it different (recorded with the decision)?", err=True) if terminal and not yes else None)
-        if not note:
-            raise click.ClickException("nothing written: --distinct-note is needed to record why the new incident is a different event")
-        record_distinct(pkg, built, note, day)
-    problems = check(pkg, built, day)
-    if problems:
-        for finding in problems:
-            click.echo(f"  {finding.as_text()}  [{finding.rule_id}]", err=True)
-        raise click.ClickException(f"nothing written: the change would add {len(problems)} error(s)")
-    if terminal and not yes:
-        click.echo(f"Will write report {built.report_id} on incident {built.incident_id} "
-                   f"({'new' if built.new_incident else 'existing'}); files: {', '.join(sorted(p.name for p in built.files))}", err=True)
-        click.confirm("Write?", abort=True, err=True)
-    commit(built)
+    built = guided.add(load_package(package_path), file, _parse_today(today), stdin_is_terminal(), supersedes)
+    if built is None:
+        _leave(1)
     click.echo(built.report_id)
     click.echo(f"added report {built.report_id} to incident {built.incident_id}" + (f"; figures changed: {', '.join(built.changed_fields)}" if built.changed_fields and not built.new_incident else ""), err=True)
 

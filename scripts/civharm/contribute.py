@@ -36,14 +36,17 @@ class Submission:
     incident: str | dict
     damage: list[dict] = field(default_factory=list)
     source: dict | None = None
+    attach_to: str | None = None  # the duplicate candidate this statement describes: the report goes there, no new incident
+    distinct_from: list["Decision"] = field(default_factory=list)  # one per candidate, when a new incident is made after all
+    supersedes: list[str] = field(default_factory=list)  # earlier reports of the same originator this statement updates
 
     @classmethod
     def from_mapping(cls, data: object, where: str) -> "Submission":
         if not isinstance(data, dict):
             raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
-        unknown = set(data) - {"report", "incident", "damage", "source"}
+        unknown = set(data) - set(KEYS)
         if unknown:
-            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: report, incident, damage, source)")
+            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: {', '.join(KEYS)})")
         if not isinstance(data.get("report"), dict):
             raise CivharmError(f"{where}: 'report' must be a mapping of report fields")
         incident = data.get("incident")
@@ -55,7 +58,30 @@ class Submission:
         source = data.get("source")
         if source is not None and not isinstance(source, dict):
             raise CivharmError(f"{where}: 'source' must be a mapping of source fields")
-        return cls(report=data["report"], incident=incident, damage=damage, source=source)
+        attach_to = data.get("attach_to")
+        if attach_to is not None and not isinstance(attach_to, str):
+            raise CivharmError(f"{where}: 'attach_to' must be the ID of the candidate incident the statement describes")
+        supersedes = data.get("supersedes") or []
+        supersedes = [supersedes] if isinstance(supersedes, str) else supersedes
+        if not isinstance(supersedes, list) or not all(isinstance(r, str) for r in supersedes):
+            raise CivharmError(f"{where}: 'supersedes' must be a report ID or a list of report IDs")
+        decisions = data.get("distinct_from") or []
+        if not isinstance(decisions, list) or not all(isinstance(d, dict) and set(d) <= {"incident", "reason", "note"}
+                                                      and all(isinstance(v, str) for v in d.values()) for d in decisions):
+            raise CivharmError(f"{where}: 'distinct_from' must be a list of {{incident, reason, note}}, one per candidate")
+        return cls(report=data["report"], incident=incident, damage=damage, source=source, attach_to=attach_to,
+                   distinct_from=[Decision(d.get("incident", ""), d.get("reason", ""), d.get("note", ""), f"{where}: distinct_from[{i}]")
+                                  for i, d in enumerate(decisions)], supersedes=supersedes)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One pair told apart: the candidate incident, what tells them apart (a reason of the vocabulary) and a note."""
+
+    incident: str
+    reason: str
+    note: str
+    where: str = ""  # file:line of the decision in a submission, for messages
 
 
 # --- reading a submission file: bounded, strictly typed -------------------------------------
@@ -63,6 +89,8 @@ class Submission:
 MAX_SUBMISSION_BYTES = 1 << 20  # a submission is a few fields; a larger file is refused, not read to its end
 MAX_DEPTH = 3  # the file's mapping → damage's list → one damage row; anything deeper is no submission
 TABLES = {"report": "reports", "incident": "incidents", "source": "sources", "damage": "damage"}
+DECISION_KEYS = ("attach_to", "distinct_from", "supersedes")  # what the contributor decided about candidates and earlier reports
+KEYS = (*TABLES, *DECISION_KEYS)
 NULLS = frozenset({"", "~", "null", "Null", "NULL"})  # an unquoted empty value: the cell stays empty
 # How a value of each Table Schema type is written: the field's type decides, never YAML's guess
 # (so 010 is not 8, 1:30 not 90, and a date-time title stays the text it is).
@@ -218,8 +246,8 @@ def read_submission(path: Path, package: Package) -> Submission:
     if not isinstance(tree, _Mapping):
         raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
     for key, line in tree.key_lines.items():
-        if key not in TABLES:
-            raise CivharmError(f"{where}:{line}: unknown key {key!r} (allowed: report, incident, damage, source)")
+        if key not in KEYS:
+            raise CivharmError(f"{where}:{line}: unknown key {key!r} (allowed: {', '.join(KEYS)})")
     missing = [name for name in TABLES.values() if package.get(name) is None or package[name].raw is None]
     if missing:
         raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
@@ -245,8 +273,53 @@ def read_submission(path: Path, package: Package) -> Submission:
         source = _fields(source, package["sources"], where, "source")
     else:
         source = None
+    attach_to = tree.items.get("attach_to")
+    if attach_to is not None:
+        attach_to = _value(attach_to, "string", f"{where}:{tree.key_lines['attach_to']}: attach_to")
+    supersedes = _report_ids(tree, where)
     return Submission(report=_fields(tree.items["report"], package["reports"], where, "report"),
-                      incident=incident, damage=rows, source=source)
+                      incident=incident, damage=rows, source=source, attach_to=attach_to,
+                      distinct_from=_decisions(tree, where), supersedes=supersedes)
+
+
+def _report_ids(tree: _Mapping, where: str) -> list[str]:
+    """``supersedes:``, one report ID or a list of them; absent or empty: none."""
+    key = "supersedes"
+    node = tree.items.get(key)
+    if node is None:
+        return []
+    at = f"{where}:{tree.key_lines[key]}: {key}"
+    if isinstance(node, _Scalar):
+        value = _value(node, "string", at)
+        return [value] if value else []
+    if not isinstance(node, _Sequence):
+        raise CivharmError(f"{at}: expected a list of report IDs, got {_kind(node)}")
+    return [v for v in (_value(item, "string", f"{where}:{item.line}: {key}") for item in node.items) if v]
+
+
+def _decisions(tree: _Mapping, where: str) -> list[Decision]:
+    """``distinct_from``: a list of {incident, reason, note}, one per candidate pair (never one note for several)."""
+    node = tree.items.get("distinct_from")
+    if node is None or (isinstance(node, _Scalar) and node.plain and node.text in NULLS):
+        return []
+    at = f"{where}:{tree.key_lines['distinct_from']}: distinct_from"
+    if not isinstance(node, _Sequence):
+        raise CivharmError(f"{at}: expected a list of {{incident, reason, note}}, one per candidate, got {_kind(node)}")
+    found = []
+    for i, item in enumerate(node.items):
+        here = f"{where}:{item.line}: distinct_from[{i}]"
+        if not isinstance(item, _Mapping):
+            raise CivharmError(f"{here}: expected a mapping with incident, reason and note, got {_kind(item)}")
+        unknown = set(item.items) - {"incident", "reason", "note"}
+        if unknown:
+            raise CivharmError(f"{here}: unknown key(s) {', '.join(sorted(unknown))} (allowed: incident, reason, note)")
+        values = {key: _value(item.items[key], "string", f"{where}:{item.key_lines[key]}: distinct_from[{i}].{key}")
+                  for key in item.items}
+        incident = values.get("incident")
+        if not incident:
+            raise CivharmError(f"{here}: incident: name the one candidate this decision is about")
+        found.append(Decision(incident, values.get("reason") or "", values.get("note") or "", here))
+    return found
 
 
 @dataclass
@@ -260,6 +333,11 @@ class Plan:
     files: dict[Path, str]
     changed_fields: list[str]
     root: Path  # the package folder: every file written lies in it
+    tables: dict[str, list[dict]] = field(default_factory=dict, repr=False)  # every row as it would be written
+
+    def other(self, candidate: duplicates.Candidate) -> str:
+        """The candidate's incident that is not the new one."""
+        return candidate.b if candidate.a == self.incident_id else candidate.a
 
 
 def _text(value) -> str:
@@ -308,6 +386,15 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
         raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
     tables = {name: _records(package[name]) for name in ("incidents", "reports", "damage", "sources", "changes")}
     report_id = new_id("reports")
+    if submission.attach_to is not None:
+        if not isinstance(submission.incident, dict):
+            raise CivharmError(f"attach_to {submission.attach_to}: the report is already given to incident {submission.incident}; "
+                               "attach_to is for a statement entered as a new incident that turns out to describe an existing one")
+        if submission.distinct_from:
+            raise CivharmError(f"attach_to {submission.attach_to} and distinct_from both given: the statement either describes "
+                               "an existing incident (attach_to) or a new one told apart from each candidate (distinct_from)")
+        submission = Submission(report=submission.report, incident=submission.attach_to, damage=submission.damage,
+                                source=submission.source, supersedes=submission.supersedes)
     new_incident = isinstance(submission.incident, dict)
     if new_incident:
         incident = _row(package["incidents"], {**submission.incident, "incident_id": new_id("incidents")}, today)
@@ -325,6 +412,8 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     tables["reports"].append(_row(package["reports"], {**submission.report, "report_id": report_id, "incident_id": incident_id}, today))
     for damage in submission.damage:
         tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
+    for earlier in submission.supersedes:
+        supersede(tables, earlier, report_id, today)
     changed = _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today)
     candidates: list[duplicates.Candidate] = []
     if new_incident:
@@ -333,7 +422,145 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     files = {package.root / package[name].path: _serialise(package[name].header, rows) for name, rows in tables.items()}
     original = {path: path.read_text(encoding="utf-8") for path in files}
     files = {path: text for path, text in files.items() if original[path] != text}
-    return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root)
+    return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root, tables)
+
+
+def supersede(tables: dict[str, list[dict]], earlier: str, later: str, today: dt.date, reason: str | None = None) -> None:
+    """Mark report ``earlier`` as superseded by ``later`` (a later statement of the same originator), logged.
+
+    A minimal stand-in with the signature of the fuller API of the figure-rule work (#14 §3):
+    it checks only that ``earlier`` exists, is current and sits on ``later``'s incident.
+    """
+    by_id = {r["report_id"]: r for r in tables["reports"]}
+    old, new = by_id.get(earlier), by_id.get(later)
+    if old is None:
+        raise CivharmError(f"report {earlier} does not exist; 'supersedes' names existing reports")
+    if new is None or earlier == later:
+        raise CivharmError(f"report {earlier} cannot be superseded by {later}")
+    if old["incident_id"] != new["incident_id"]:
+        raise CivharmError(f"report {earlier} is on incident {old['incident_id']}, not on {new['incident_id']}")
+    current = _text(old.get("superseded_by"))
+    if old["status"] != "active" or current:
+        raise CivharmError(f"report {earlier} is not current (status {old['status']}, superseded_by {current or '-'})")
+    version = str(int(old["record_version"] or 1) + 1)
+    tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": "reports",
+                              "record_id": earlier, "record_version": version, "field": "superseded_by", "old_value": "",
+                              "new_value": later, "reason": reason or f"Superseded by {later}, a later statement of the same originator.",
+                              "report_id": later})
+    old.update(superseded_by=later, record_version=version, last_updated=today.isoformat())
+
+
+def supersession_candidates(package: Package, incident_id: str, report: dict) -> list[dict]:
+    """The statements a new ``report`` on ``incident_id`` may supersede (stand-in: same claimant, current, oldest first)."""
+    claimant = _text(report.get("claimant")).casefold().strip()
+    rows = [r for r in _records(package["reports"]) if r["incident_id"] == incident_id and r["status"] == "active"
+            and not _text(r.get("superseded_by")) and _text(r.get("claimant")).casefold().strip() == claimant]
+    return sorted(rows, key=lambda r: (_text(r.get("as_of")), r["report_id"]))
+
+
+def compare(built: Plan, other: str, sources: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """The new incident and a candidate side by side: (what, new, candidate) for dates, place, means, figures, sources."""
+    rows = {r["incident_id"]: r for r in built.tables["incidents"]}
+    new, old = rows[built.incident_id], rows.get(other, {})
+    names = sources or {}
+
+    def get(row, *names_):
+        return " ".join(_text(row.get(n)) for n in names_ if _text(row.get(n))).strip()
+
+    def dates(row):
+        span = _text(row.get("date_start")) if row.get("date_start") == row.get("date_end") else f"{_text(row.get('date_start'))} to {_text(row.get('date_end'))}"
+        return f"{span} ({get(row, 'date_precision')}, {get(row, 'date_basis')})" + (f" {row['time_of_day']}" if _text(row.get("time_of_day")) else "")
+
+    def place(row):
+        parts = [get(row, "locality_en") or get(row, "area") or "-", get(row, "subdivision_code")]
+        if _text(row.get("geonames_id")):
+            parts.append(f"GeoNames {row['geonames_id']}")
+        if _text(row.get("site_type")):
+            parts.append(" ".join(p for p in (row["site_type"], _text(row.get("site_detail"))) if p))
+        return ", ".join(p for p in parts if p)
+
+    def toll(row, kind):
+        shown = []
+        for who in ("civilians", "children", "all"):
+            low, high = _text(row.get(f"{who}_{kind}_min")), _text(row.get(f"{who}_{kind}_max"))
+            if low or high:
+                shown.append(f"{who} {low if low == high else (f'{low} or more' if not high else (low or '?') + '-' + high)}")
+        return ", ".join(shown) or "-"
+
+    def pages(incident_id):
+        found = [f"{names.get(r['source_id'], r['source_id'])} {r['url']}" for r in built.tables["reports"]
+                 if r["incident_id"] == incident_id and r.get("status") == "active"]
+        return "; ".join(found) or "-"
+
+    return [("date", dates(new), dates(old)), ("place", place(new), place(old)),
+            ("means", get(new, "means_of_harm"), get(old, "means_of_harm")),
+            ("killed", toll(new, "killed"), toll(old, "killed")), ("injured", toll(new, "injured"), toll(old, "injured")),
+            ("sources", pages(built.incident_id), pages(other))]
+
+
+def reasons(package: Package) -> dict[str, str]:
+    """The reasons a person may give for a distinct decision, with their definitions (schema/duplicate_decisions.json).
+
+    Reasons the schema marks importer-only (an imported dataset's own distinction) are left out:
+    a person says what the pages of both show.
+    """
+    for item in package["duplicate_decisions"].schema.get("fields", []):
+        if item.get("name") == "reason":
+            importer_only = set(item.get("civharm:importer_only", []))
+            return {k: v for k, v in item.get("civharm:definitions", {}).items() if k not in importer_only}
+    return {}
+
+
+def undecided(built: Plan, decisions: list[Decision]) -> list[str]:
+    """The candidate incidents the decisions do not tell apart from the new one."""
+    named = {d.incident for d in decisions}
+    return [built.other(c) for c in built.candidates if built.other(c) not in named]
+
+
+def decide(package: Package, built: Plan, decisions: list[Decision], today: dt.date) -> None:
+    """Record one distinct decision per candidate pair, each with its reason, note and fingerprint.
+
+    Each decision names exactly one candidate; a candidate left without one, a decision for an
+    incident that is no candidate, or a reason outside the vocabulary is refused: there is no
+    way to record one note for several pairs.
+    """
+    if not built.new_incident:
+        if decisions:
+            raise CivharmError(f"{decisions[0].where or 'distinct_from'}: the report goes to an existing incident; no new incident to tell apart")
+        return
+    vocabulary = reasons(package)
+    minimum = next((f.get("constraints", {}).get("minLength", 1) for f in package["duplicate_decisions"].schema.get("fields", [])
+                    if f.get("name") == "note"), 1)
+    others = [built.other(c) for c in built.candidates]
+    seen: set[str] = set()
+    for decision in decisions:
+        at = decision.where or f"distinct_from {decision.incident}"
+        if decision.incident not in others:
+            raise CivharmError(f"{at}: incident: {decision.incident} is not a duplicate candidate of this statement "
+                               f"(candidates: {', '.join(others) or 'none'}); a decision is recorded for a candidate pair only")
+        if decision.incident in seen:
+            raise CivharmError(f"{at}: incident: {decision.incident} is decided twice")
+        seen.add(decision.incident)
+        if decision.reason not in vocabulary:
+            given = f"{decision.reason!r} is not a reason" if decision.reason else "no reason given"
+            raise CivharmError(f"{at}: reason: {given}; say what tells the two apart: one of {', '.join(vocabulary)}")
+        if len(decision.note.strip()) < minimum:
+            raise CivharmError(f"{at}: note: say in your words (at least {minimum} characters) what the pages of both say "
+                               f"that tells them apart")
+    left = undecided(built, decisions)
+    if left:
+        raise CivharmError(f"no decision for candidate(s) {', '.join(left)}: attach the statement to the incident it describes "
+                           "(attach_to), or tell the new incident apart from each candidate (distinct_from)")
+    resource = package["duplicate_decisions"]
+    basis = duplicates.rests_on(resource.schema)
+    incidents = {r["incident_id"]: r for r in built.tables["incidents"]}
+    rows = _records(resource)
+    for decision in decisions:
+        a, b = sorted((built.incident_id, decision.incident))
+        rows.append(_row(resource, {"incident_a": a, "incident_b": b, "decision": "distinct", "reason": decision.reason,
+                                    "note": decision.note.strip(),
+                                    "fingerprint": duplicates.fingerprint(basis[decision.reason], incidents[a], incidents[b])}, today))
+    built.files[package.root / resource.path] = _serialise(resource.header, rows)
 
 
 def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
@@ -373,15 +600,6 @@ def _apply_figure_rule(package, tables, incident_id, report_id, new_incident, to
             if change["record_id"] == incident_id and change["record_version"] == "":
                 change["record_version"] = version
     return changed
-
-
-def record_distinct(package: Package, built: Plan, note: str, today: dt.date) -> None:
-    """The contributor checked the candidates and says the new incident is a different event."""
-    resource = package["duplicate_decisions"]
-    rows = _records(resource)
-    for candidate in built.candidates:
-        rows.append(_row(resource, {"incident_a": candidate.a, "incident_b": candidate.b, "decision": "distinct", "note": note}, today))
-    built.files[package.root / resource.path] = _serialise(resource.header, rows)
 
 
 def _package_files(package: Package) -> list[str]:

@@ -58,7 +58,13 @@ def codebook(package: Package) -> str:
                        f"| {_cell(_constraints(field))} | {_cell(field.get('hxl'))} | {_cell(f'`{example}`' if example not in ('', None) else '')} |")
         for field in schema.get("fields", []):
             definitions = field.get("civharm:definitions")
-            if definitions:
+            rests_on = field.get("civharm:rests_on")
+            if definitions and isinstance(rests_on, dict):  # a reason and the fields it rests on (duplicate decisions)
+                out += ["", f"### `{resource.name}.{field['name']}`: allowed values", "",
+                        "| value | definition | rests on (a change to these fields of either incident outdates the decision) |", "|---|---|---|"]
+                out += [f"| `{value}` | {_cell(text)} | {_cell(', '.join(f'`{n}`' for n in rests_on.get(value, [])))} |"
+                        for value, text in definitions.items()]
+            elif definitions:
                 out += ["", f"### `{resource.name}.{field['name']}`: allowed values", "", "| value | definition |", "|---|---|"]
                 out += [f"| `{value}` | {_cell(text)} |" for value, text in definitions.items()]
         out.append("")

@@ -48,6 +48,10 @@ RULES = {r.id: r for r in (
         "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
     RuleDoc("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
         "A decision that says merged while both incidents are active silences a real double count."),
+    RuleDoc("duplicates/decision-without-reason", Severity.ERROR, "A 'distinct' decision gives a reason from the vocabulary (what tells the two events apart).",
+        "A note alone can be waved through for every candidate at once; a reason names the evidence, and decision-outdated holds the decision to it."),
+    RuleDoc("duplicates/decision-outdated", Severity.ERROR, "A 'distinct' decision's fingerprint matches the fields its reason rests on, in both incidents as they are now.",
+        "A pair told apart by its sites is no longer told apart once either site is corrected; the pair must be checked again."),
 )}
 
 
@@ -539,13 +543,72 @@ def _earlier_on_another_incident(group: np.ndarray, incident: np.ndarray, url: n
     return partner
 
 
+def rests_on(schema: dict) -> dict[str, list[str]]:
+    """Reason → the incident fields it rests on, as declared once in schema/duplicate_decisions.json."""
+    for field in schema.get("fields", []):
+        if field.get("name") == "reason":
+            declared = field.get("civharm:rests_on")
+            return declared if isinstance(declared, dict) else {}
+    return {}
+
+
+def _cell_text(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def fingerprint(fields: list[str], first: dict, second: dict) -> str:
+    """The 16 hex digits a decision stores: SHA-256 of ``fields`` of the pair's incidents (as CSV text), in ID order."""
+    import hashlib
+    import json
+
+    a, b = sorted((first, second), key=lambda row: _cell_text(row.get("incident_id")))
+    cells = [[name, _cell_text(a.get(name)), _cell_text(b.get(name))] for name in fields]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def _decision_basis(package: Package, resource, frame: pd.DataFrame) -> list[Finding]:
+    """Distinct decisions without a reason, and those whose incidents changed in what the reason rests on."""
+    reasons = rests_on(resource.schema)
+    definitions = next((f.get("civharm:definitions", {}) for f in resource.schema.get("fields", []) if f.get("name") == "reason"), {})
+    if "reason" not in frame.columns or "fingerprint" not in frame.columns:
+        return []
+    incidents_res = package.get("incidents")
+    raw = None
+    if incidents_res is not None and incidents_res.usable:
+        raw = incidents_res.frame.drop_duplicates("incident_id").set_index("incident_id", drop=False)
+    findings = []
+    distinct = frame[((frame["status"] == "active") & (frame["decision"] == "distinct")).fillna(False).to_numpy(dtype=bool)]
+    for index, row in distinct.iterrows():
+        line = resource.line_of(index)
+        reason = row["reason"]
+        if pd.isna(reason) or reason not in reasons:
+            findings.append(_finding("duplicates/decision-without-reason", resource.path, line, "reason",
+                                     f"a distinct decision says what tells {row['incident_a']} and {row['incident_b']} apart: "
+                                     f"give one of {', '.join(definitions or reasons)}"))
+            continue
+        if raw is None or row["incident_a"] not in raw.index or row["incident_b"] not in raw.index:
+            continue  # a missing incident is the foreign key's finding
+        fields = reasons[reason]
+        now = fingerprint(fields, raw.loc[row["incident_a"]].to_dict(), raw.loc[row["incident_b"]].to_dict())
+        if pd.isna(row["fingerprint"]):
+            findings.append(_finding("duplicates/decision-outdated", resource.path, line, "fingerprint",
+                                     f"no fingerprint: cannot tell whether {', '.join(fields)} of {row['incident_a']} or {row['incident_b']} "
+                                     f"changed since the decision; check both against their pages, then write {now}"))
+        elif row["fingerprint"] != now:
+            findings.append(_finding("duplicates/decision-outdated", resource.path, line, "fingerprint",
+                                     f"the reason {reason} rests on {', '.join(fields)}, and these changed in {row['incident_a']} or "
+                                     f"{row['incident_b']} since the decision (fingerprint {row['fingerprint']}, now {now}): check the pair "
+                                     f"against their pages again, then update the row (reason, note, fingerprint {now}) or merge the two"))
+    return findings
+
+
 def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Finding]]:
     resource = package.get("duplicate_decisions")
     if resource is None or not resource.usable:
         return {}, []
     frame = resource.typed
     decided: dict[tuple[str, str], str] = {}
-    findings = []
+    findings = _decision_basis(package, resource, frame)
     incidents = None  # looked up only for a "merged" decision
     for index, row in frame[frame["status"] == "active"].iterrows():
         pair = tuple(sorted((row["incident_a"], row["incident_b"])))
@@ -576,6 +639,7 @@ def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame
             "duplicates/near-duplicate", resource.path, line_of.get(second), "incident_id",
             f"{second} may be the same event as {first} (line {line_of.get(first)}): match probability {candidate.score:.2f}, "
             f"weight {candidate.weight:+.1f} (prior {linkage.PRIOR:+.1f}; {'; '.join(candidate.reasons)}). "
-            f"Check both against their sources, then either add '{candidate.a},{candidate.b},active,1,<today>,distinct,<why>' to data/duplicate_decisions.csv, "
-            f"or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
+            f"Check both against their sources, then either attach the later statement to the incident it describes, "
+            f"or record in data/duplicate_decisions.csv that this pair is distinct, with a reason, a note and the fingerprint validate then shows "
+            f"(`civharm add` does this per pair), or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
     return findings

@@ -300,11 +300,14 @@ def _without_duplicates(change: Change, tables: dict, fresh: list, today: dt.dat
         elif len(new) == 2:
             pairs.append(candidate)
     change.notes += [dropped[i] for i in sorted(dropped, key=lambda i: new_ids[i][0])]
+    rows = {incident["incident_id"]: incident for _, _, incident, _ in fresh}
+    basis = duplicates.rests_on(package["duplicate_decisions"].schema).get("recorded_apart_by_source", [])
     for candidate in pairs:
         if candidate.a in dropped or candidate.b in dropped:
             continue
         a, b = sorted((candidate.a, candidate.b))
         tables["duplicate_decisions"].append(new_row(package, "duplicate_decisions", {
-            "incident_a": a, "incident_b": b, "decision": "distinct",
-            "note": f"UCDP GED codes them as separate events ({new_ids[a][1]} and {new_ids[b][1]})."}, today))
+            "incident_a": a, "incident_b": b, "decision": "distinct", "reason": "recorded_apart_by_source",
+            "note": f"UCDP GED codes them as separate events ({new_ids[a][1]} and {new_ids[b][1]}).",
+            "fingerprint": duplicates.fingerprint(basis, rows[a], rows[b])}, today))
     return [item for item in fresh if item[2]["incident_id"] not in dropped]
