@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from .archive import unpack
-from .findings import CivharmError, Finding, RuleDoc, Severity, quote
+from .findings import CivharmError, Finding, Rule, Severity, declare, quote
 from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, declared_key, dropped_keys, repeats, taken_over, unique_keys
 from .package import DESCRIPTOR, Package, Resource, load_package, parse_date
 
@@ -34,23 +34,23 @@ SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 LABEL_FIELDS = ("summary", "title", "name", "note", "notes", "reason", "object_type")
 
 
-RULES = {r.id: r for r in (
-    RuleDoc("history/deleted-row", Severity.ERROR, "No row of the base version is deleted.",
+RULES = declare(
+    Rule("history/deleted-row", Severity.ERROR, "No row of the base version is deleted.",
                 "Published records are cited; a record found wrong is retracted or merged and stays in the data."),
-    RuleDoc("history/id-changed", Severity.ERROR, "IDs are never changed or reused: an ID keeps the record it names (see Record identity).",
+    Rule("history/id-changed", Severity.ERROR, "IDs are never changed or reused: an ID keeps the record it names (see Record identity).",
                 "An ID names one record forever; a changed or reused ID silently re-points every citation of it."),
-    RuleDoc("history/unversioned-change", Severity.ERROR, "A changed row raises record_version and last_updated and is logged.",
+    Rule("history/unversioned-change", Severity.ERROR, "A changed row raises record_version and last_updated and is logged.",
                 "Every correction must be visible: the version and date show that a record changed, the log says how and why."),
-    RuleDoc("history/corrections-log-edited", Severity.ERROR, "The corrections log is append-only.",
+    Rule("history/corrections-log-edited", Severity.ERROR, "The corrections log is append-only.",
                 "A log that can be rewritten proves nothing; a wrong entry is corrected by a new entry."),
-    RuleDoc("history/key-dropped", Severity.ERROR, "A released table keeps its keys: primary key, unique and required constraints, foreign keys.",
+    Rule("history/key-dropped", Severity.ERROR, "A released table keeps its keys: primary key, unique and required constraints, foreign keys.",
                 "IDs, citations and joins rely on them; a schema without them would let the next version repeat an ID or leave a "
                 "reference dangling and still pass validation."),
-    RuleDoc("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
+    Rule("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
                 "A released ID or unique value names one row; the released schema, not an edited one, says which values must stay unique."),
-    RuleDoc("history/unreadable-table", Severity.ERROR, "A table whose rows cannot be read is not compared as if it were empty.",
+    Rule("history/unreadable-table", Severity.ERROR, "A table whose rows cannot be read is not compared as if it were empty.",
                 "Read the wrong way, a table would look as if all its rows were deleted, or none changed; its history is checked once it can be read."),
-)}
+)
 
 
 def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str, pointer: str | None = None) -> Finding:
