@@ -200,6 +200,32 @@ def prepare(package: Package, version: str | None = None) -> Release:
     return Release(package, version, epoch, provenance, records)
 
 
+# Every file ``build`` writes, declared once: (name after ``civharm-<version>``, or a whole name; what it holds). The
+# release's own README and the repository README (through cog) list them from here; a test holds them to what
+# ``build`` writes. ``{v}`` in a description is the version.
+RELEASE_FILES = (
+    (".zip", "this data package (CSV, schemas, descriptor with a sha256 and size per file): every row"),
+    (".sqlite", "every row; keys and indexes; column descriptions in `_columns`; views `active_incidents`, `current_reports` "
+                "and `incidents_browse`; full-text search"),
+    ("-datasette.json", "Datasette metadata: `datasette civharm-{v}.sqlite -m civharm-{v}-datasette.json` shows the site "
+                        "`civharm serve` shows"),
+    ("-parquet/<table>.parquet", "every row, one file per table, types from the schema"),
+    (".xlsx", "active rows only, one sheet per table, after a README sheet; every text cell stored as text"),
+    ("-incidents.geojson", "active incidents that have coordinates, figures as properties"),
+    ("-incidents-hxl.csv", "active incidents with HXL hashtags (for HDX)"),
+    ("-aggregates-hxl.csv", "active period and running totals with HXL hashtags (for HDX)"),
+    ("-charts/*.png", "charts of active incidents: civilians killed and injured per month (min–max band), overall and per "
+                      "country by subdivision; incidents by means of harm"),
+    (CHECKSUMS, f"sha256 of every file above, for `sha256sum -c {CHECKSUMS}`"),
+)
+
+
+def release_files_table(version: str) -> list[str]:
+    """The Markdown table of ``RELEASE_FILES`` for a version (``X.Y.Z`` in the repository README)."""
+    rows = [(name if name == CHECKSUMS else f"civharm-{version}{name}", text.replace("{v}", version)) for name, text in RELEASE_FILES]
+    return ["| file | holds |", "|---|---|", *(f"| `{name}` | {text} |" for name, text in rows)]
+
+
 def active_only_note(package: Package, version: str | None = None) -> str:
     """The sentence every count-from artifact carries, and the build prints."""
     version = package.descriptor.get("version", "") if version is None else version
@@ -232,20 +258,8 @@ def _readme(release: Release) -> str:
     package, v = release.package, release.version
     d = package.descriptor
     lines = [f"# civharm {v}", "", d.get("title", ""), "", d.get("description", ""), "",
-             release.provenance, "", "## Files of this release", "", "| file | holds |", "|---|---|",
-             f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
-             f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
-             "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
-             f"| `{release.name('-datasette.json')}` | Datasette metadata: `datasette {release.name('.sqlite')} -m "
-             f"{release.name('-datasette.json')}` shows the site `civharm serve` shows |",
-             f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
-             f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
-             f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
-             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
-             f"| `{release.name('-aggregates-hxl.csv')}` | active period and running totals with HXL hashtags (for HDX) |",
-             f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
-             "(min–max band), overall and per country by subdivision; incidents by means of harm |",
-             f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
+             release.provenance, "", "## Files of this release", "",
+             *release_files_table(v),
              "", "## Active incidents only", "", active_only_note(package, release.version), "",
              "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
              "so the history stays checkable. Counting those rows would count one event twice or count a withdrawn one.",
