@@ -73,11 +73,11 @@ def opens_package(param: str, writes=False):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             from .atomic import package_lock, recover_before_reading
-            from .history import _root_of
+            from .versions import root_of
             from .package import DESCRIPTOR
 
             target = Path(kwargs[param])
-            root = _root_of(target)
+            root = root_of(target)
             if not (target if target.is_file() or target.suffix == ".json" else root / DESCRIPTOR).is_file():
                 return function(*args, **kwargs)  # no package here: the command says so
             if writes(kwargs) if callable(writes) else writes:
@@ -477,7 +477,7 @@ def diff(old, new, package, fmt, debug):
       civharm diff origin/main --format json
       civharm diff civharm-1.0.0.zip HEAD
     """
-    from .history import compare_sources, to_json, to_markdown
+    from .diff import compare_sources, to_json, to_markdown
 
     changes = compare_sources(package, old, new)
     click.echo(to_markdown(changes) if fmt == "markdown" else to_json(changes), nl=False)
@@ -505,7 +505,7 @@ def release(version, package, base, date, dry_run, skip_validate, debug):
       civharm release 1.1.0
     """
     from .findings import CivharmError
-    from .history import last_release_source
+    from .versions import last_release_source
     from .releases import plan_release, release as write_release
 
     day = _parse_today(date)
