@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from civharm import history, releases
+from civharm import diff, history, releases, versions
 from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.identity import IDENTITY
@@ -267,7 +267,7 @@ def test_proper_merge_passes(repo):
     for name, old, new in (("status", "active", "merged"), ("merged_into", "", target), ("status_reason", "", reason)):
         log_change(repo, "incidents", merged, version, name, old, new)
     assert gate(repo) == []
-    changes = history.compare_sources(repo, "HEAD")
+    changes = diff.compare_sources(repo, "HEAD")
     assert [(c.record_id, c.kind) for c in changes.records if c.table == "incidents"] == [(merged, "merged")]
     assert header.index("merged_into") > 0
 
@@ -305,7 +305,7 @@ def bump_and_log(root: Path, table: str, record_id: str, before: dict[str, str],
     version = int(before["record_version"]) + 1
     edit(root / "data" / f"{table}.csv", record_id, record_version=str(version), last_updated=DAY)
     for name, value in after.items():
-        if name not in history.BOOKKEEPING and before.get(name) != value:
+        if name not in diff.BOOKKEEPING and before.get(name) != value:
             log_change(root, table, record_id, version, name, before[name], value)
 
 
@@ -518,7 +518,7 @@ def test_a_base_version_whose_table_cannot_be_read_is_not_taken_as_empty(inciden
     commit(repo, "rewritten")
     subprocess.run(["git", "-C", str(repo), "checkout", "-q", "HEAD~1", "--", "."], check=True)
     with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in HEAD "):
-        history.compare_sources(repo, "HEAD")
+        diff.compare_sources(repo, "HEAD")
     assert [f.rule_id for f in history.check_against(load_package(repo), "HEAD")] == ["history/unreadable-table"] * 3
 
 
@@ -594,7 +594,7 @@ def test_diff_between_two_commits_lists_added_records(repo):
 def test_diff_shows_old_and_new_per_field(repo):
     incident, _, cells = active_incident(repo)
     edit(repo / "data" / "incidents.csv", incident, confidence="contested")
-    text = history.to_markdown(history.compare_sources(repo, "HEAD"))
+    text = diff.to_markdown(diff.compare_sources(repo, "HEAD"))
     assert f"- `confidence`: `{cells['confidence']}` → `contested`" in text
 
 
@@ -611,15 +611,15 @@ def test_schema_changes_set_the_release_level(change, level):
     schema = json.loads((REPO / "schema" / "damage.json").read_text(encoding="utf-8"))
     edited = json.loads(json.dumps(schema))
     change(edited)
-    found = history.schema_changes("damage", schema, edited)
-    assert found and max(history.LEVELS.index(c.level) for c in found) == history.LEVELS.index(level)
+    found = diff.schema_changes("damage", schema, edited)
+    assert found and max(diff.LEVELS.index(c.level) for c in found) == diff.LEVELS.index(level)
 
 
 def test_corrections_only_need_a_patch(repo):
     incident, _, cells = active_incident(repo)
     edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
     log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
-    assert history.required_bump(history.compare_sources(repo, "HEAD")) == "patch"
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "patch"
 
 
 # --- release -----------------------------------------------------------------------------------
@@ -638,7 +638,7 @@ def test_first_release_writes_version_changelog_and_record(repo):
     assert f"## Unreleased\n\n## 1.0.0 ({DAY})\n\nFirst release: " in changelog
     assert "First records:" in changelog.split("## 1.0.0")[1]  # the Unreleased notes moved into the release
     assert f'date-released: "{DAY}"' in (repo / "CITATION.cff").read_text(encoding="utf-8")
-    [entry] = history.read_releases(repo)
+    [entry] = versions.read_releases(repo)
     assert entry["tag"] == "v1.0.0" and entry["previous"] is None and "data/incidents.csv" in entry["files"]
     descriptor = (repo / "datapackage.json").read_text(encoding="utf-8")
     assert git(repo, "diff", "--numstat", "--", "datapackage.json").split()[:2] == ["1", "1"]  # only the version line
@@ -659,7 +659,7 @@ def test_release_refuses_a_smaller_bump_and_accepts_the_needed_one(repo):
     section = (repo / "CHANGELOG.md").read_text(encoding="utf-8").split("## 1.1.0")[1].split("## 1.0.0")[0]
     assert "Compared with 1.0.0: 1 added; 0 schema changes." in section and "`civharm diff v1.0.0 v1.1.0`" in section
     assert "| incidents | 1 |" in section
-    assert [e["version"] for e in history.read_releases(repo)] == ["1.0.0", "1.1.0"]
+    assert [e["version"] for e in versions.read_releases(repo)] == ["1.0.0", "1.1.0"]
     assert incident in invoke("diff", "1.0.0", "--package", str(repo)).output
 
 
@@ -673,8 +673,8 @@ def test_release_without_changes_or_twice_is_refused(repo):
 def test_the_last_release_is_found_without_its_tag(repo):
     assert release(repo, "1.0.0").exit_code == 0
     release_commit = commit(repo, "Release 1.0.0")
-    [entry] = history.read_releases(repo)
-    assert history.release_ref(repo, entry) == release_commit
+    [entry] = versions.read_releases(repo)
+    assert versions.release_ref(repo, entry) == release_commit
 
 
 def test_release_fault_between_two_files_changes_nothing(repo):

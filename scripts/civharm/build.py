@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import xlsxwriter
 from . import browse, charts
 from .atomic import LOCK_FILE, FaultHook
 from .findings import CivharmError, quote
-from .history import read_releases
+from .versions import git_text, read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
 from .rules.text import FORMULA
 
@@ -87,14 +86,6 @@ class Release:
 
 # --- where the timestamps come from -------------------------------------------------------
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str]:
     """The build time in seconds and a sentence saying where it came from.
 
@@ -102,9 +93,9 @@ def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str
     the last commit that touched the package folder, else ``FALLBACK_EPOCH``.
     """
     environ = os.environ if environ is None else environ
-    commit = _git(root, "log", "-1", "--format=%H %ct", "--", ".")
+    commit = git_text(root, "log", "-1", "--format=%H %ct", "--", ".")
     hash_, _, seconds = (commit or "").partition(" ")
-    dirty = bool(_git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
+    dirty = bool(git_text(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
     source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
     raw = environ.get("SOURCE_DATE_EPOCH")
     if raw not in (None, ""):

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 
 from . import tableschema
 from .findings import CivharmError, Finding, Rule, Severity, declare, json_pointer, quote
+from .limits import parse_json
 
 DESCRIPTOR = "datapackage.json"
 # The Data Package name rule (lowercase ASCII letters, digits, '-', '.', '_'): a resource name
@@ -321,37 +322,6 @@ class Package:
         return self.resources.get(name)
 
 
-# What a JSON file (descriptor or schema) may hold, checked before it is parsed: Python's parser
-# recurses once per level (RecursionError near 1,000) and refuses integers of over 4,300 digits,
-# and later stages (frictionless, deep copies) recurse several frames per level.
-MAX_JSON_DEPTH = 64
-MAX_JSON_DIGITS = 100
-# Strings (skipped whole), brackets, and runs of digits too long for a number.
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]{%d,}' % (MAX_JSON_DIGITS + 1))
-
-
-def _json_limits(text: str, display: str) -> None:
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number longer than MAX_JSON_DIGITS."""
-    depth = 0
-    for token in _JSON_TOKEN.finditer(text):
-        first = token.group()[0]
-        if first == '"':
-            continue
-        if first in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise CivharmError(f"{display}:{_line_at(text, token.start())}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        elif first in "]}":
-            depth -= 1
-        else:
-            raise CivharmError(f"{display}:{_line_at(text, token.start())}: a number of {len(token.group()):,} digits; "
-                               f"at most {MAX_JSON_DIGITS} are read")
-
-
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
 def _read_json(path: Path, display: str) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -359,11 +329,7 @@ def _read_json(path: Path, display: str) -> dict:
         raise CivharmError(f"{display}: file not found")
     except (OSError, UnicodeDecodeError) as exc:
         raise CivharmError(f"{display}: cannot read: {exc}")
-    _json_limits(text, display)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CivharmError(f"{display}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
+    data = parse_json(text, display)
     if not isinstance(data, dict):
         raise CivharmError(f"{display}: must hold a JSON object")
     return data
@@ -380,13 +346,27 @@ class BadPath(Exception):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _safe_path(root: Path, relative: object) -> Path | None:
+def _outside_form(relative: object) -> bool:
+    """Whether a descriptor path is no relative path at all: not text, empty, absolute or a URL."""
+    return not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative
+
+
+def safe_relative(relative: object) -> str | None:
+    """A descriptor path as a relative POSIX path inside the package, read as text only (no file
+    system: for a version held in git), or None for an absolute path, a URL or a ``..`` part."""
+    if _outside_form(relative):
+        return None
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    return None if ".." in parts else "/".join(parts)
+
+
+def safe_path(root: Path, relative: object) -> Path | None:
     """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package (None).
 
     Raises ``BadPath`` for a control character (a NUL cannot be passed to the system at all)
     and for a path that cannot be resolved (a symbolic link loop).
     """
-    if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative:
+    if _outside_form(relative):
         return None
     if _CONTROL.search(relative):
         raise BadPath("package/unsafe-path", f"path {quote(relative)} holds a control character, which no file name here may")
@@ -609,7 +589,7 @@ def _load_schema(root: Path, spec: dict, pointer: str, findings: list[Finding]) 
     if isinstance(schema, str):
         schema_path = schema
         try:
-            schema_file = _safe_path(root, schema)
+            schema_file = safe_path(root, schema)
         except BadPath as exc:
             findings.append(RULES[exc.rule_id].finding(DESCRIPTOR, None, "schema", f"schema {exc}", pointer=pointer + "/schema"))
             return {}, schema_path, False
@@ -636,7 +616,7 @@ def _load_data(root: Path, spec: dict, pointer: str, findings: list[Finding]) ->
     name, data_path = spec["name"], spec.get("path")
     display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
     try:
-        data_file = _safe_path(root, data_path)
+        data_file = safe_path(root, data_path)
     except BadPath as exc:
         findings.append(RULES[exc.rule_id].finding(DESCRIPTOR, None, "path", f"resource {name!r}: {exc}", pointer=pointer + "/path"))
         return display_path, None
