@@ -254,6 +254,7 @@ def test_proper_retraction_passes_and_a_bare_one_fails(repo):
     edit(path, report, record_version=str(int(cells["record_version"]) + 1), last_updated=DAY)
     log_change(repo, "reports", report, int(cells["record_version"]) + 1, "status", "active", "retracted")
     assert gate(repo) == []
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "minor"  # a retraction needs a minor release
 
 
 def test_proper_merge_passes(repo):
@@ -613,6 +614,66 @@ def test_schema_changes_set_the_release_level(change, level):
     change(edited)
     found = diff.schema_changes("damage", schema, edited)
     assert found and max(diff.LEVELS.index(c.level) for c in found) == diff.LEVELS.index(level)
+
+
+def releasing_table() -> dict[str, str]:
+    """RELEASING.md's bump table as committed: each item of a row (split at '; ') → the row's level."""
+    text = (REPO / "RELEASING.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (.+) \| (major|minor|patch) \|$", text, re.M)
+    return {item: level for items, level in rows for item in items.split("; ")}
+
+
+def _schema_example(kind: str) -> tuple[dict | None, dict | None]:
+    """A (base, new) pair of damage schemas that differ by one difference of this kind."""
+    base = json.loads((REPO / "schema" / "damage.json").read_text(encoding="utf-8"))
+    new = json.loads(json.dumps(base))
+    fields = new["fields"]
+    count = next(f for f in fields if f["name"] == "count")
+    edits = {
+        "field-removed": lambda: fields.pop(),
+        "field-renamed": lambda: fields[-1].update(name="remarks"),
+        "type-changed": lambda: fields[-1].update(type="integer"),
+        "constraint-tightened": lambda: count["constraints"].update(minimum=5),
+        "field-added-required": lambda: fields.append({"name": "extra", "type": "string", "constraints": {"required": True}}),
+        "primaryKey-changed": lambda: new.update(primaryKey=["damage_id", "status"]),
+        "foreignKeys-added": lambda: new["foreignKeys"].append({"fields": ["damage_id"], "reference": {"resource": "damage", "fields": ["damage_id"]}}),
+        "missingValues-changed": lambda: new.update(missingValues=["", "NA"]),
+        "fields-reordered": lambda: fields.insert(0, fields.pop(1)),
+        "field-added-optional": lambda: fields.append({"name": "extra", "type": "string", "description": "x"}),
+        "constraint-loosened": lambda: count["constraints"].update(minimum=-1),
+        "foreignKeys-dropped": lambda: new["foreignKeys"].pop(),
+        "field-documented": lambda: fields[1].update(description="Reworded."),
+        "table-documented": lambda: new.update(description="Reworded."),
+    }
+    if kind == "table-added":
+        return None, new
+    if kind == "table-removed":
+        return base, None
+    edits[kind]()
+    return base, new
+
+
+@pytest.mark.parametrize("bump", diff.BUMPS, ids=lambda b: b.change)
+def test_each_row_of_the_releasing_bump_table_is_what_release_requires(bump):
+    """Each kind of difference RELEASING.md names, made once, needs exactly the level the committed table gives it."""
+    documented = releasing_table()
+    assert bump.text in documented, f"{bump.text!r} is not in RELEASING.md: run `cog -r RELEASING.md`"
+    if bump.change in dict(diff.KIND_TITLES) or bump.change == "log-added":
+        table = diff.LOG_TABLE if bump.change == "log-added" else "reports"
+        kind = "added" if bump.change == "log-added" else bump.change
+        changes = [diff.RecordChange(table, f"data/{table}.csv", "rec_1", kind, 2)]
+        schema = []
+    else:
+        schema = diff.schema_changes("damage", *_schema_example(bump.change))
+        changes = []
+    found = diff.required_bump(diff.Diff("base", "head", changes, schema, {}))
+    assert found == documented[bump.text], f"{bump.change}: release requires {found}, RELEASING.md says {documented[bump.text]}"
+
+
+def test_the_releasing_table_names_every_kind_of_difference():
+    """Every record kind the diff tells apart and every schema difference has a row (the bump rule reads only BUMPS)."""
+    assert {k for k, _ in diff.KIND_TITLES} | {"log-added"} <= set(diff.LEVEL_OF)
+    assert len(releasing_table()) == len(diff.BUMPS)
 
 
 def test_corrections_only_need_a_patch(repo):

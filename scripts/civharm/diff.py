@@ -26,6 +26,55 @@ LEVELS = ("none", "patch", "minor", "major")
 LABEL_FIELDS = ("summary", "title", "name", "note", "notes", "reason", "object_type")
 
 
+@dataclass(frozen=True)
+class Bump:
+    """One row of the bump rule: a kind of difference and the smallest release level it needs."""
+
+    change: str  # a SchemaChange kind (field-added split by required), or a record change kind
+    level: str
+    text: str  # as RELEASING.md words it
+
+
+# The bump rule, declared once: required_bump reads it, RELEASING.md's table is generated from it (cog),
+# and tests/test_history.py checks each row with a difference of that kind.
+BUMPS = (
+    Bump("field-removed", "major", "a removed field"),
+    Bump("field-renamed", "major", "a renamed field"),
+    Bump("type-changed", "major", "a retyped field"),
+    Bump("constraint-tightened", "major", "a tightened constraint (new `required`/`unique`, higher minimum, lower maximum, "
+                                          "fewer allowed values, a changed pattern)"),
+    Bump("field-added-required", "major", "a new required field"),
+    Bump("table-removed", "major", "a removed table"),
+    Bump("primaryKey-changed", "major", "a changed primary key"),
+    Bump("foreignKeys-added", "major", "a new foreign key"),
+    Bump("missingValues-changed", "major", "changed missing values"),
+    Bump("fields-reordered", "major", "a changed column order"),
+    Bump("deleted", "major", "a deleted record"),
+    Bump("added", "minor", "new records (any table but the corrections log)"),
+    Bump("retracted", "minor", "retractions"),
+    Bump("merged", "minor", "merges"),
+    Bump("restored", "minor", "restored records"),
+    Bump("field-added-optional", "minor", "new optional fields"),
+    Bump("table-added", "minor", "new tables"),
+    Bump("constraint-loosened", "minor", "loosened constraints"),
+    Bump("foreignKeys-dropped", "minor", "a dropped foreign key"),
+    Bump("changed", "patch", "corrections (changed cells of existing records)"),
+    Bump("log-added", "patch", "new corrections-log entries"),
+    Bump("field-documented", "patch", "a reworded field description or title"),
+    Bump("table-documented", "patch", "a reworded table description"),
+)
+LEVEL_OF = {bump.change: bump.level for bump in BUMPS}
+
+
+def bump_table() -> str:
+    """RELEASING.md's table of the bump rule, from ``BUMPS``."""
+    rows = ["| the diff contains | smallest bump |", "|---|---|"]
+    for level in ("major", "minor", "patch"):
+        rows.append(f"| {'; '.join(b.text for b in BUMPS if b.level == level)} | {level} |")
+    rows.append("| nothing | refused: there is nothing to release |")
+    return "\n".join(rows) + "\n"
+
+
 # --- rows of one table ------------------------------------------------------------------------
 
 
@@ -208,48 +257,49 @@ def schema_changes(table: str, old: dict | None, new: dict | None) -> list[Schem
     if old is None and new is None:
         return []
     if old is None:
-        return [SchemaChange(table, None, "table-added", f"new table `{table}`", "minor")]
+        return [SchemaChange(table, None, "table-added", f"new table `{table}`", LEVEL_OF["table-added"])]
     if new is None:
-        return [SchemaChange(table, None, "table-removed", f"table `{table}` removed", "major")]
+        return [SchemaChange(table, None, "table-removed", f"table `{table}` removed", LEVEL_OF["table-removed"])]
     out: list[SchemaChange] = []
     old_fields = {f["name"]: f for f in old.get("fields", []) if isinstance(f, dict) and "name" in f}
     new_fields = {f["name"]: f for f in new.get("fields", []) if isinstance(f, dict) and "name" in f}
     removed = [n for n in old_fields if n not in new_fields]
     added = [n for n in new_fields if n not in old_fields]
     if len(removed) == 1 and len(added) == 1 and list(old_fields).index(removed[0]) == list(new_fields).index(added[0]):
-        out.append(SchemaChange(table, added[0], "field-renamed", f"field `{removed[0]}` renamed to `{added[0]}`", "major"))
+        out.append(SchemaChange(table, added[0], "field-renamed", f"field `{removed[0]}` renamed to `{added[0]}`", LEVEL_OF["field-renamed"]))
         removed, added = [], []
-    out += [SchemaChange(table, n, "field-removed", f"field `{n}` removed", "major") for n in removed]
+    out += [SchemaChange(table, n, "field-removed", f"field `{n}` removed", LEVEL_OF["field-removed"]) for n in removed]
     for name in added:
         required = new_fields[name].get("constraints", {}).get("required")
         out.append(SchemaChange(table, name, "field-added", f"new {'required' if required else 'optional'} field `{name}`",
-                                "major" if required else "minor"))
+                                LEVEL_OF["field-added-required" if required else "field-added-optional"]))
     for name in (n for n in new_fields if n in old_fields):
         a, b = old_fields[name], new_fields[name]
         if a.get("type", "string") != b.get("type", "string"):
-            out.append(SchemaChange(table, name, "type-changed", f"`{name}` type {a.get('type', 'string')} → {b.get('type', 'string')}", "major"))
+            out.append(SchemaChange(table, name, "type-changed", f"`{name}` type {a.get('type', 'string')} → {b.get('type', 'string')}", LEVEL_OF["type-changed"]))
         ca, cb = a.get("constraints", {}), b.get("constraints", {})
         for key in sorted(set(ca) | set(cb)):
             if ca.get(key) != cb.get(key):
-                tight = _tighter(key, ca.get(key), cb.get(key), a, b)
-                out.append(SchemaChange(table, name, "constraint-tightened" if tight else "constraint-loosened",
-                                        f"`{name}` {key}: {json.dumps(ca.get(key), ensure_ascii=False)} → "
-                                        f"{json.dumps(cb.get(key), ensure_ascii=False)}", "major" if tight else "minor"))
+                kind = "constraint-tightened" if _tighter(key, ca.get(key), cb.get(key), a, b) else "constraint-loosened"
+                out.append(SchemaChange(table, name, kind, f"`{name}` {key}: {json.dumps(ca.get(key), ensure_ascii=False)} → "
+                                        f"{json.dumps(cb.get(key), ensure_ascii=False)}", LEVEL_OF[kind]))
         rest_a = {k: v for k, v in a.items() if k not in ("type", "constraints")}
         rest_b = {k: v for k, v in b.items() if k not in ("type", "constraints")}
         if rest_a != rest_b:
             keys = sorted(k for k in set(rest_a) | set(rest_b) if rest_a.get(k) != rest_b.get(k))
-            out.append(SchemaChange(table, name, "field-documented", f"`{name}` {', '.join(keys)} edited", "patch"))
-    for key, level in (("primaryKey", "major"), ("foreignKeys", None), ("missingValues", "major")):
+            out.append(SchemaChange(table, name, "field-documented", f"`{name}` {', '.join(keys)} edited", LEVEL_OF["field-documented"]))
+    for key in ("primaryKey", "foreignKeys", "missingValues"):
         if old.get(key) != new.get(key):
-            if level is None:  # a new foreign key may reject rows; a dropped one cannot
-                gone = [fk for fk in new.get(key) or [] if fk not in (old.get(key) or [])]
-                level = "major" if gone else "minor"
-            out.append(SchemaChange(table, None, f"{key}-changed", f"{key} {json.dumps(old.get(key))} → {json.dumps(new.get(key))}", level))
+            bump = f"{key}-changed"
+            if key == "foreignKeys":  # a new foreign key may reject rows; a dropped one cannot
+                new_keys = [fk for fk in new.get(key) or [] if fk not in (old.get(key) or [])]
+                bump = "foreignKeys-added" if new_keys else "foreignKeys-dropped"
+            out.append(SchemaChange(table, None, f"{key}-changed", f"{key} {json.dumps(old.get(key))} → {json.dumps(new.get(key))}",
+                                    LEVEL_OF[bump]))
     if [n for n in old_fields if n in new_fields] != [n for n in new_fields if n in old_fields]:
-        out.append(SchemaChange(table, None, "fields-reordered", "columns reordered", "major"))
+        out.append(SchemaChange(table, None, "fields-reordered", "columns reordered", LEVEL_OF["fields-reordered"]))
     if old.get("description") != new.get("description"):
-        out.append(SchemaChange(table, None, "table-documented", "table description edited", "patch"))
+        out.append(SchemaChange(table, None, "table-documented", "table description edited", LEVEL_OF["table-documented"]))
     return out
 
 
@@ -260,13 +310,7 @@ def bump_reasons(diff: Diff) -> dict[str, list[str]]:
         reasons[change.level].append(f"{change.table}: {change.detail}")
     for table, kinds in diff.counts().items():
         for kind, count in kinds.items():
-            if kind == "deleted":
-                level = "major"
-            elif kind == "added" and table != LOG_TABLE or kind in ("retracted", "merged", "restored"):
-                level = "minor"
-            else:
-                level = "patch"
-            reasons[level].append(f"{table}: {count} {kind}")
+            reasons[LEVEL_OF["log-added" if kind == "added" and table == LOG_TABLE else kind]].append(f"{table}: {count} {kind}")
     return reasons
 
 
