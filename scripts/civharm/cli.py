@@ -297,7 +297,7 @@ def archive(package, missing, base_url, deadline, cache_dir, today, debug):
 @handle_errors
 @opens_package("package", writes=lambda params: not params["check"])
 def docs(package, check, debug):
-    """Regenerate the documents made from the schemas, the rule registry and the data (docs/codebook.md, docs/chart.png).
+    """Regenerate the documents made from the schemas, the rule catalogue and the data (docs/codebook.md, docs/chart.png).
 
     \b
     Examples:
