@@ -68,7 +68,7 @@ RULES = declare(
 # frictionless' own (its error classes), so the catalogue lists them beside ours. A type not listed
 # here that frictionless raises is still reported; the catalogue test then names it.
 FRICTIONLESS_TYPES = ("blank-label", "blank-row", "constraint-error", "duplicate-label", "encoding-error", "extra-cell",
-                      "extra-label", "foreign-key", "incorrect-label", "missing-cell", "missing-label", "package-error", "primary-key",
+                      "extra-label", "foreign-key", "incorrect-label", "missing-cell", "missing-label", "package-error", "primary-key", "source-error",
                       "resource-error", "type-error", "unique-error")
 _FRICTIONLESS_ERRORS = {getattr(c, "type", None): c for c in vars(ferrors).values() if isinstance(c, type)}
 RULES.update(declare(*(
