@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from civharm import history
+from civharm import diff as diffing, history
 from civharm.package import load_package
 from civharm.validate import Options, run
 from conftest import TODAY, build_package, set_cell
@@ -58,7 +58,7 @@ def test_diff_lists_a_changed_total(tmp_path):
     base = build_package(tmp_path / "base")
     head = build_package(tmp_path / "head")
     set_cell(head / AGGREGATES, 2, "killed", "101")
-    diff = history.compare(load_package(base), load_package(head))
+    diff = diffing.compare(load_package(base), load_package(head))
     [change] = [c for c in diff.records if c.table == "aggregates"]
     assert (change.record_id, change.kind, change.line, change.new_value("killed")) == (FIRST, "changed", 2, "101")
-    assert "aggregates" in history.to_markdown(diff)
+    assert "aggregates" in diffing.to_markdown(diff)

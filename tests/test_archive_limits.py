@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import civharm
-from civharm import archive, history
+from civharm import archive, versions
 from civharm.findings import CivharmError
 from civharm.limits import Limits
 from civharm.package import load_package
@@ -68,7 +68,7 @@ def test_a_base_zip_is_streamed_not_read_into_memory(tmp_path):
     del padding
     tracemalloc.start()
     try:
-        base = history.read_version(package, str(path))
+        base = versions.read_version(package, str(path))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

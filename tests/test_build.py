@@ -97,6 +97,21 @@ def test_two_builds_give_identical_files_and_sha256sums(real, tmp_path):
     assert [p.name for p in again] == sorted(p.name for p in first.iterdir())
 
 
+def test_build_writes_the_declared_release_files_and_no_other(real):
+    """build.RELEASE_FILES (which the README and the release's README list) is what build writes: every
+    file matches one declared name, and every declared name is written."""
+    import fnmatch
+
+    from civharm.build import CHECKSUMS, RELEASE_FILES
+
+    package, dist = real
+    version = version_of(package)
+    patterns = {name: name if name == CHECKSUMS else f"civharm-{version}{name}".replace("<table>", "*") for name, _ in RELEASE_FILES}
+    written = [p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file()]
+    assert [f for f in written if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns.values())] == []
+    assert [name for name, pattern in patterns.items() if not fnmatch.filter(written, pattern)] == []
+
+
 def test_sha256sums_cover_every_file_and_match(real):
     _, dist = real
     listed = {}
@@ -674,6 +689,7 @@ def test_the_readme_lists_every_file_build_writes(real):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Releases and downloads", 1)[1].split("\n## ", 1)[0]
     listed = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `")}
+    listed = {name.split("/")[0] + ("/" if "/" in name else "") for name in listed}  # a folder's row names its files
     written = {p.name.replace(v, "X.Y.Z") + ("/" if p.is_dir() else "") for p in dist.iterdir()}
     assert listed == written
 

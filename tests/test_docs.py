@@ -36,6 +36,18 @@ def test_every_field_is_documented_and_vocabularies_are_declared_once(schema_pat
             assert constraints["enum"] == list(definitions), field["name"]
 
 
+def test_readme_generated_parts_are_fresh():
+    """README.md's command table, release-files table and sample output, and RELEASING.md's bump table, come from the code (cog)."""
+    import subprocess
+    import sys
+
+    from conftest import child_environment
+
+    result = subprocess.run([sys.executable, "-m", "cogapp", "--check", "README.md", "RELEASING.md"], cwd=REPO, capture_output=True, text=True,
+                            env=child_environment())
+    assert result.returncode == 0, f"out of date: run `cog -r README.md RELEASING.md`\n{result.stdout}{result.stderr}"
+
+
 def test_readme_load_example_runs(monkeypatch, capsys):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = readme.split("```python\n", 1)[1].split("```", 1)[0]

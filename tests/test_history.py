@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from civharm import history, releases
+from civharm import diff, history, releases, versions
 from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.identity import IDENTITY
@@ -266,6 +266,7 @@ def test_proper_retraction_passes_and_a_bare_one_fails(repo):
     edit(path, report, record_version=str(int(cells["record_version"]) + 1), last_updated=DAY)
     log_change(repo, "reports", report, int(cells["record_version"]) + 1, "status", "active", "retracted")
     assert gate(repo) == []
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "minor"  # a retraction needs a minor release
 
 
 def test_proper_merge_passes(repo):
@@ -279,7 +280,7 @@ def test_proper_merge_passes(repo):
     for name, old, new in (("status", "active", "merged"), ("merged_into", "", target), ("status_reason", "", reason)):
         log_change(repo, "incidents", merged, version, name, old, new)
     assert gate(repo) == []
-    changes = history.compare_sources(repo, "HEAD")
+    changes = diff.compare_sources(repo, "HEAD")
     assert [(c.record_id, c.kind) for c in changes.records if c.table == "incidents"] == [(merged, "merged")]
     assert header.index("merged_into") > 0
 
@@ -317,7 +318,7 @@ def bump_and_log(root: Path, table: str, record_id: str, before: dict[str, str],
     version = int(before["record_version"]) + 1
     edit(root / "data" / f"{table}.csv", record_id, record_version=str(version), last_updated=DAY)
     for name, value in after.items():
-        if name not in history.BOOKKEEPING and before.get(name) != value:
+        if name not in diff.BOOKKEEPING and before.get(name) != value:
             log_change(root, table, record_id, version, name, before[name], value)
 
 
@@ -502,7 +503,7 @@ def test_a_dialect_rewrite_that_deletes_an_incident_fails_validate_base(incident
     import civharm.validate as validate
 
     repo, _ = incident_deleted_behind_a_dialect
-    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.rules, "check", lambda package, today, families=None: [])  # keep the test fast
     monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
     result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY, "--format", "json")
     assert result.exit_code == 1
@@ -530,7 +531,7 @@ def test_a_base_version_whose_table_cannot_be_read_is_not_taken_as_empty(inciden
     commit(repo, "rewritten")
     subprocess.run(["git", "-C", str(repo), "checkout", "-q", "HEAD~1", "--", "."], check=True)
     with pytest.raises(CivharmError, match=r"^cannot compare table incidents: its rows could not be read in HEAD "):
-        history.compare_sources(repo, "HEAD")
+        diff.compare_sources(repo, "HEAD")
     assert [f.rule_id for f in history.check_against(load_package(repo), "HEAD")] == ["history/unreadable-table"] * 3
 
 
@@ -563,7 +564,7 @@ def invoke(*args):
 def test_validate_base_cli_fails_with_file_line_field(repo, monkeypatch):
     import civharm.validate as validate
 
-    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.rules, "check", lambda package, today, families=None: [])  # keep the test fast
     monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
@@ -606,7 +607,7 @@ def test_diff_between_two_commits_lists_added_records(repo):
 def test_diff_shows_old_and_new_per_field(repo):
     incident, _, cells = active_incident(repo)
     edit(repo / "data" / "incidents.csv", incident, confidence="contested")
-    text = history.to_markdown(history.compare_sources(repo, "HEAD"))
+    text = diff.to_markdown(diff.compare_sources(repo, "HEAD"))
     assert f"- `confidence`: `{cells['confidence']}` → `contested`" in text
 
 
@@ -623,15 +624,75 @@ def test_schema_changes_set_the_release_level(change, level):
     schema = json.loads((REPO / "schema" / "damage.json").read_text(encoding="utf-8"))
     edited = json.loads(json.dumps(schema))
     change(edited)
-    found = history.schema_changes("damage", schema, edited)
-    assert found and max(history.LEVELS.index(c.level) for c in found) == history.LEVELS.index(level)
+    found = diff.schema_changes("damage", schema, edited)
+    assert found and max(diff.LEVELS.index(c.level) for c in found) == diff.LEVELS.index(level)
+
+
+def releasing_table() -> dict[str, str]:
+    """RELEASING.md's bump table as committed: each item of a row (split at '; ') → the row's level."""
+    text = (REPO / "RELEASING.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (.+) \| (major|minor|patch) \|$", text, re.M)
+    return {item: level for items, level in rows for item in items.split("; ")}
+
+
+def _schema_example(kind: str) -> tuple[dict | None, dict | None]:
+    """A (base, new) pair of damage schemas that differ by one difference of this kind."""
+    base = json.loads((REPO / "schema" / "damage.json").read_text(encoding="utf-8"))
+    new = json.loads(json.dumps(base))
+    fields = new["fields"]
+    count = next(f for f in fields if f["name"] == "count")
+    edits = {
+        "field-removed": lambda: fields.pop(),
+        "field-renamed": lambda: fields[-1].update(name="remarks"),
+        "type-changed": lambda: fields[-1].update(type="integer"),
+        "constraint-tightened": lambda: count["constraints"].update(minimum=5),
+        "field-added-required": lambda: fields.append({"name": "extra", "type": "string", "constraints": {"required": True}}),
+        "primaryKey-changed": lambda: new.update(primaryKey=["damage_id", "status"]),
+        "foreignKeys-added": lambda: new["foreignKeys"].append({"fields": ["damage_id"], "reference": {"resource": "damage", "fields": ["damage_id"]}}),
+        "missingValues-changed": lambda: new.update(missingValues=["", "NA"]),
+        "fields-reordered": lambda: fields.insert(0, fields.pop(1)),
+        "field-added-optional": lambda: fields.append({"name": "extra", "type": "string", "description": "x"}),
+        "constraint-loosened": lambda: count["constraints"].update(minimum=-1),
+        "foreignKeys-dropped": lambda: new["foreignKeys"].pop(),
+        "field-documented": lambda: fields[1].update(description="Reworded."),
+        "table-documented": lambda: new.update(description="Reworded."),
+    }
+    if kind == "table-added":
+        return None, new
+    if kind == "table-removed":
+        return base, None
+    edits[kind]()
+    return base, new
+
+
+@pytest.mark.parametrize("bump", diff.BUMPS, ids=lambda b: b.change)
+def test_each_row_of_the_releasing_bump_table_is_what_release_requires(bump):
+    """Each kind of difference RELEASING.md names, made once, needs exactly the level the committed table gives it."""
+    documented = releasing_table()
+    assert bump.text in documented, f"{bump.text!r} is not in RELEASING.md: run `cog -r RELEASING.md`"
+    if bump.change in dict(diff.KIND_TITLES) or bump.change == "log-added":
+        table = diff.LOG_TABLE if bump.change == "log-added" else "reports"
+        kind = "added" if bump.change == "log-added" else bump.change
+        changes = [diff.RecordChange(table, f"data/{table}.csv", "rec_1", kind, 2)]
+        schema = []
+    else:
+        schema = diff.schema_changes("damage", *_schema_example(bump.change))
+        changes = []
+    found = diff.required_bump(diff.Diff("base", "head", changes, schema, {}))
+    assert found == documented[bump.text], f"{bump.change}: release requires {found}, RELEASING.md says {documented[bump.text]}"
+
+
+def test_the_releasing_table_names_every_kind_of_difference():
+    """Every record kind the diff tells apart and every schema difference has a row (the bump rule reads only BUMPS)."""
+    assert {k for k, _ in diff.KIND_TITLES} | {"log-added"} <= set(diff.LEVEL_OF)
+    assert len(releasing_table()) == len(diff.BUMPS)
 
 
 def test_corrections_only_need_a_patch(repo):
     incident, _, cells = active_incident(repo)
     edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
     log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
-    assert history.required_bump(history.compare_sources(repo, "HEAD")) == "patch"
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "patch"
 
 
 # --- release -----------------------------------------------------------------------------------
@@ -650,7 +711,7 @@ def test_first_release_writes_version_changelog_and_record(repo):
     assert f"## Unreleased\n\n## 1.0.0 ({DAY})\n\nFirst release: " in changelog
     assert "First records:" in changelog.split("## 1.0.0")[1]  # the Unreleased notes moved into the release
     assert f'date-released: "{DAY}"' in (repo / "CITATION.cff").read_text(encoding="utf-8")
-    [entry] = history.read_releases(repo)
+    [entry] = versions.read_releases(repo)
     assert entry["tag"] == "v1.0.0" and entry["previous"] is None and "data/incidents.csv" in entry["files"]
     descriptor = (repo / "datapackage.json").read_text(encoding="utf-8")
     assert git(repo, "diff", "--numstat", "--", "datapackage.json").split()[:2] == ["1", "1"]  # only the version line
@@ -671,7 +732,7 @@ def test_release_refuses_a_smaller_bump_and_accepts_the_needed_one(repo):
     section = (repo / "CHANGELOG.md").read_text(encoding="utf-8").split("## 1.1.0")[1].split("## 1.0.0")[0]
     assert "Compared with 1.0.0: 1 added; 0 schema changes." in section and "`civharm diff v1.0.0 v1.1.0`" in section
     assert "| incidents | 1 |" in section
-    assert [e["version"] for e in history.read_releases(repo)] == ["1.0.0", "1.1.0"]
+    assert [e["version"] for e in versions.read_releases(repo)] == ["1.0.0", "1.1.0"]
     assert incident in invoke("diff", "1.0.0", "--package", str(repo)).output
 
 
@@ -685,8 +746,8 @@ def test_release_without_changes_or_twice_is_refused(repo):
 def test_the_last_release_is_found_without_its_tag(repo):
     assert release(repo, "1.0.0").exit_code == 0
     release_commit = commit(repo, "Release 1.0.0")
-    [entry] = history.read_releases(repo)
-    assert history.release_ref(repo, entry) == release_commit
+    [entry] = versions.read_releases(repo)
+    assert versions.release_ref(repo, entry) == release_commit
 
 
 def test_release_fault_between_two_files_changes_nothing(repo):

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from civharm.cli import main
+from civharm.docs import rule_catalogue
 from conftest import FIXTURES, TODAY, Outcomes, TimedOut, case_dirs, materialise, time_limit
 
 TIMEOUT = 60
@@ -77,6 +78,7 @@ def case_param(case_file: Path, xfail_key: str = "xfail"):
 
 
 CASES = case_dirs("malformed")
+CATALOGUE = rule_catalogue()
 
 
 def locate(payload: dict) -> list[list]:
@@ -120,6 +122,8 @@ def test_malformed_package_is_reported_where_it_is_broken(case_file, outcomes):
     assert case["expect"], "a case must promise at least one finding"
     missing = [e for e in case["expect"] if not any(matches(e, f) for f in found)]
     assert not missing, f"missing {missing}; found {found}"
+    uncatalogued = sorted({f[3] for f in found} - set(CATALOGUE))
+    assert not uncatalogued, f"emitted but in no catalogue: {uncatalogued}; declare each in its module (findings.declare)"
 
 
 @pytest.mark.parametrize("case_file", [case_param(c, "xfail_long_message") for c in CASES])

@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from civharm import render, validate
+from civharm import render, speed, validate
 from civharm.findings import CivharmError
 from civharm.validate import Options, run
 from conftest import REPO, TODAY, build_package, set_cell
@@ -45,11 +45,11 @@ def test_two_processes_give_the_same_report_as_one(broken_real_copy):
 def test_two_processes_report_their_stages(broken_real_copy):
     seen = []
     run(broken_real_copy, _options(2, progress=seen.append))
-    assert seen == ["load", "duplicates and the text rules (second process)", "structure", "rules"]
+    assert seen == ["load", "structure", "rules"]  # the second process tells its own stage ("duplicates") there
 
 
 def test_a_small_package_stays_in_one_process(broken_real_copy, monkeypatch):
-    monkeypatch.setattr(validate, "_forked", lambda work: pytest.fail("forked for a small package"))
+    monkeypatch.setattr(speed, "_forked", lambda work: pytest.fail("forked for a small package"))
     run(broken_real_copy, Options(today=dt.date.fromisoformat(TODAY)))
 
 
@@ -86,7 +86,7 @@ def test_a_child_that_dies_without_a_result_is_an_error_not_a_hang(broken_real_c
 
 def test_a_failure_in_the_first_process_ends_the_second(broken_real_copy, monkeypatch):
     started = []
-    original = validate._forked
+    original = speed._forked
 
     def forked(work):
         child = original(lambda: time.sleep(60) or work())
@@ -95,7 +95,7 @@ def test_a_failure_in_the_first_process_ends_the_second(broken_real_copy, monkey
 
     def fail(package):
         raise CivharmError("structure failed")
-    monkeypatch.setattr(validate, "_forked", forked)
+    monkeypatch.setattr(speed, "_forked", forked)
     monkeypatch.setattr(validate.structure, "check", fail)
     with pytest.raises(CivharmError, match="structure failed"):
         run(broken_real_copy, _options(2))

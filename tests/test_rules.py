@@ -1,10 +1,18 @@
-"""Every semantic rule fails its fixture exactly where and how it promises, and is documented.
+"""Every rule of the one catalogue fails its fixture exactly where and how it promises, and is documented.
+
+The catalogue (``findings.CATALOGUE``, complete after ``docs.rule_catalogue()``) holds every rule
+id any stage can emit: the loader's ``package/``, the structure stage's ``structure/`` and
+``frictionless/``, the semantic rules, ``duplicates/``, ``history/`` and ``evidence/``.
 
 A fixture is ``tests/fixtures/rules/<module>/<rule-name>[-<variant>]/case.json``: edits to a
 copy of valid-minimal (see ``conftest.apply_edit``), the exact findings as sorted
 [file, line or JSON pointer, field, rule_id] in ``expect``, their messages in ``message``,
-and ``xfail`` when a known bug keeps the rule from firing. Rule ids come from the registry,
-so a new rule without a fixture or a codebook entry fails here.
+and ``xfail`` when a known bug keeps the rule from firing. A history fixture also has
+``base_edits``: the base version is valid-minimal with those edits, and the package is
+validated against it (``--base``). An evidence fixture has ``pages`` (URL → an invented page
+text) and runs ``verify-sources`` against a page store of them instead of ``validate``.
+Every fixture's findings must be in the catalogue, and every catalogue rule needs a fixture
+and a codebook entry: a new rule, in any stage, that lacks one fails here by name.
 
 Every run costs about a second, so the fixtures run up front in forked workers; each test
 then reads its own outcome.
@@ -24,14 +32,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from civharm.cli import main
-from civharm.findings import Severity
-from civharm.rules import load_all
+from civharm.docs import rule_catalogue
+from civharm.findings import Report, Severity
 from civharm.validate import Options, run
-from conftest import FIXTURES, Outcomes, REPO, TODAY, case_dirs, materialise
+from conftest import FIXTURES, Outcomes, REPO, TODAY, apply_edit, build_package, case_dirs, materialise
 
 RULE_FIXTURES = FIXTURES / "rules"
 CASES = case_dirs("rules")
-REGISTRY = load_all()
+REGISTRY = rule_catalogue()
+# Rules no fixture package can trigger, each with the test that does instead.
+WITHOUT_FIXTURE = {"package/unreadable-csv": "test_a_csv_the_csv_module_cannot_parse_is_a_finding"}
 IN_FUTURE = RULE_FIXTURES / "dates" / "in-future" / "case.json"  # sources.csv last_updated 2026-11-27
 TIMEOUT = 60
 
@@ -67,9 +77,10 @@ def outcome(job: tuple) -> dict:
     kind, case_file, *dates = job
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            root, _ = materialise(case_file, Path(tmp))
+            root, case = materialise(case_file, Path(tmp))
             if kind == "run":
-                report = run(root, Options(today=dt.date.fromisoformat(dates[0])))
+                options = Options(today=dt.date.fromisoformat(dates[0]), base=base_version(case, Path(tmp)))
+                report = verify_sources(root, case, Path(tmp)) if "pages" in case else run(root, options)
                 return {"exit_code": report.exit_code(), "findings": [
                     (f.file, f.line if f.line is not None else f.pointer, f.field, f.rule_id, f.message, f.severity.value)
                     for f in report.findings]}
@@ -79,6 +90,51 @@ def outcome(job: tuple) -> dict:
             return {"exit_code": result.exit_code, "stdout": result.stdout}
         except Exception:  # noqa: BLE001 - reported by the test as a failure with its traceback
             return {"raised": traceback.format_exc()}
+
+
+def base_version(case: dict, tmp: Path) -> str | None:
+    """For a history fixture, valid-minimal with the case's ``base_edits``: the version validated against."""
+    if "base_edits" not in case:
+        return None
+    base = build_package(tmp / "base")
+    for edit in case["base_edits"]:
+        apply_edit(base, edit)
+    return str(base)
+
+
+class InventedWeb:
+    """A urllib opener that answers the case's ``live_pages`` (URL → invented text) and nothing else."""
+
+    def __init__(self, pages: dict[str, str]):
+        self.pages = pages
+
+    def open(self, request, timeout=None):
+        import io
+        import urllib.error
+
+        if request.full_url not in self.pages:
+            raise urllib.error.URLError("not among the fixture's live pages")
+        response = io.BytesIO(self.pages[request.full_url].encode("utf-8"))
+        response.headers = {"Content-Type": "text/plain; charset=utf-8"}
+        return response
+
+
+def verify_sources(root: Path, case: dict, tmp: Path) -> Report:
+    """``verify-sources`` of the package against a page store of the case's ``pages`` and, fetched, its ``live_pages``."""
+    from civharm import evidence
+    from civharm.package import load_package
+    from civharm.pages import Fetcher, PageStore
+
+    folder = tmp / "pages"
+    folder.mkdir()
+    index = ["n\turl\ttitle"]
+    for number, (url, text) in enumerate(case["pages"].items(), start=1):
+        (folder / f"{number}.txt").write_text(f"{url}\n\n{text}\n", encoding="utf-8")
+        index.append(f"{number}\t{url}\tinvented")
+    (tmp / "pages_index.tsv").write_text("\n".join(index) + "\n", encoding="utf-8")
+    fetcher = Fetcher(tmp / "cache", opener=InventedWeb(case["live_pages"])) if "live_pages" in case else None
+    found = evidence.check(load_package(root), PageStore.open(folder), fetcher).findings
+    return Report([f._replace(message=f.message.replace(str(folder), "pages")) for f in found])  # no temporary path in a message
 
 
 TODAY_JOBS = [
@@ -132,6 +188,8 @@ def test_rule_fixture_gives_exactly_its_findings(case_file, outcomes):
     assert [list(f[:4]) for f in found] == case["expect"]
     assert [f[4] for f in found] == case["message"]
     assert rule_of(case_file) in {e[3] for e in case["expect"]}, "a fixture must promise the rule it is named after"
+    uncatalogued = sorted({f[3] for f in found} - set(REGISTRY))
+    assert not uncatalogued, f"emitted but in no catalogue: {uncatalogued}; declare each with findings.declare(Rule(...)) in its module"
     for file, where, field, rule_id, message, severity in found:
         if rule_id in REGISTRY:
             assert severity == REGISTRY[rule_id].severity.value
@@ -143,8 +201,11 @@ def test_every_rule_has_a_fixture_title_and_rationale(rule_id):
     rule = REGISTRY[rule_id]
     assert rule.title.strip() and rule.rationale.strip()
     assert isinstance(rule.severity, Severity)
+    if rule_id in WITHOUT_FIXTURE:
+        assert callable(globals().get(WITHOUT_FIXTURE[rule_id]))
+        return
     fixtures = [c for c in CASES if rule_of(c) == rule_id]
-    assert fixtures, f"no fixture: add tests/fixtures/rules/{rule_id}/case.json"
+    assert fixtures, f"no fixture: add {rule.fixture}/case.json (or {rule.fixture}-<variant>/case.json)"
     assert any(rule_id in {e[3] for e in load(c)["expect"]} for c in fixtures)
 
 
@@ -157,6 +218,28 @@ def test_every_fixture_is_named_after_a_registered_rule():
 def test_codebook_documents_every_rule(rule_id):
     codebook = (REPO / "docs" / "codebook.md").read_text(encoding="utf-8")
     assert re.search(rf"(?<![\w/-]){re.escape(rule_id)}(?![\w/-])", codebook), f"{rule_id} is not in docs/codebook.md"
+
+
+def test_a_csv_the_csv_module_cannot_parse_is_a_finding(valid_package, monkeypatch):
+    """Only a cell beyond the csv module's field limit (2 GiB, as frictionless sets it) stops the parser; with the
+    limit lowered, such a file is a located finding and its table counts as unread."""
+    import csv
+
+    from civharm.package import load_package
+    from frictionless.formats.csv import settings
+
+    damage = valid_package / "data" / "damage.csv"
+    damage.write_bytes(damage.read_bytes().replace(b"\n", b"\r\n"))  # CRLF: the csv module's path
+    limit = csv.field_size_limit()
+    monkeypatch.setattr(settings, "FIELD_SIZE_LIMIT", 50)
+    try:
+        package = load_package(valid_package)
+    finally:
+        csv.field_size_limit(limit)
+    [found] = [f for f in package.findings if f.rule_id == "package/unreadable-csv"]
+    assert (found.file, found.line, found.field, found.message) == (
+        "data/damage.csv", 2, None, "cannot parse CSV: field larger than field limit (50)")
+    assert package["damage"].unread == found.as_text()
 
 
 def test_today_decides_what_is_in_the_future(outcomes):

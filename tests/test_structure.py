@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from civharm.docs import rule_catalogue
 from civharm.validate import Options, run
 from conftest import TODAY, case_dirs, materialise
 
@@ -32,6 +33,7 @@ def test_structure_fixture_fails_where_promised(case_file, tmp_path):
     assert case["expect"], "a fixture must promise at least one finding"
     assert locate(report) == sorted(case["expect"], key=str)
     assert report.exit_code() == 1
+    assert {f.rule_id for f in report.findings} <= set(rule_catalogue()), "every emitted rule id is declared in the catalogue"
 
 
 def test_a_row_with_thousands_of_surplus_cells_is_reported_once_with_its_count(valid_package):

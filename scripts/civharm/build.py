@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ import xlsxwriter
 from . import browse, charts
 from .atomic import LOCK_FILE, FaultHook
 from .findings import CivharmError, quote
-from .history import read_releases
+from .versions import git_text, read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
 from .rules.text import FORMULA
 
@@ -87,14 +86,6 @@ class Release:
 
 # --- where the timestamps come from -------------------------------------------------------
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str]:
     """The build time in seconds and a sentence saying where it came from.
 
@@ -102,9 +93,9 @@ def source_date_epoch(root: Path, environ: dict | None = None) -> tuple[int, str
     the last commit that touched the package folder, else ``FALLBACK_EPOCH``.
     """
     environ = os.environ if environ is None else environ
-    commit = _git(root, "log", "-1", "--format=%H %ct", "--", ".")
+    commit = git_text(root, "log", "-1", "--format=%H %ct", "--", ".")
     hash_, _, seconds = (commit or "").partition(" ")
-    dirty = bool(_git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
+    dirty = bool(git_text(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}")) if commit else False  # held by the build
     source = f"commit {hash_}{' with uncommitted changes' if dirty else ''}" if commit else "a folder outside git"
     raw = environ.get("SOURCE_DATE_EPOCH")
     if raw not in (None, ""):
@@ -200,6 +191,42 @@ def prepare(package: Package, version: str | None = None) -> Release:
     return Release(package, version, epoch, provenance, records)
 
 
+# Every file ``build`` writes, declared once: (name after ``civharm-<version>``, or a whole name; what it holds). The
+# release's own README and the repository README (through cog) list them from here; a test holds them to what
+# ``build`` writes. ``{v}`` in a description is the version.
+RELEASE_FILES = (
+    (".zip", "this data package (CSV, schemas, descriptor with a sha256 and size per file): every row"),
+    (".sqlite", "every row; keys and indexes; column descriptions in `_columns`; views `active_incidents`, `current_reports` "
+                "and `incidents_browse`; full-text search"),
+    ("-datasette.json", "Datasette metadata (with `civharm-{v}-site/`: the site `civharm serve` shows)"),
+    ("-site/", f"the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
+               f"`{browse.datasette_command('civharm-{v}.sqlite', 'civharm-{v}-datasette.json', 'civharm-{v}-site')}` "
+               "shows the site `civharm serve` shows"),
+    ("-parquet/<table>.parquet", "every row, one file per table, types from the schema (a plain `pd.read_parquet` gives "
+                                 "nullable integers and dates)"),
+    (".xlsx", "active rows only, one sheet per table, after a README sheet; every text cell stored as text"),
+    ("-incidents.geojson", "active incidents that have coordinates, figures as properties"),
+    ("-incidents-ogr-schema.json", "the GeoJSON's property types for GDAL's `OGR_SCHEMA` open option (GDAL 3.11+, "
+                                   "geopandas): integers stay integers even where every value is empty"),
+    ("-incidents-hxl.csv", "active incidents with HXL hashtags (for HDX): every column tagged, codes with their vocabulary "
+                           "(`+v_iso2`, `+v_iso3166_2`), ISO alpha-3 beside alpha-2, and after each `_max` a `_max_open` "
+                           "flag: sum a `+max` column only where no flag is 1 (the codebook's \"HXL files\")"),
+    ("-aggregates-hxl.csv", "current period and running totals (active, not superseded) with HXL hashtags (for HDX), "
+                            "ISO alpha-3 beside alpha-2"),
+    ("-charts/*.png", "charts of active incidents: civilians killed and injured per month (min–max band), overall and per "
+                      "country by subdivision; incidents by means of harm; `incident-<id>.png`, each claimant's figures "
+                      "over time with the incident's range; `coverage.png`, official totals beside the share of them "
+                      "this dataset records (as `civharm coverage`)"),
+    (CHECKSUMS, f"sha256 of every file above, for `sha256sum -c {CHECKSUMS}`"),
+)
+
+
+def release_files_table(version: str) -> list[str]:
+    """The Markdown table of ``RELEASE_FILES`` for a version (``X.Y.Z`` in the repository README)."""
+    rows = [(name if name == CHECKSUMS else f"civharm-{version}{name}", text.replace("{v}", version)) for name, text in RELEASE_FILES]
+    return ["| file | holds |", "|---|---|", *(f"| `{name}` | {text} |" for name, text in rows)]
+
+
 def active_only_note(package: Package, version: str | None = None) -> str:
     """The sentence every count-from artifact carries, and the build prints."""
     version = package.descriptor.get("version", "") if version is None else version
@@ -232,28 +259,8 @@ def _readme(release: Release) -> str:
     package, v = release.package, release.version
     d = package.descriptor
     lines = [f"# civharm {v}", "", d.get("title", ""), "", d.get("description", ""), "",
-             release.provenance, "", "## Files of this release", "", "| file | holds |", "|---|---|",
-             f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
-             f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
-             "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
-             f"| `{release.name('-datasette.json')}` | Datasette metadata (with `{release.name('-site/')}`: the site `civharm serve` shows) |",
-             f"| `{release.name('-site/')}` | the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
-             f"`{browse.datasette_command(release.name('.sqlite'), release.name('-datasette.json'), release.name('-site'))}` "
-             "shows the site `civharm serve` shows |",
-             f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
-             f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
-             f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
-             f"| `{release.name('-incidents-ogr-schema.json')}` | the GeoJSON's property types for GDAL's `OGR_SCHEMA` open option "
-             "(GDAL 3.11+, geopandas): integers stay integers even where every value is empty |",
-             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX), ISO alpha-3 beside "
-             "alpha-2, and after each `_max` a `_max_open` flag: sum a `+max` column only where no flag is 1 "
-             "(the codebook's \"HXL files\") |",
-             f"| `{release.name('-aggregates-hxl.csv')}` | current period and running totals with HXL hashtags (for HDX), "
-             "ISO alpha-3 beside alpha-2 |",
-             f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
-             "(min–max band), overall and per country by subdivision; incidents by means of harm; official totals "
-             "beside the share of them this dataset records (`coverage.png`) |",
-             f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
+             release.provenance, "", "## Files of this release", "",
+             *release_files_table(v),
              "", "## Active incidents only", "", active_only_note(package, release.version), "",
              "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
              "so the history stays checkable. Counting those rows would count one event twice or count a withdrawn one.",

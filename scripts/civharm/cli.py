@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import gc
 import os
 import signal
 import sys
@@ -73,11 +72,11 @@ def opens_package(param: str, writes=False):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             from .atomic import package_lock, recover_before_reading
-            from .history import _root_of
+            from .versions import root_of
             from .package import DESCRIPTOR
 
             target = Path(kwargs[param])
-            root = _root_of(target)
+            root = root_of(target)
             if not (target if target.is_file() or target.suffix == ".json" else root / DESCRIPTOR).is_file():
                 return function(*args, **kwargs)  # no package here: the command says so
             if writes(kwargs) if callable(writes) else writes:
@@ -108,34 +107,19 @@ def _parse_today(value: str | None) -> dt.date:
         raise click.BadParameter(f"{raw!r} is not a date (YYYY-MM-DD)", param_hint="--today / CIVHARM_TODAY")
 
 
-# Set by ``console_script``: this process ends when the command does (not so under CliRunner).
-_LEAVING_AFTER_COMMAND = False
-
-
 def console_script() -> None:
-    """The ``civharm`` command: ``main``, in a process that ends with the command (see ``_leave``)."""
-    global _LEAVING_AFTER_COMMAND
-    _LEAVING_AFTER_COMMAND = True
+    """The ``civharm`` command: ``main``, in a process that ends with the command."""
+    from . import speed
+
+    speed.leaving_after_command()
     main()
 
 
 def _leave(code: int):
-    """End the command with ``code``.
+    """End the command with ``code`` (``civharm.speed`` may end the process sooner)."""
+    from . import speed
 
-    In the ``civharm`` process itself, output is flushed and the process leaves with
-    ``os._exit``, as mypy does: after validating 10⁶ reports the interpreter's teardown
-    freed every object one by one and ran the cycle collector over them (≈ 1.5 s, measured),
-    work whose only result is memory handed back to an exiting process. Every file was
-    written and closed before this point (atomic writes). Under ``CliRunner`` (tests, a
-    caller's process) it is a plain ``sys.exit``.
-    """
-    if _LEAVING_AFTER_COMMAND:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe: nothing more can be said
-                code = code or 1
-        os._exit(code)
+    speed.leave_now(code)
     sys.exit(code)
 
 
@@ -156,10 +140,12 @@ def main():
                                             "changes and edits of the corrections log are errors.")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Also write report.json and the Great Expectations Data Docs (HTML) into this folder.")
 @click.option("--changed", "changed", multiple=True, metavar="FILE", help="A file changed by the pull request (repeatable): github format lists its findings first.")
+@click.option("--no-speed", is_flag=True, help="Run without the speed machinery (one process, no warm-up thread; the same "
+                                               "result, slower on a large package) [env: CIVHARM_SPEED=0].")
 @debug_option
 @handle_errors
 @opens_package("package")
-def validate(package, fmt, strict, today, base, report_dir, changed, debug):
+def validate(package, fmt, strict, today, base, report_dir, changed, no_speed, debug):
     """Validate a data package (a datapackage.json or its folder; default: here).
 
     Exit 0 when there are no errors, 1 when there are, 2 when the package cannot be read.
@@ -171,37 +157,37 @@ def validate(package, fmt, strict, today, base, report_dir, changed, debug):
       civharm validate --base origin/main
       civharm validate --format github --changed data/reports.csv --report-dir reports/
     """
-    from .validate import Options, run
+    from . import speed
+    from .validate import Options, run, run_with_report_dir
 
-    if _LEAVING_AFTER_COMMAND:
-        # The run pauses the cycle collector; resuming it would walk the 10⁵–10⁶ objects
-        # still alive (0.4–0.55 s at 1M reports, measured) just before the process leaves.
-        gc.disable()
-    started = time.perf_counter()
+    with speed.switched(False if no_speed else None):  # None: CIVHARM_SPEED decides
+        started = time.perf_counter()
 
-    def progress(stage: str) -> None:
-        click.echo(f"[{time.perf_counter() - started:5.1f} s] {stage} ...", err=True)
+        def progress(stage: str) -> None:
+            click.echo(f"[{time.perf_counter() - started:5.1f} s] {stage} ...", err=True)
 
-    options = Options(today=_parse_today(today), base=base, progress=progress if sys.stderr.isatty() else None)
-    report = run(package, options)
-    if sys.stderr.isatty():
-        click.echo(f"[{time.perf_counter() - started:5.1f} s] done", err=True)
-    if fmt == "text":
-        pieces = [render.text(report, colour=sys.stdout.isatty())]
-    elif fmt == "github":
-        pieces = [render.github(report, frozenset(changed))]
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file:
-            with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(render.markdown_table(report))
-    else:
-        pieces = render.json_pieces(report)  # written as they are made
-    for piece in pieces:
-        click.echo(piece, nl=False)
-    if report_dir:
-        written = render.write_report_dir(report, package, options.today, report_dir)
-        click.echo(f"wrote {len(written)} files to {report_dir}", err=True)
-    _leave(report.exit_code(strict))
+        options = Options(today=_parse_today(today), base=base, progress=progress if sys.stderr.isatty() else None)
+        if report_dir:
+            report, written = run_with_report_dir(package, options, report_dir)
+        else:
+            report = run(package, options)
+        if sys.stderr.isatty():
+            click.echo(f"[{time.perf_counter() - started:5.1f} s] done", err=True)
+        if fmt == "text":
+            pieces = [render.text(report, colour=sys.stdout.isatty())]
+        elif fmt == "github":
+            pieces = [render.github(report, frozenset(changed))]
+            summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+            if summary_file:
+                with open(summary_file, "a", encoding="utf-8") as handle:
+                    handle.write(render.markdown_table(report))
+        else:
+            pieces = render.json_pieces(report)  # written as they are made
+        for piece in pieces:
+            click.echo(piece, nl=False)
+        if report_dir:
+            click.echo(f"wrote {len(written)} files to {report_dir}", err=True)
+        _leave(report.exit_code(strict))
 
 
 def _default_cache() -> str:
@@ -311,7 +297,7 @@ def archive(package, missing, base_url, deadline, cache_dir, today, debug):
 @handle_errors
 @opens_package("package", writes=lambda params: not params["check"])
 def docs(package, check, debug):
-    """Regenerate the documents made from the schemas, the rule registry and the data (docs/codebook.md, docs/chart.png).
+    """Regenerate the documents made from the schemas, the rule catalogue and the data (docs/codebook.md, docs/chart.png).
 
     \b
     Examples:
@@ -477,7 +463,7 @@ def diff(old, new, package, fmt, debug):
       civharm diff origin/main --format json
       civharm diff civharm-1.0.0.zip HEAD
     """
-    from .history import compare_sources, to_json, to_markdown
+    from .diff import compare_sources, to_json, to_markdown
 
     changes = compare_sources(package, old, new)
     click.echo(to_markdown(changes) if fmt == "markdown" else to_json(changes), nl=False)
@@ -505,7 +491,7 @@ def release(version, package, base, date, dry_run, skip_validate, debug):
       civharm release 1.1.0
     """
     from .findings import CivharmError
-    from .history import last_release_source
+    from .versions import last_release_source
     from .releases import plan_release, release as write_release
 
     day = _parse_today(date)

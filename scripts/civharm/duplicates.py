@@ -32,27 +32,27 @@ import pandas as pd
 from rapidfuzz.distance import Levenshtein
 
 from . import gazetteer, linkage
-from .findings import Finding, RuleDoc, Severity
+from .findings import Finding, Rule, Severity, declare
 from .gazetteer import normalise_name
 from .linkage import MODEL, NAME_SIMILARITY, NEAR_KM, THRESHOLD, WINDOW_DAYS
 from .package import Package
 
-RULES = {r.id: r for r in (
-    RuleDoc("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
+RULES = declare(
+    Rule("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
         "A record entered twice under two IDs counts its dead twice."),
-    RuleDoc("duplicates/same-statement", Severity.ERROR, "The same statement (URL, claimant, as-of moment) is entered once per incident.",
+    Rule("duplicates/same-statement", Severity.ERROR, "The same statement (URL, claimant, as-of moment) is entered once per incident.",
         "Two rows for one statement double its weight in the figure rule and in corroboration."),
-    RuleDoc("duplicates/same-figures-other-incident", Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
+    Rule("duplicates/same-figures-other-incident", Severity.WARNING, "Two statements of one source with the same date and figures sit on different incidents (same-URL pairs excepted).",
         "Usually one statement attached to two incidents, which counts its victims twice."),
-    RuleDoc("duplicates/near-duplicate", Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (match probability at or above the threshold of the near-duplicate model).",
+    Rule("duplicates/near-duplicate", Severity.ERROR, "No unreviewed pair of active incidents looks like the same event (match probability at or above the threshold of the near-duplicate model).",
         "The same strike entered twice from two reports is the commonest double count; a person must decide each pair."),
-    RuleDoc("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
+    Rule("duplicates/decision-not-done", Severity.ERROR, "A 'merged' decision matches an incident merged into the other.",
         "A decision that says merged while both incidents are active silences a real double count."),
-    RuleDoc("duplicates/decision-without-reason", Severity.ERROR, "A 'distinct' decision gives a reason from the vocabulary (what tells the two events apart).",
+    Rule("duplicates/decision-without-reason", Severity.ERROR, "A 'distinct' decision gives a reason from the vocabulary (what tells the two events apart).",
         "A note alone can be waved through for every candidate at once; a reason names the evidence, and decision-outdated holds the decision to it."),
-    RuleDoc("duplicates/decision-outdated", Severity.ERROR, "A 'distinct' decision's fingerprint matches the fields its reason rests on, in both incidents as they are now.",
+    Rule("duplicates/decision-outdated", Severity.ERROR, "A 'distinct' decision's fingerprint matches the fields its reason rests on, in both incidents as they are now.",
         "A pair told apart by its sites is no longer told apart once either site is corrected; the pair must be checked again."),
-)}
+)
 
 
 def _finding(rule_id: str, file: str, line: int | None, field: str | None, message: str) -> Finding:

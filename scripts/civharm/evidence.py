@@ -34,25 +34,25 @@ import pandas as pd
 
 from . import pages as page_text
 from .figures import FIGURES
-from .findings import CivharmError, Finding, RuleDoc, Severity
+from .findings import CivharmError, Finding, Rule, Severity, declare
 from .package import Package
 
-RULES = {r.id: r for r in (
-    RuleDoc("evidence/page-unavailable", Severity.ERROR, "The report's page text can be read (page store, archived capture, or live page with --fetch).",
+RULES = declare(
+    Rule("evidence/page-unavailable", Severity.ERROR, "The report's page text can be read (page store, archived capture, or live page with --fetch).",
             "A figure that cannot be traced to its page cannot be checked, and the dataset promises every figure is."),
-    RuleDoc("evidence/figure-not-on-page", Severity.ERROR, "Each stated figure is on the page, as digits or as a number word of the page's language.",
+    Rule("evidence/figure-not-on-page", Severity.ERROR, "Each stated figure is on the page, as digits or as a number word of the page's language.",
             "A figure not on its page was misread, or derived without saying so (then list it in figures_derived and explain it in notes)."),
-    RuleDoc("evidence/qualifier-disagrees", Severity.ERROR, "The qualifier agrees with the page: none before an exact figure, the stated one before a qualified figure.",
+    Rule("evidence/qualifier-disagrees", Severity.ERROR, "The qualifier agrees with the page: none before an exact figure, the stated one before a qualified figure.",
             "\"At least 5\" stored as exactly 5 turns an open lower bound into a closed count, and the figure rule then caps the incident's maximum."),
-    RuleDoc("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings), unless the claimant is the page's own publisher (an outlet in its own voice, or a claimant named as the report's source or the page's host).",
+    Rule("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings), unless the claimant is the page's own publisher (an outlet in its own voice, or a claimant named as the report's source or the page's host).",
             "A figure credited to someone the page does not name is an attribution the source did not make."),
-    RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page, in its URL, or in the page store's pub_date header (the date the page shows outside the stored excerpt).",
+    Rule("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page, in its URL, or in the page store's pub_date header (the date the page shows outside the stored excerpt).",
             "published_date anchors relative dates (\"on Tuesday\"); a date the page does not give must be marked not_stated."),
-    RuleDoc("evidence/text-changed", Severity.WARNING, "The archived or live page's text still has the fingerprint recorded in text_sha256.",
+    Rule("evidence/text-changed", Severity.WARNING, "The archived or live page's text still has the fingerprint recorded in text_sha256.",
             "Pages are edited after publication (tolls rise, claims are removed); a changed text means the row must be re-read against it."),
-    RuleDoc("evidence/language-unsupported", Severity.WARNING, "The page's language has number words and qualifier words known to civharm.",
+    Rule("evidence/language-unsupported", Severity.WARNING, "The page's language has number words and qualifier words known to civharm.",
             "Without them, figures are looked for as digits only and qualifiers are not checked."),
-)}
+)
 
 # Words that, directly before a figure, qualify it; one list per language, kind as in the
 # schema's qualifier vocabulary. Hand-written: no maintained library lists them. Russian and

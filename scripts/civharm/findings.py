@@ -1,7 +1,7 @@
 """The one finding model every stage returns, and the report that collects them.
 
 Static text (title, rationale, default severity) belongs to the rule that raises a
-finding, not to the finding: see ``rules.REGISTRY``. A finding carries only what is
+finding, not to the finding: every rule is a ``Rule`` declared once in ``CATALOGUE``. A finding carries only what is
 specific to one place in one file.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 
 class Severity(str, enum.Enum):
@@ -73,17 +73,52 @@ def _json_or_null(value) -> str:
 
 
 @dataclass(frozen=True)
-class RuleDoc:
-    """What every rule declares once: id, default severity, a title and why it exists.
+class Rule:
+    """A rule as declared once: id, default severity, what it checks (title) and why (rationale).
 
-    Semantic rules (``rules.Rule``), the duplicate gate and the history gate all carry these
-    four attributes; the codebook's rule catalogue lists them together.
+    Every rule id any stage can emit is a ``Rule`` in ``CATALOGUE`` (see ``declare``): the
+    semantic rules (``rules/``, which also carry their ``check``), the package loader, the
+    structure stage (frictionless' error types included), the duplicate and history gates and
+    ``verify-sources``. The codebook's rule lists and the catalogue test read the catalogue.
+    Its fixture is ``tests/fixtures/rules/<id>/`` (variants: ``<id>-<variant>/``); tests/test_rules.py
+    runs every fixture and names each rule without one and each emitted id not declared.
     """
 
     id: str
     severity: Severity
     title: str
     rationale: str
+    check: Callable | None = field(default=None, compare=False, repr=False)
+    engine: str | None = None  # semantic rules: "pandas" (check yields Findings) or "gx" (check returns GX Checks)
+
+    @property
+    def family(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    @property
+    def fixture(self) -> str:
+        """Where the fixtures that trigger the rule live: ``<this>/case.json`` or ``<this>-<variant>/case.json``."""
+        return f"tests/fixtures/rules/{self.id}"
+
+    def finding(self, file: str, line: int | None, field: str | None, message: str, pointer: str | None = None) -> Finding:
+        return Finding(file, line, field, self.id, message, self.severity, pointer)
+
+    def at_row(self, ctx, table: str, index: int, field: str | None, message: str) -> Finding:
+        """A finding on the physical line of row ``index`` of ``table`` in ``ctx.package``."""
+        resource = ctx.package[table]
+        return self.finding(resource.path, resource.line_of(index), field, message)
+
+
+CATALOGUE: dict[str, Rule] = {}
+
+
+def declare(*rules: Rule) -> dict[str, Rule]:
+    """Add rules to the one catalogue (each id once) and return them by id, for the declaring module."""
+    for rule in rules:
+        if rule.id in CATALOGUE and CATALOGUE[rule.id] != rule:
+            raise ValueError(f"rule {rule.id} declared twice")
+        CATALOGUE[rule.id] = rule
+    return {rule.id: rule for rule in rules}
 
 
 def json_pointer(*parts: object) -> str:

@@ -1,4 +1,4 @@
-"""How much civharm reads from outside before it refuses: downloads and zip files.
+"""How much civharm reads from outside before it refuses: downloads, zip files and JSON.
 
 Every limit is declared here once, with why it is that size. Functions that read a download
 or a zip take a ``Limits`` (default ``LIMITS``), so a caller or a test can tighten them, and
@@ -6,7 +6,11 @@ every refusal names the limit it hit.
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+
+from .findings import CivharmError
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
@@ -62,3 +66,39 @@ def size_text(count: int) -> str:
         if count >= unit and count % unit == 0:
             return f"{count // unit} {name}"
     return f"{count} bytes"
+
+
+# What a JSON file (descriptor, schema, releases.json) may hold, checked before it is parsed:
+# Python's parser recurses once per level (RecursionError near 1,000) and refuses integers of
+# over 4,300 digits, and later stages (frictionless, deep copies) recurse several frames per level.
+MAX_JSON_DEPTH = 64
+MAX_JSON_DIGITS = 100
+# Strings (skipped whole), brackets, and runs of digits too long for a number.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]{%d,}' % (MAX_JSON_DIGITS + 1))
+
+
+def parse_json(text: str, display: str) -> object:
+    """The one way civharm parses JSON from outside: bounded depth and number length, then
+    ``json.loads``; every refusal is a CivharmError located as ``display:line``."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        first = token.group()[0]
+        if first == '"':
+            continue
+        if first in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise CivharmError(f"{display}:{_line_at(text, token.start())}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        elif first in "]}":
+            depth -= 1
+        else:
+            raise CivharmError(f"{display}:{_line_at(text, token.start())}: a number of {len(token.group()):,} digits; "
+                               f"at most {MAX_JSON_DIGITS} are read")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CivharmError(f"{display}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from . import tableschema
-from .findings import CivharmError, Finding, json_pointer, quote
+from .findings import CivharmError, Finding, Rule, Severity, declare, json_pointer, quote
+from .limits import parse_json
 
 DESCRIPTOR = "datapackage.json"
 # The Data Package name rule (lowercase ASCII letters, digits, '-', '.', '_'): a resource name
@@ -43,6 +44,41 @@ PLAIN_CSV_DIALECT = {  # CSV Dialect property → the values that still mean pla
 COMPRESSED_SUFFIXES = (".zip", ".gz", ".bz2", ".xz", ".zst")
 COMPRESSED_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 PLAIN_CSV = "civharm reads each table from an uncompressed, comma-separated UTF-8 CSV file in the package"
+
+# What the loader refuses in a descriptor or a file; the table is then not read (or read as far as it can be).
+RULES = declare(
+    Rule("package/no-resources", Severity.ERROR, "The descriptor lists at least one resource.",
+         "A package without tables has nothing to check; an empty list is almost always a descriptor saved half-way."),
+    Rule("package/invalid-resource", Severity.ERROR, "Each resource is an object with a name.",
+         "Tables, release files and findings are named after the resource; a resource without a name cannot be checked or built."),
+    Rule("package/duplicate-resource", Severity.ERROR, "No two resources share a name.",
+         "The second table of a name would silently replace the first in every stage and release file."),
+    Rule("package/invalid-resource-name", Severity.ERROR, "A resource name is lowercase letters, digits, '-', '.' and '_' (the Data Package name rule).",
+         "Resource names become file names and SQL table names in the release; anything else could escape a folder or break a query."),
+    Rule("package/inline-data", Severity.ERROR, "A resource's rows are in a CSV file, not inline in the descriptor.",
+         "civharm reads, diffs and releases tables as CSV files; inline rows would not be checked like the rest."),
+    Rule("package/unsupported-dialect", Severity.ERROR, "A resource's CSV dialect is plain CSV (comma, double quote, header row).",
+         "Every stage and every tool downstream reads the file as plain CSV; another dialect would be read differently by each."),
+    Rule("package/compressed-resource", Severity.ERROR, "A resource is an uncompressed file, not an archive or a file inside one.",
+         "An archive hides its rows from diffs and review and can unpack to any size."),
+    Rule("package/unsupported-format", Severity.ERROR, "A resource is a CSV file (format csv, or a path ending in .csv).",
+         "civharm checks and releases CSV tables only; another format would be skipped or misread."),
+    Rule("package/unsupported-encoding", Severity.ERROR, "A resource is encoded as UTF-8.",
+         "The release files and every check assume UTF-8; another encoding garbles names in other scripts."),
+    Rule("package/missing-schema", Severity.ERROR, "Every resource has a Table Schema.",
+         "Without one a table's types, keys and vocabularies would go unchecked; civharm does not infer a schema."),
+    Rule("package/unsafe-path", Severity.ERROR, "A data or schema path is relative and stays inside the package.",
+         "An absolute path, a URL or '..' would read (and release) a file from outside the package."),
+    Rule("package/missing-file", Severity.ERROR, "The file a resource names exists.",
+         "A missing table would otherwise look like an empty one."),
+    Rule("package/unreadable-file", Severity.ERROR, "The file a resource names can be read.",
+         "A file that cannot be opened (a symbolic link loop, a folder, no permission) must not pass as an empty table."),
+    Rule("package/unreadable-schema", Severity.ERROR, "A schema file holds a JSON object.",
+         "A schema that cannot be read leaves its table unchecked; it is reported instead of trusted."),
+    Rule("package/unreadable-csv", Severity.ERROR, "A CSV file can be parsed to its end (no unterminated quote, no over-long field).",
+         "Rows after the point where parsing stops would otherwise be missing without a word; the table is not checked further."),
+    tableschema.RULE,
+)
 
 # The most characters a cell may hold: what a spreadsheet cell holds, so that every release
 # format (the XLSX too) carries every cell whole. Both readers read longer cells (the csv module
@@ -286,37 +322,6 @@ class Package:
         return self.resources.get(name)
 
 
-# What a JSON file (descriptor or schema) may hold, checked before it is parsed: Python's parser
-# recurses once per level (RecursionError near 1,000) and refuses integers of over 4,300 digits,
-# and later stages (frictionless, deep copies) recurse several frames per level.
-MAX_JSON_DEPTH = 64
-MAX_JSON_DIGITS = 100
-# Strings (skipped whole), brackets, and runs of digits too long for a number.
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|[0-9]{%d,}' % (MAX_JSON_DIGITS + 1))
-
-
-def _json_limits(text: str, display: str) -> None:
-    """Refuse JSON nested deeper than MAX_JSON_DEPTH or with a number longer than MAX_JSON_DIGITS."""
-    depth = 0
-    for token in _JSON_TOKEN.finditer(text):
-        first = token.group()[0]
-        if first == '"':
-            continue
-        if first in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise CivharmError(f"{display}:{_line_at(text, token.start())}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        elif first in "]}":
-            depth -= 1
-        else:
-            raise CivharmError(f"{display}:{_line_at(text, token.start())}: a number of {len(token.group()):,} digits; "
-                               f"at most {MAX_JSON_DIGITS} are read")
-
-
-def _line_at(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
 def _read_json(path: Path, display: str) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
@@ -324,11 +329,7 @@ def _read_json(path: Path, display: str) -> dict:
         raise CivharmError(f"{display}: file not found")
     except (OSError, UnicodeDecodeError) as exc:
         raise CivharmError(f"{display}: cannot read: {exc}")
-    _json_limits(text, display)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CivharmError(f"{display}:{exc.lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
+    data = parse_json(text, display)
     if not isinstance(data, dict):
         raise CivharmError(f"{display}: must hold a JSON object")
     return data
@@ -345,13 +346,27 @@ class BadPath(Exception):
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _safe_path(root: Path, relative: object) -> Path | None:
+def _outside_form(relative: object) -> bool:
+    """Whether a descriptor path is no relative path at all: not text, empty, absolute or a URL."""
+    return not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative
+
+
+def safe_relative(relative: object) -> str | None:
+    """A descriptor path as a relative POSIX path inside the package, read as text only (no file
+    system: for a version held in git), or None for an absolute path, a URL or a ``..`` part."""
+    if _outside_form(relative):
+        return None
+    parts = PurePosixPath(relative.replace("\\", "/")).parts
+    return None if ".." in parts else "/".join(parts)
+
+
+def safe_path(root: Path, relative: object) -> Path | None:
     """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package (None).
 
     Raises ``BadPath`` for a control character (a NUL cannot be passed to the system at all)
     and for a path that cannot be resolved (a symbolic link loop).
     """
-    if not isinstance(relative, str) or not relative or relative.startswith(("/", "\\")) or "://" in relative:
+    if _outside_form(relative):
         return None
     if _CONTROL.search(relative):
         raise BadPath("package/unsafe-path", f"path {quote(relative)} holds a control character, which no file name here may")
@@ -463,7 +478,7 @@ def _split_rows_slowly(text: str, display: str, findings: list[Finding], width: 
             lines.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        findings.append(Finding(display, start, None, "structure/unreadable-csv", f"cannot parse CSV: {exc}"))
+        findings.append(RULES["package/unreadable-csv"].finding(display, start, None, f"cannot parse CSV: {exc}"))
     header = header or []
     frame = pd.DataFrame(rows, columns=header[:kept], dtype="string") if header else pd.DataFrame()
     return header, frame, lines, ragged, surplus
@@ -474,7 +489,7 @@ def _refusals(spec: dict, pointer: str) -> list[Finding]:
     found: list[Finding] = []
 
     def refuse(key: str, rule_id: str, message: str, deeper: str = "") -> None:
-        found.append(Finding(DESCRIPTOR, None, key, rule_id, f"{message}; {PLAIN_CSV}", pointer=f"{pointer}/{key}{deeper}"))
+        found.append(RULES[rule_id].finding(DESCRIPTOR, None, key, f"{message}; {PLAIN_CSV}", pointer=f"{pointer}/{key}{deeper}"))
 
     if "data" in spec:
         refuse("data", "package/inline-data", "inline data is not supported: put the rows in a CSV file and give its path")
@@ -500,7 +515,7 @@ def _refusals(spec: dict, pointer: str) -> list[Finding]:
     if "encoding" in spec and str(spec["encoding"]).lower().replace("-", "").replace("_", "") != "utf8":
         refuse("encoding", "package/unsupported-encoding", f"{quote(spec['encoding'])} is not supported: save the file as UTF-8")
     if spec.get("schema") in (None, {}):
-        found.append(Finding(DESCRIPTOR, None, "schema", "package/missing-schema",
+        found.append(RULES["package/missing-schema"].finding(DESCRIPTOR, None, "schema",
                              f"resource {spec.get('name')!r} has no schema: civharm checks each table against its Table "
                              "Schema and does not infer one; add a schema", pointer=pointer))
     return found
@@ -528,14 +543,14 @@ def load_package(path: str | Path = ".") -> Package:
     for index, spec in enumerate(listed):
         pointer = json_pointer("resources", index)
         if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-            findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource", "a resource needs a name", pointer=pointer))
+            findings.append(RULES["package/invalid-resource"].finding(DESCRIPTOR, None, "name", "a resource needs a name", pointer=pointer))
             continue
         name = spec["name"]
         if name in resources:
-            findings.append(Finding(DESCRIPTOR, None, "name", "package/duplicate-resource", f"resource name {name!r} is used twice; names must be unique", pointer=pointer + "/name"))
+            findings.append(RULES["package/duplicate-resource"].finding(DESCRIPTOR, None, "name", f"resource name {name!r} is used twice; names must be unique", pointer=pointer + "/name"))
             continue
         if not RESOURCE_NAME.fullmatch(name):
-            findings.append(Finding(DESCRIPTOR, None, "name", "package/invalid-resource-name",
+            findings.append(RULES["package/invalid-resource-name"].finding(DESCRIPTOR, None, "name",
                                     f"resource name {quote(name)} must be lowercase letters, digits, '-', '.' and '_' only "
                                     "(the Data Package name rule): it names tables and release files", pointer=pointer + "/name"))
         refused = _refusals(spec, pointer)  # anything but a plain CSV file with a schema: its rows are not read
@@ -544,7 +559,7 @@ def load_package(path: str | Path = ".") -> Package:
         if not ("data" in spec and spec.get("path") is None):  # inline data: refused, and no path to complain about
             display_path, raw = _load_data(root, spec, pointer, refused)
         if raw is not None and not refused and (kind := _compressed(raw)) is not None:
-            refused.append(Finding(DESCRIPTOR, None, "path", "package/compressed-resource",
+            refused.append(RULES["package/compressed-resource"].finding(DESCRIPTOR, None, "path",
                                    f"{spec['path']} is a {kind} archive, not a CSV file: unpack it; {PLAIN_CSV}", pointer=pointer + "/path"))
         if refused:
             raw = None
@@ -559,7 +574,7 @@ def load_package(path: str | Path = ".") -> Package:
             findings += read_findings
         resources[name] = resource
     if not listed:
-        findings.append(Finding(DESCRIPTOR, None, "resources", "package/no-resources", "the package lists no resources", pointer="/resources"))
+        findings.append(RULES["package/no-resources"].finding(DESCRIPTOR, None, "resources", "the package lists no resources", pointer="/resources"))
     return Package(root=root, descriptor=descriptor, resources=resources, findings=findings)
 
 
@@ -574,21 +589,21 @@ def _load_schema(root: Path, spec: dict, pointer: str, findings: list[Finding]) 
     if isinstance(schema, str):
         schema_path = schema
         try:
-            schema_file = _safe_path(root, schema)
+            schema_file = safe_path(root, schema)
         except BadPath as exc:
-            findings.append(Finding(DESCRIPTOR, None, "schema", exc.rule_id, f"schema {exc}", pointer=pointer + "/schema"))
+            findings.append(RULES[exc.rule_id].finding(DESCRIPTOR, None, "schema", f"schema {exc}", pointer=pointer + "/schema"))
             return {}, schema_path, False
         if schema_file is None:
-            findings.append(Finding(DESCRIPTOR, None, "schema", "package/unsafe-path",
+            findings.append(RULES["package/unsafe-path"].finding(DESCRIPTOR, None, "schema",
                                     f"schema path {schema!r} must be relative and stay inside the package", pointer=pointer + "/schema"))
             return {}, schema_path, False
         try:
             schema = _read_json(schema_file, schema)
         except CivharmError as exc:
-            findings.append(Finding(schema_path, None, None, "package/unreadable-schema", str(exc).split(": ", 1)[-1], pointer=""))
+            findings.append(RULES["package/unreadable-schema"].finding(schema_path, None, None, str(exc).split(": ", 1)[-1], pointer=""))
             return {}, schema_path, False
     elif not isinstance(schema, dict):
-        findings.append(Finding(DESCRIPTOR, None, "schema", tableschema.RULE,
+        findings.append(tableschema.RULE.finding(DESCRIPTOR, None, "schema",
                                 f"must be the path of a schema file or a schema object, not {quote(schema)}", pointer=pointer + "/schema"))
         return {}, None, False
     trusted, problems = tableschema.check(schema, schema_path or DESCRIPTOR, "" if schema_path else pointer + "/schema")
@@ -601,21 +616,21 @@ def _load_data(root: Path, spec: dict, pointer: str, findings: list[Finding]) ->
     name, data_path = spec["name"], spec.get("path")
     display_path = data_path if isinstance(data_path, str) else f"<resource {name}>"
     try:
-        data_file = _safe_path(root, data_path)
+        data_file = safe_path(root, data_path)
     except BadPath as exc:
-        findings.append(Finding(DESCRIPTOR, None, "path", exc.rule_id, f"resource {name!r}: {exc}", pointer=pointer + "/path"))
+        findings.append(RULES[exc.rule_id].finding(DESCRIPTOR, None, "path", f"resource {name!r}: {exc}", pointer=pointer + "/path"))
         return display_path, None
     if data_file is None:
-        findings.append(Finding(DESCRIPTOR, None, "path", "package/unsafe-path",
+        findings.append(RULES["package/unsafe-path"].finding(DESCRIPTOR, None, "path",
                                 f"path {data_path!r} must be a relative path inside the package", pointer=pointer + "/path"))
         return display_path, None
     if not data_file.is_file():
-        findings.append(Finding(DESCRIPTOR, None, "path", "package/missing-file",
+        findings.append(RULES["package/missing-file"].finding(DESCRIPTOR, None, "path",
                                 f"resource {name!r}: file {data_path} does not exist", pointer=pointer + "/path"))
         return display_path, None
     try:
         return display_path, data_file.read_bytes()
     except OSError as exc:
-        findings.append(Finding(DESCRIPTOR, None, "path", "package/unreadable-file",
+        findings.append(RULES["package/unreadable-file"].finding(DESCRIPTOR, None, "path",
                                 f"resource {name!r}: file {quote(data_path)} cannot be read: {exc.strerror or exc}", pointer=pointer + "/path"))
         return display_path, None

@@ -2,7 +2,7 @@
 version is written (datapackage.json, CITATION.cff, CHANGELOG.md, releases.json), all at once.
 
 ``civharm release`` uses ``plan_release``/``release``; ``civharm build`` labels files with
-``build_version``. Reading versions and comparing them is ``history``'s job.
+``build_version``. Reading versions is ``civharm.versions``' job, comparing them ``civharm.diff``'s.
 """
 from __future__ import annotations
 
@@ -15,35 +15,21 @@ from pathlib import Path
 
 from .atomic import LOCK_FILE, FaultHook, write_files
 from .findings import CivharmError
-from .history import (
-    BOOKKEEPING,
-    Diff,
-    KIND_TITLES,
-    LEVELS,
-    LOG_TABLE,
-    RELEASES_FILE,
-    _code,
-    _git,
-    _is_repository,
-    _record_line,
-    _root_of,
-    _safe_relative,
-    bump_reasons,
-    compare,
-    empty_package,
-    parse_version,
-    read_releases,
-    read_version,
-    release_ref,
-    required_bump,
-    summary_sentence,
-)
-from .package import DESCRIPTOR, load_package
+from .limits import parse_json
+from .diff import BOOKKEEPING, KIND_TITLES, LEVELS, LOG_TABLE, Diff, bump_reasons, compare, format_value, record_line, required_bump, summary_sentence
+from .versions import RELEASES_FILE, empty_package, git, is_repository, parse_version, read_releases, read_version, release_ref, root_of
+from .package import DESCRIPTOR, load_package, safe_relative
 
 
 def next_versions(previous: str) -> dict[str, str]:
     major, minor, patch = parse_version(previous)
     return {"major": f"{major + 1}.0.0", "minor": f"{major}.{minor + 1}.0", "patch": f"{major}.{minor}.{patch + 1}"}
+
+
+def _descriptor(content: bytes) -> dict:
+    """datapackage.json read through the bounded JSON reader (a non-object reads as empty)."""
+    data = parse_json(content.decode("utf-8", "replace"), DESCRIPTOR)
+    return data if isinstance(data, dict) else {}
 
 
 def _sha256(content: bytes) -> str:
@@ -53,9 +39,9 @@ def _sha256(content: bytes) -> str:
 def _package_files(root: Path, descriptor_bytes: bytes) -> dict[str, str]:
     """sha256 of the descriptor and of every schema and data file it lists."""
     files = {DESCRIPTOR: _sha256(descriptor_bytes)}
-    for spec in json.loads(descriptor_bytes).get("resources", []):
+    for spec in _descriptor(descriptor_bytes).get("resources", []):
         for key in ("schema", "path"):
-            relative = _safe_relative(spec.get(key))
+            relative = safe_relative(spec.get(key))
             if relative and (root / relative).is_file():
                 files[relative] = _sha256((root / relative).read_bytes())
     return dict(sorted(files.items()))
@@ -63,7 +49,7 @@ def _package_files(root: Path, descriptor_bytes: bytes) -> dict[str, str]:
 
 def _set_descriptor_version(text: str, version: str) -> str:
     """Change the top-level version keeping the file's layout; fall back to re-serialising."""
-    data = json.loads(text)
+    data = parse_json(text, DESCRIPTOR)
     replaced = re.sub(r'("version"\s*:\s*)"[^"]*"', lambda m: f'{m[1]}"{version}"', text, count=1)
     expected = dict(data, version=version)
     if "version" in data and json.loads(replaced) == expected:
@@ -98,9 +84,9 @@ def changelog_section(diff: Diff, version: str, previous: str | None, date: str,
         notable = [f"- Schema, `{c.table}`: {c.detail} ({c.level})" for c in diff.schema]
         for change in diff.records:
             if change.kind in ("retracted", "merged", "restored", "deleted"):
-                notable.append(f"- {change.kind.capitalize()} ({change.table}): " + _record_line(change, located=False)[2:])
+                notable.append(f"- {change.kind.capitalize()} ({change.table}): " + record_line(change, located=False)[2:])
             elif change.kind == "changed" and change.table != LOG_TABLE:
-                edits = "; ".join(f"`{f.field}` {_code(f.old)} → {_code(f.new)}" for f in change.fields if f.field not in BOOKKEEPING)
+                edits = "; ".join(f"`{f.field}` {format_value(f.old)} → {format_value(f.new)}" for f in change.fields if f.field not in BOOKKEEPING)
                 notable.append(f"- Corrected `{change.record_id}` ({change.table}): {edits}")
         if notable:
             out += ["Notable changes:", ""] + notable[:40]
@@ -139,8 +125,8 @@ def changelog_versions(changelog: str) -> list[str]:
 
 def recorded_versions(root: str | Path) -> dict[str, str | None]:
     """The dataset version as each file records it; a release keeps them equal."""
-    root = _root_of(root)
-    descriptor = json.loads((root / DESCRIPTOR).read_text(encoding="utf-8"))
+    root = root_of(root)
+    descriptor = _descriptor((root / DESCRIPTOR).read_bytes())
     citation = root / "CITATION.cff"
     match = re.search(r"^version:\s*['\"]?([^'\"\s]+)", citation.read_text(encoding="utf-8"), flags=re.M) if citation.is_file() else None
     changelog = root / "CHANGELOG.md"
@@ -164,7 +150,7 @@ class ReleasePlan:
 
 def plan_release(root: str | Path, version: str, date: dt.date, base: str | None = None) -> ReleasePlan:
     """Everything ``civharm release`` would write, or CivharmError when the version is not allowed."""
-    root = _root_of(root)
+    root = root_of(root)
     parse_version(version)
     releases = read_releases(root)
     if any(e["version"] == version for e in releases):
@@ -196,7 +182,7 @@ def plan_release(root: str | Path, version: str, date: dt.date, base: str | None
         f"title: {json.dumps(head.descriptor.get('title') or 'civharm')}\n")
     changelog = changelog_path.read_text(encoding="utf-8") if changelog_path.is_file() else ""
     section = changelog_section(diff, version, previous, day, level, unreleased_notes(changelog))
-    parent = _git(root, "rev-parse", "HEAD") if _is_repository(root) else None
+    parent = git(root, "rev-parse", "HEAD") if is_repository(root) else None
     entry = {"version": version, "date": day, "tag": f"v{version}", "previous": previous, "level": level,
              "parent_commit": parent.stdout.decode().strip() if parent is not None and parent.returncode == 0 else None,
              "counts": diff.totals(), "files": _package_files(root, descriptor_text.encode("utf-8"))}
@@ -212,7 +198,7 @@ def plan_release(root: str | Path, version: str, date: dt.date, base: str | None
 def release(root: str | Path, version: str, date: dt.date, base: str | None = None, fault: FaultHook | None = None) -> ReleasePlan:
     """Write the release's files all or nothing (``fault`` lets tests break it between two files)."""
     plan = plan_release(root, version, date, base)
-    write_files(_root_of(root), plan.files, fault=fault)
+    write_files(root_of(root), plan.files, fault=fault)
     return plan
 
 
@@ -222,17 +208,17 @@ def build_version(package_root: str | Path) -> str:
     The next version is the last release bumped by the smallest level its diff allows (before
     the first release: the version in datapackage.json). ``.dirty`` marks uncommitted changes.
     """
-    root = _root_of(package_root)
+    root = root_of(package_root)
     descriptor_bytes = (root / DESCRIPTOR).read_bytes()
     releases = read_releases(root)
-    if _is_repository(root):
-        head = _git(root, "rev-parse", "--short=7", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}").stdout.strip()  # a build holds the lock
+    if is_repository(root):
+        head = git(root, "rev-parse", "--short=7", "HEAD")
+        dirty = git(root, "status", "--porcelain", "--", ".", f":(exclude){LOCK_FILE}").stdout.strip()  # a build holds the lock
         suffix = ("g" + head.stdout.decode().strip() if head.returncode == 0 else "nocommit") + (".dirty" if dirty else "")
     else:
         suffix = "nogit"
     if not releases:
-        current = json.loads(descriptor_bytes).get("version", "")
+        current = _descriptor(descriptor_bytes).get("version", "")
         parse_version(current)
         return f"{current}-dev.{suffix}"
     last = releases[-1]

@@ -124,29 +124,3 @@ def markdown_table(report: Report) -> str:
 
 FORMATS = ("text", "json", "github")  # the CLI calls text, json_pieces and github, each with what it needs
 
-
-def write_report_dir(report: Report, package_path, today, directory) -> list:
-    """Write ``report.json`` and the GX Data Docs site (``data-docs/``) into ``directory``, all at once."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from . import rules
-    from .package import load_package
-
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        with open(staging / "report.json", "w", encoding="utf-8") as out:
-            out.writelines(json_pieces(report))
-        site = rules.data_docs(load_package(package_path), today)
-        if site:
-            shutil.copytree(site, staging / "data-docs")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return sorted(p for p in target.rglob("*") if p.is_file())

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from frictionless import errors as ferrors
 from frictionless import system
 
-from .findings import Finding, RuleDoc, Severity, code_point, quote
+from .findings import Finding, Rule, Severity, code_point, declare, quote
 from .package import DESCRIPTOR, EXTRA_LABELS_KEPT, Package, Resource, arrow_text, cell_bytes, date_spelled, is_utf8, leading_zeros
 
 ERROR_LIMIT = 10_000_000
@@ -51,18 +51,30 @@ _SPEC_KEYS = {"name", "path", "profile", "format", "mediatype", "encoding", "sch
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
 # Checks of our own beside the Table Schema (frictionless' errors keep their frictionless/ ids).
-RULES = {r.id: r for r in (
-    RuleDoc("structure/date-format", Severity.ERROR, "A date is written YYYY-MM-DD: four-digit year, two-digit month and day, ASCII digits 0–9.",
+RULES = declare(
+    Rule("structure/date-format", Severity.ERROR, "A date is written YYYY-MM-DD: four-digit year, two-digit month and day, ASCII digits 0–9.",
             "Stock frictionless also reads '2024-3-14' and other scripts' digits ('٢٠٢٤'); sorting, comparing and other tools "
             "do not, so such a date would be misordered or lost downstream (civharm reads it as no date)."),
-    RuleDoc("structure/number-spelling", Severity.ERROR,
+    Rule("structure/number-spelling", Severity.ERROR,
             "Integer and number cells use the ASCII digits 0–9 without '_' separators; integers have at most 18 digits.",
             "frictionless reads cells with Python, which takes '1_0' as 10, '٢' as 2 and integers of any length; spreadsheets, "
             "databases and civharm's own rules do not, so the figure would be lost or read as empty downstream."),
-    RuleDoc("structure/text-after-quote", Severity.ERROR, "A quoted cell ends at its closing quote.",
+    Rule("structure/text-after-quote", Severity.ERROR, "A quoted cell ends at its closing quote.",
             "Python's and Arrow's CSV readers (so frictionless) glue text after a closing quote onto the cell ('\"abc\"xyz' "
             "reads abcxyz) and strict readers reject the line: the same file would read differently in different tools."),
-)}
+)
+
+# frictionless' error types that civharm reports, as frictionless/<type>: title and description are
+# frictionless' own (its error classes), so the catalogue lists them beside ours. A type not listed
+# here that frictionless raises is still reported; the catalogue test then names it.
+FRICTIONLESS_TYPES = ("blank-label", "blank-row", "constraint-error", "duplicate-label", "encoding-error", "extra-cell",
+                      "extra-label", "foreign-key", "incorrect-label", "missing-cell", "missing-label", "package-error", "primary-key", "source-error",
+                      "resource-error", "type-error", "unique-error")
+_FRICTIONLESS_ERRORS = {getattr(c, "type", None): c for c in vars(ferrors).values() if isinstance(c, type)}
+RULES.update(declare(*(
+    Rule(f"frictionless/{kind}", Severity.ERROR, _FRICTIONLESS_ERRORS[kind].description,
+         f"Table Schema, checked as frictionless 5 checks it ({_FRICTIONLESS_ERRORS[kind].title}).")
+    for kind in FRICTIONLESS_TYPES)))
 
 
 def _wording(kind: str, title: str, cell, note: str, field: dict | None, line_of=None) -> str:
@@ -554,7 +566,7 @@ def _compile(package: Package, loadable: list[Resource]) -> dict[str, "_Table"] 
     """One prepared table per resource, or None when frictionless itself must judge the package."""
     names = {r.name for r in loadable}
     specs = {spec.get("name"): spec for spec in package.descriptor.get("resources", []) if isinstance(spec, dict)}
-    if any(f.rule_id == "structure/unreadable-csv" for f in package.findings):
+    if any(f.rule_id == "package/unreadable-csv" for f in package.findings):
         return None
     if not frictionless.Package.validate_descriptor(_frictionless_descriptor(package, names)).valid:
         return None

@@ -21,9 +21,11 @@ import re
 
 import jsonschema
 
-from .findings import Finding, json_pointer, quote
+from .findings import Finding, Rule, Severity, json_pointer, quote
 
-RULE = "package/invalid-schema"
+RULE = Rule("package/invalid-schema", Severity.ERROR, "A Table Schema has the shape Table Schema defines and its constraints fit its field types.",
+            "Every stage reads the schemas; a malformed one would stop the run with an internal error or hide a table's checks. "
+            "The part at fault is dropped and the rest still checked.")  # declared in the catalogue by package.RULES
 # Table Schema's field types, as frictionless 5 reads them (one module each in frictionless/fields/).
 TYPES = ("any", "array", "boolean", "date", "datetime", "duration", "geojson", "geopoint", "integer",
          "list", "number", "object", "string", "time", "year", "yearmonth")
@@ -209,4 +211,4 @@ def _finding(file: str, base: str, schema: dict, path: list, message: str, whole
     elif path == ["fields"]:
         field = "fields"
     outcome = "the table is not checked against this schema" if whole else "ignored; the rest of the schema still applies"
-    return Finding(file, None, field, RULE, f"{message} ({outcome})", pointer=base + json_pointer(*path))
+    return RULE.finding(file, None, field, f"{message} ({outcome})", pointer=base + json_pointer(*path))

@@ -1,18 +1,20 @@
-"""The validation pipeline: load → structure → rules → duplicates → history, one Report out."""
+"""The validation pipeline: load → history → structure → rules → duplicates, one Report out
+(and, with ``--report-dir``, the report and the GX Data Docs written from the same run).
+
+How long it takes is ``civharm.speed``'s business: the pipeline hands it two independent
+workloads (structure and most rules; the duplicate gate and the text rules) and gets both
+results back, whether they ran one after the other or at once.
+"""
 from __future__ import annotations
 
 import datetime as dt
-import gc
-import os
-import pickle
-import signal
-import threading
-from contextlib import contextmanager
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import duplicates, history, rules, structure
+from . import duplicates, history, render, rules, speed, structure
 from .findings import CivharmError, Finding, Report
 from .package import Package, load_package
 
@@ -21,12 +23,8 @@ from .package import Package, load_package
 DATASET_TABLES = ("incidents", "reports")
 NOT_A_CIVHARM_PACKAGE = "not a civharm package: no incidents or reports table"
 
-# Below this many rows a second process costs more than it saves (fork, transfer of findings).
-TWO_PROCESSES_FROM_ROWS = 200_000
-# Rule families the second process runs beside the duplicate gate: pandas-only (GX is imported
-# in the first process alone), chosen so that both processes end at about the same time (the
-# place rules moved back to the first process once structure got faster: 1M reports, runs
-# interleaved, 12.8 s against 13.2 s).
+# Rule families run beside the duplicate gate when ``civharm.speed`` runs the two workloads at
+# once (pandas-only: GX stays in the first process); chosen so that both end at about the same time.
 SECOND_PROCESS_RULES = frozenset({"text"})
 
 
@@ -35,7 +33,7 @@ class Options:
     today: dt.date
     base: str | None = None
     progress: Callable[[str], None] | None = None  # told each stage's name as it starts (the CLI shows it on a terminal)
-    processes: int | None = None  # 1, or 2 (duplicate gate and text rules in a forked process); None: 2 for a large package on 2+ cores
+    processes: int | None = None  # for civharm.speed: 1, or 2 (duplicate gate and text rules in a second process); None: by size
 
 
 def without_cascades(rule_findings: list[Finding], structural: list[Finding]) -> list[Finding]:
@@ -49,167 +47,76 @@ def without_cascades(rule_findings: list[Finding], structural: list[Finding]) ->
     return [f for f in rule_findings if (f.file, f.line) not in broken]
 
 
-def _import_great_expectations() -> None:
-    try:
-        import great_expectations  # noqa: F401
-    except Exception:  # noqa: BLE001 - the rules import it again and report the failure properly
-        pass
-
-
-def _processes(package: Package, asked: int | None) -> int:
-    """How many processes to use: as asked, else two for a large package on a machine with two cores."""
-    if not hasattr(os, "fork"):  # Windows: one process
-        return 1
-    if asked is not None:
-        return 2 if asked >= 2 else 1
-    rows = sum(len(resource.frame) for resource in package.resources.values())
-    return 2 if rows >= TWO_PROCESSES_FROM_ROWS and (os.cpu_count() or 1) >= 2 else 1
-
-
-def _as_rows(findings: list[Finding]) -> list[tuple]:
-    """Findings as plain tuples: pickle sends a plain tuple several times faster than a named one."""
-    return [tuple(f) for f in findings]
-
-
-def _from_rows(rows: list[tuple]) -> list[Finding]:
-    return list(map(Finding._make, rows))
-
-
-def _type_shared_tables(package: Package) -> None:
-    """Type the tables both processes read before forking: computed once, shared copy-on-write."""
-    for resource in package.resources.values():
-        if resource.usable:
-            resource.typed  # noqa: B018 - a cached property; reading it is the point
-
-
-class _Child:
-    """A forked process computing findings: ``result()`` waits for them, ``stop()`` ends it early."""
-
-    def __init__(self, pid: int, read_end: int):
-        self.pid = pid
-        self.received: list[bytes] = []
-        # The pipe is drained on a thread, so a large result cannot block the child.
-        self.reader = threading.Thread(target=self._drain, args=(read_end,), daemon=True)
-        self.reader.start()
-
-    def _drain(self, read_end: int) -> None:
-        with os.fdopen(read_end, "rb") as pipe:
-            self.received.append(pipe.read())
-
-    def result(self) -> list[Finding]:
-        self.reader.join()
-        _, status = os.waitpid(self.pid, 0)
-        if not self.received or not self.received[0]:
-            raise CivharmError(f"the second validation process ended without a result (exit status {os.waitstatus_to_exitcode(status)})")
-        kind, value = pickle.loads(self.received[0])
-        if kind == "raised":
-            raise value
-        return _from_rows(value)
-
-    def stop(self) -> None:
-        """Kill and reap the child (the first process failed; its result is not needed)."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
-
-
-def _forked(work: Callable[[], list[Finding]]) -> _Child:
-    """Start ``work`` in a forked child, which shares the loaded package copy-on-write.
-
-    The child sends its findings (or its exception) through a pipe and leaves with
-    ``os._exit``, so it never runs the parent's exit handlers or flushes its buffers.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        status = 0
-        try:
-            os.close(read_end)
-            try:
-                payload = ("ok", _as_rows(work()))
-            except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
-                payload = ("raised", exc if _picklable(exc) else RuntimeError(f"{type(exc).__name__}: {exc}"))
-            with os.fdopen(write_end, "wb") as pipe:
-                pickle.dump(payload, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 - the parent reports a child that sent nothing
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    return _Child(pid, read_end)
-
-
-def _picklable(value: object) -> bool:
-    try:
-        pickle.loads(pickle.dumps(value))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "send a description instead"
-        return False
-
-
-@contextmanager
-def _no_cycle_collector():
-    """Pause Python's cycle collector for the run.
-
-    A large package means 10⁵–10⁶ Python objects (findings, groups, keys); each burst of
-    allocations made the collector walk them all again (≈ 5 s of a 1M-report run, measured).
-    The run's memory is bounded by the package and the collector resumes when the run ends.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def run(path: str | Path | Package, options: Options) -> Report:
     """Validate the package at ``path`` (or one already loaded, as ``build`` has); raises CivharmError only when it cannot be read at all."""
-    with _no_cycle_collector():
-        return _run(path, options)
+    with speed.collector_paused():
+        if isinstance(path, Package):
+            return _run(path, path.root, options)
+        return _run(_load(path, options), path, options)
 
 
-def _run(path: str | Path | Package, options: Options) -> Report:
+def _load(path: str | Path, options: Options) -> Package:
+    (options.progress or (lambda name: None))("load")
+    return load_package(path)
+
+
+def run_with_report_dir(path: str | Path, options: Options, directory: str | Path) -> tuple[Report, list[Path]]:
+    """``run``, then ``report.json`` and the GX Data Docs site written into ``directory`` from the same loaded package."""
+    with speed.collector_paused():
+        package = _load(path, options)
+        report = _run(package, path, options)
+        return report, write_report_dir(report, package, options.today, directory)
+
+
+def write_report_dir(report: Report, package: Package, today: dt.date, directory: str | Path) -> list[Path]:
+    """Write ``report.json`` and the GX Data Docs site (``data-docs/``) into ``directory``, all at once."""
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        with open(staging / "report.json", "w", encoding="utf-8") as out:
+            out.writelines(render.json_pieces(report))
+        site = rules.data_docs(package, today)
+        if site:
+            shutil.copytree(site, staging / "data-docs")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return sorted(p for p in target.rglob("*") if p.is_file())
+
+
+def _run(package: Package, path: str | Path, options: Options) -> Report:
     stage = options.progress or (lambda name: None)
-    stage("load")
-    package = path if isinstance(path, Package) else load_package(path)
-    path = package.root if isinstance(path, Package) else path
     findings = list(package.findings)
     if options.base:  # first, so that an unreadable base stops the run before the slow checks
         stage("history")
         findings += history.check_against(package, options.base)
     dataset_rules = any(name in package.resources for name in DATASET_TABLES)
-    second_process = None
-    if dataset_rules and _processes(package, options.processes) == 2:
-        # The duplicate gate and some rule families run in a forked copy of this process while
-        # this one checks structure and the other rules; forked before any thread of ours
-        # starts (a fork copies one thread).
-        stage(f"duplicates and the {', '.join(sorted(SECOND_PROCESS_RULES))} rules (second process)")
-        _type_shared_tables(package)
-        second_process = _forked(lambda: rules.check(package, options.today, SECOND_PROCESS_RULES) + duplicates.check(package))
-    # Importing GX takes seconds of pure Python; the structure checks are mostly Arrow kernels
-    # that leave the interpreter free, so the import runs beside them (the rules wait for it).
-    threading.Thread(target=_import_great_expectations, daemon=True).start()
-    try:
+
+    def first() -> tuple[list[Finding], list[Finding]]:
         stage("structure")
-        structural = structure.check(package) + structure.check_beyond_frictionless(package)
+        found = structure.check(package) + structure.check_beyond_frictionless(package)
         stage("rules")
+        return found, rules.check(package, options.today, rules.FAMILIES - SECOND_PROCESS_RULES) if dataset_rules else []
+
+    def second() -> list[Finding]:
         if not dataset_rules:
-            later_findings = []
-        elif second_process is None:
-            later_findings = rules.check(package, options.today)
-            stage("duplicates")
-            later_findings += duplicates.check(package)
-        else:
-            later_findings = rules.check(package, options.today, rules.FAMILIES - SECOND_PROCESS_RULES)
-            later_findings += second_process.result()
-    except BaseException:
-        if second_process is not None:
-            second_process.stop()
-        raise
+            return []
+        stage("duplicates")
+        return rules.check(package, options.today, SECOND_PROCESS_RULES) + duplicates.check(package)
+
+    def type_tables() -> None:  # what both workloads read, computed once before they part
+        for resource in package.resources.values():
+            if resource.usable:
+                resource.typed  # noqa: B018 - a cached property; reading it is the point
+
+    rows = sum(len(resource.frame) for resource in package.resources.values())
+    (structural, later_findings), more = speed.both(rows, first, second, options.processes if dataset_rules else 1,
+                                                   prepare=type_tables, warm_up=("great_expectations",))
+    later_findings = later_findings + more
     findings += structural
     findings += without_cascades(later_findings, structural)
     summary = {"package": str(path), "tables": {name: len(res.frame) for name, res in package.resources.items() if res.unread is None},

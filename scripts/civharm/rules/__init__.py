@@ -1,8 +1,8 @@
 """The registry of semantic rules: each rule is declared once, with its id, severity and rationale.
 
 Rule modules register themselves with ``@rule`` (pandas) or ``@expectation_rule`` (Great
-Expectations) the way an extension would; the codebook's rule catalogue and the
-registry-driven tests read ``REGISTRY``. A rule id starts with its module's name
+Expectations) the way an extension would; each becomes a ``findings.Rule`` in the one
+catalogue (``findings.CATALOGUE``) that the codebook and the catalogue test read. A rule id starts with its module's name
 (``dates/end-before-start`` lives in ``rules/dates.py``).
 """
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable, Collection, Iterable
+from typing import Callable, Collection
 
 import pandas as pd
 
 from ..figures import current_reports
-from ..findings import Finding, Severity
+from ..findings import Finding, Rule, Severity, declare
 from ..package import Package
 
 MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "attribution", "confidence", "aggregates")
@@ -60,24 +60,7 @@ class Check:
     message: Callable[[pd.Series], str]
 
 
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    severity: Severity
-    title: str
-    rationale: str
-    check: Callable[[Context], Iterable] = field(compare=False, repr=False)
-    engine: str = "pandas"  # "pandas": check yields Findings; "gx": check returns Checks
-
-    def finding(self, file: str, line: int | None, field: str | None, message: str, pointer: str | None = None) -> Finding:
-        return Finding(file, line, field, self.id, message, self.severity, pointer)
-
-    def at_row(self, ctx: Context, table: str, index: int, field: str | None, message: str) -> Finding:
-        resource = ctx.package[table]
-        return self.finding(resource.path, resource.line_of(index), field, message)
-
-
-REGISTRY: dict[str, Rule] = {}
+REGISTRY: dict[str, Rule] = {}  # the semantic rules (those with a check), also in findings.CATALOGUE
 
 
 def in_order(table: str, lower: str, upper: str, field: str, message: Callable[[pd.Series], str]) -> Check:
@@ -98,7 +81,7 @@ def _register(rule_id: str, severity: Severity, title: str, rationale: str, engi
         module = function.__module__.rsplit(".", 1)[-1]
         assert rule_id.startswith(module + "/"), f"{rule_id} must start with {module}/"
         assert rule_id not in REGISTRY, f"{rule_id} declared twice"
-        REGISTRY[rule_id] = Rule(rule_id, severity, title, rationale, function, engine)
+        REGISTRY.update(declare(Rule(rule_id, severity, title, rationale, function, engine)))
         return function
 
     return register

@@ -1,8 +1,11 @@
 """Run the expectation-based rules as one Great Expectations suite per table.
 
-GX runs once over each table with every expectation asking only pass/fail; the failing
-expectations alone are run again for their row indices. The context is ephemeral and
-made once per process (importing GX costs seconds; a context costs milliseconds).
+What GX does here: the rules declared with ``@expectation_rule`` (comparisons of two columns
+of one row, e.g. a minimum not above its maximum) are GX expectations. ``validate`` runs each
+table's suite once and turns every row an expectation rejects into a Finding of its rule;
+``--report-dir`` also writes GX's Data Docs with each expectation's result. Every other rule
+is pandas code (GX has no expectation for what they compare across rows and tables). The
+context is ephemeral and made once per process.
 """
 from __future__ import annotations
 
@@ -81,13 +84,11 @@ def run(ctx, checks) -> list[Finding]:
         frame = ctx.table(table)
         if frame is None or frame.empty:
             continue
-        gx_frame = _gx_frame(frame, [check.expectation for _, check in items])
-        passed = _run_suite(gx_frame, [check.expectation for _, check in items], "BOOLEAN_ONLY")
-        failing = [items[i] for i, outcome in enumerate(passed) if not outcome.success]
-        if not failing:
-            continue
-        detailed = _run_suite(gx_frame, [check.expectation for _, check in failing], "COMPLETE")
-        for (rule, check), outcome in zip(failing, detailed):
+        expectations = [check.expectation for _, check in items]
+        outcomes = _run_suite(_gx_frame(frame, expectations), expectations, "COMPLETE")
+        for (rule, check), outcome in zip(items, outcomes):
+            if outcome.success:
+                continue
             indices = outcome.result.get("unexpected_index_list") or []
             if outcome.exception_info and outcome.exception_info.get("raised_exception"):
                 message = outcome.exception_info.get("exception_message", "expectation failed to run")
