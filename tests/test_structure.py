@@ -139,7 +139,7 @@ NUMBER_SPELLINGS = {"1_0": True, "\u0662": True, "\uff11": True, "\u00a01": True
 def test_numbers_only_python_reads_are_found_and_nothing_else(valid_package):
     """A cell frictionless reads as a number although other readers do not; its own type errors are left to it."""
     from civharm.package import load_package
-    from civharm.structure import check_beyond_frictionless
+    from civharm.strictness import check_beyond_frictionless
     from conftest import set_cell
 
     path = valid_package / "data" / "damage.csv"

@@ -38,9 +38,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from PIL import Image
 
+from .figures import active
 from .package import Package
 
-ACTIVE = "active"
 DRAWN = ("civilians_killed", "civilians_injured")
 LABELS = {"civilians_killed": "Civilians killed", "civilians_injured": "Civilians injured"}
 # (sum of minimums, band up to the sum of maximums) per figure
@@ -104,7 +104,7 @@ def _pairs(incidents: pd.DataFrame, figure: str) -> list[tuple[int | None, int |
 def active_incidents(package: Package) -> pd.DataFrame:
     """Merged incidents count through the one they were merged into; retracted ones do not count."""
     typed = package["incidents"].typed
-    return typed[typed["status"] == ACTIVE]
+    return typed[active(typed)]
 
 
 def placed_months(incidents: pd.DataFrame) -> pd.Series:

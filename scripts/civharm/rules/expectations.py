@@ -2,7 +2,7 @@
 
 GX runs once over each table with every expectation asking only pass/fail; the failing
 expectations alone are run again for their row indices. The context is ephemeral and
-made once per process (importing GX costs seconds; a context costs milliseconds).
+made once per process (importing GX is slow; a context is cheap).
 """
 from __future__ import annotations
 
