@@ -193,7 +193,7 @@ def active_only_note(package: Package, version: str | None = None) -> str:
     version = package.descriptor.get("version", "") if version is None else version
     incidents = package.get("incidents")
     total = len(incidents.frame) if incidents is not None else 0
-    active = int(counted(incidents.frame).sum()) if incidents is not None and total else 0
+    active = int(counted(incidents.typed).sum()) if incidents is not None and total else 0
     return (f"Active incidents only ({active} of {total}): the XLSX, GeoJSON and HXL CSV files leave out "
             "merged incidents (their reports count toward the incident they were merged into) and retracted "
             "ones (withdrawn), so that nothing is counted twice or counted after withdrawal; the same goes for "
@@ -518,7 +518,7 @@ def hxl_csv_bytes(release: Release, name: str = "incidents") -> bytes:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(names)
     writer.writerow([f.get("hxl", "") for f in fields])
-    active = resource.frame[counted(resource.frame)]
+    active = resource.frame[counted(resource.typed)]  # typed: an empty cell is missing there, "" in the frame
     writer.writerows(active[names].itertuples(index=False, name=None))
     return out.getvalue().encode("utf-8")
 
