@@ -102,7 +102,7 @@ def test_plain_csv_reads_utf8_whole_and_samples_the_first_mebibyte():
 def _glued(raw: bytes) -> list[tuple[int, str | None]]:
     """(line, field) of each cell with text after its closing quote, for a file loaded as the package loads it."""
     from civharm.package import Resource, _split_rows
-    from civharm.structure import _text_after_quotes
+    from civharm.strictness import _text_after_quotes
 
     resource = Resource("t", "t.csv", {}, None, raw)
     resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, "t.csv", [])

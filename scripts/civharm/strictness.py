@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from .findings import Finding, code_point, quote
-from .package import Package, Resource, arrow_text, cell_bytes
+from .package import Package, Resource, arrow_text, cell_bytes, is_utf8
 
 INTEGER_DIGITS = 18  # the most package._integers reads (every such integer fits in 64 bits)
 
