@@ -490,7 +490,7 @@ def test_a_dialect_rewrite_that_deletes_an_incident_fails_validate_base(incident
     import civharm.validate as validate
 
     repo, _ = incident_deleted_behind_a_dialect
-    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.rules, "check", lambda package, today, families=None: [])  # keep the test fast
     monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
     result = invoke("validate", str(repo), "--base", "HEAD", "--today", DAY, "--format", "json")
     assert result.exit_code == 1
@@ -551,7 +551,7 @@ def invoke(*args):
 def test_validate_base_cli_fails_with_file_line_field(repo, monkeypatch):
     import civharm.validate as validate
 
-    monkeypatch.setattr(validate.rules, "check", lambda package, today: [])  # keep the test fast
+    monkeypatch.setattr(validate.rules, "check", lambda package, today, families=None: [])  # keep the test fast
     monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)
