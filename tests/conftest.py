@@ -9,7 +9,9 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,18 @@ def _thirdparty() -> Path:
 
 
 THIRDPARTY = _thirdparty()
+
+
+@contextmanager
+def loopback(handler):
+    """An HTTP server on 127.0.0.1 (the port chosen by the OS) answering with ``handler`` on a
+    thread for the block, then stopped: yields (base URL, server). The tests' only network."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -15,14 +15,13 @@ import sys
 import threading
 import time
 from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from civharm import loading
 from civharm.findings import CivharmError
-from conftest import build_package
+from conftest import build_package, loopback
 from test_archive_limits import bomb, limits, ratio_error
 from test_loading import VERSION, ZIP, ReleaseHandler, assert_nothing_left, invoke, publish, zip_package
 
@@ -110,15 +109,12 @@ def server(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     handler = type("Handler", (Handler,), {"routes": {}, "cut": set()})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    STOP.clear()
-    yield site, f"http://127.0.0.1:{httpd.server_address[1]}", handler.routes
-    STOP.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with loopback(partial(handler, directory=str(site))) as (base, _):
+        STOP.clear()
+        try:
+            yield site, base, handler.routes
+        finally:
+            STOP.set()
 
 
 @pytest.fixture(autouse=True)

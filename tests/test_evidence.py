@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from click.testing import CliRunner
 from civharm import evidence, pages
 from civharm.cli import main
 from civharm.package import load_package
-from conftest import set_cell
+from conftest import loopback, set_cell
 
 URL = "https://dailywrap.uk/russian-guerrillas-strike-military-targets-in-belgorod-and-kursk,7005851269351041a"
 OTHER_URL = "https://example.org/news/2023/12/30/elsewhere"
@@ -255,15 +254,8 @@ class _Pages(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def serving(routes: dict):
     handler = type("Handler", (_Pages,), {"routes": routes, "hits": []})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with loopback(handler) as (base, _):
+        yield base, handler
 
 
 HTML = ("<html><head><title>Invented</title></head><body><nav>Home | World | Sport</nav><article><h1>Night of shelling</h1>"

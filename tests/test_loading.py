@@ -7,10 +7,9 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import zipfile
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,7 @@ from click.testing import CliRunner
 import civharm
 from civharm.cli import main
 from civharm.findings import CivharmError
-from conftest import REPO, build_package
+from conftest import REPO, build_package, loopback
 
 VERSION = "1.0.0"
 ZIP = f"civharm-{VERSION}.zip"
@@ -76,13 +75,8 @@ def server(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     handler = type("Handler", (ReleaseHandler,), {"cut": set()})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield site, f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with loopback(partial(handler, directory=str(site))) as (base, _):
+        yield site, base, handler
 
 
 @pytest.fixture

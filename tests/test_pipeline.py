@@ -121,7 +121,7 @@ def test_typing_on_two_threads_gives_the_same_tables_as_on_one(broken_real_copy,
     from civharm import package as package_module
 
     one = {name: r.typed for name, r in package_module.load_package(broken_real_copy).resources.items()}
-    monkeypatch.setattr(package_module, "THREADED_TYPING_FROM_ROWS", 0)
+    monkeypatch.setattr(speed, "THREADED_FROM_ROWS", 0)
     threaded = {name: r.typed for name, r in package_module.load_package(broken_real_copy).resources.items()}
     assert one.keys() == threaded.keys()
     for name in one:

@@ -104,7 +104,7 @@ def test_plain_csv_reads_utf8_whole_and_samples_the_first_mebibyte():
 def _glued(raw: bytes) -> list[tuple[int, str | None]]:
     """(line, field) of each cell with text after its closing quote, for a file loaded as the package loads it."""
     from civharm.package import Resource, _split_rows
-    from civharm.structure import _text_after_quotes
+    from civharm.strictness import _text_after_quotes
 
     resource = Resource("t", "t.csv", {}, None, raw)
     resource.header, resource.frame, resource.lines, resource.ragged, resource.surplus = _split_rows(raw, "t.csv", [])
@@ -141,7 +141,7 @@ NUMBER_SPELLINGS = {"1_0": True, "\u0662": True, "\uff11": True, "\u00a01": True
 def test_numbers_only_python_reads_are_found_and_nothing_else(valid_package):
     """A cell frictionless reads as a number although other readers do not; its own type errors are left to it."""
     from civharm.package import load_package
-    from civharm.structure import check_beyond_frictionless
+    from civharm.strictness import check_beyond_frictionless
     from conftest import set_cell
 
     path = valid_package / "data" / "damage.csv"

@@ -10,7 +10,6 @@ import datetime as dt
 import http.server
 import io
 import json
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from click.testing import CliRunner
 from civharm import history, pages, wayback
 from civharm.cli import main
 from civharm.package import load_package
+from conftest import loopback
 
 STAMP = "20260101120000"
 HTML = ("<html><body><article><h1>Invented page</h1><p>On 14 March 2024 one driver died and three people were hurt "
@@ -65,16 +65,9 @@ class SavePageNowStandIn(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def stand_in(script: dict | None = None, original: str = ""):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SavePageNowStandIn)
-    server.script, server.calls, server.submitted, server.original = script or {}, [], [], original
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with loopback(SavePageNowStandIn) as (base, server):
+        server.script, server.calls, server.submitted, server.original = script or {}, [], [], original
+        yield base, server
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

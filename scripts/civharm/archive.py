@@ -21,6 +21,7 @@ from .limits import LIMITS, Limits, size_text
 from .package import DESCRIPTOR
 
 CHUNK = 1 << 16
+CHECKSUMS = "SHA256SUMS"  # beside each release zip: the sha256 of every release file (written by build, read by download)
 READABLE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 
 

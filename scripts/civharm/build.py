@@ -11,6 +11,11 @@ Why it is built this way:
   zip, the SQLite database and the Parquet files hold every row.
 - **All or nothing.** Everything is written into a temporary folder beside the output and
   swapped in at the end; a failure at any point leaves the output folder as it was.
+
+Why it is over 500 lines: it has one job, the release files, and each format's writer is
+short; what could stand alone already does (charts, the browse view, versions). Splitting
+the writers from the build that orders, checks and swaps them in would put the rules above
+(reproducible, counted right, all or nothing) in two places.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ import xlsxwriter
 
 from . import browse, charts
 from .atomic import LOCK_FILE, FaultHook
+from .archive import CHECKSUMS
+from .figures import counted
 from .findings import CivharmError, quote
 from .versions import git_text, read_releases
 from .package import DESCRIPTOR, Package, Resource, load_package
@@ -48,8 +55,6 @@ from .rules.text import FORMULA
 FALLBACK_EPOCH = 315532800
 # 2107-12-31T23:59:59Z, the last time a zip entry can record: a later SOURCE_DATE_EPOCH is refused.
 LAST_EPOCH = 4354819199
-CHECKSUMS = "SHA256SUMS"
-ACTIVE = "active"
 # Documents of the package folder that travel inside the zip when present.
 COMPANIONS = ("CHANGELOG.md", "CITATION.cff")
 SQL_TYPES = {"integer": int, "number": float}
@@ -166,17 +171,9 @@ def _not_formula(resource: Resource, name: str, index: int, value: str) -> str:
     return value
 
 
-def _is_active(row: dict) -> bool:
-    """Whether people count this row: active, and not superseded by a later report.
-
-    The same rows as the SQLite views ``active_incidents`` and ``current_reports``; rows
-    without a status column (the corrections log) are always shown.
-    """
-    return row.get("status", ACTIVE) == ACTIVE and not row.get("superseded_by")
-
-
 def _active(release: Release, name: str) -> list[dict]:
-    return [row for row in release.records[name] if _is_active(row)]
+    """The rows people count (``figures.counted``); a table without status (the corrections log) whole."""
+    return [row for row, keep in zip(release.records[name], counted(release.package[name].typed)) if keep]
 
 
 def prepare(package: Package, version: str | None = None) -> Release:
@@ -232,7 +229,7 @@ def active_only_note(package: Package, version: str | None = None) -> str:
     version = package.descriptor.get("version", "") if version is None else version
     incidents = package.get("incidents")
     total = len(incidents.frame) if incidents is not None else 0
-    active = int((incidents.frame["status"] == ACTIVE).sum()) if incidents is not None and total else 0
+    active = int(counted(incidents.typed).sum()) if incidents is not None and total else 0
     return (f"Active incidents only ({active} of {total}): the XLSX, GeoJSON and HXL CSV files leave out "
             "merged incidents (their reports count toward the incident they were merged into) and retracted "
             "ones (withdrawn), so that nothing is counted twice or counted after withdrawal; the same goes for "
@@ -268,7 +265,7 @@ def _readme(release: Release) -> str:
     for name, resource in package.resources.items():
         rows = release.records[name]
         description = resource.schema.get("description", "").replace("|", "\\|")
-        lines.append(f"| `{name}` | {len(rows)} | {sum(map(_is_active, rows))} | {description} |")
+        lines.append(f"| `{name}` | {len(rows)} | {len(_active(release, name))} | {description} |")
     licences = ", ".join(l.get("name", "") for l in d.get("licenses", []))
     lines += ["", "## Licence and citation", "", f"Data: {licences}. Cite the dataset with its version ({v}) and the "
               "original sources of the figures you use: each report row names its page and publisher.", ""]
@@ -508,8 +505,8 @@ def geojson_bytes(release: Release) -> bytes:
     """Active incidents with coordinates as RFC 7946 points ([longitude, latitude])."""
     features, unplaced = [], 0
     resource = release.package["incidents"]
-    for index, row in enumerate(release.records["incidents"]):
-        if not _is_active(row):
+    for index, (row, keep) in enumerate(zip(release.records["incidents"], counted(resource.typed))):
+        if not keep:
             continue
         lat, lon = row.get("latitude"), row.get("longitude")
         if lat is None or lon is None:
@@ -613,8 +610,8 @@ def hxl_csv_bytes(release: Release, name: str = "incidents") -> bytes:
     writer.writerow([header for header, _, _, _ in columns])
     writer.writerow([tag for _, tag, _, _ in columns])
     names = [f["name"] for f in resource.schema.get("fields", [])]
-    for typed, raw in zip(release.records[name], resource.frame[names].itertuples(index=False, name=None)):
-        if _is_active(typed):
+    for raw, keep in zip(resource.frame[names].itertuples(index=False, name=None), counted(resource.typed)):
+        if keep:
             row = dict(zip(names, raw))
             writer.writerow([value(row) for _, _, _, value in columns])
     return out.getvalue().encode("utf-8")

@@ -48,9 +48,9 @@ from matplotlib.ticker import PercentFormatter
 from PIL import Image
 
 from . import coverage
+from .figures import active
 from .package import Package
 
-ACTIVE = "active"
 DRAWN = ("civilians_killed", "civilians_injured")
 LABELS = {"civilians_killed": "Civilians killed", "civilians_injured": "Civilians injured"}
 # (sum of minimums, band up to the sum of maximums) per figure
@@ -122,7 +122,7 @@ def _pairs(incidents: pd.DataFrame, figure: str) -> list[tuple[int | None, int |
 def active_incidents(package: Package) -> pd.DataFrame:
     """Merged incidents count through the one they were merged into; retracted ones do not count."""
     typed = package["incidents"].typed
-    return typed[typed["status"] == ACTIVE]
+    return typed[active(typed)]
 
 
 def placed_months(incidents: pd.DataFrame) -> pd.Series:
@@ -529,7 +529,7 @@ def timeline(package: Package, incident: pd.Series, reports: pd.DataFrame, conte
     def plain(value):
         return None if pd.isna(value) else int(value)
 
-    mine = reports[(reports["incident_id"] == incident["incident_id"]) & (reports["status"] == ACTIVE)]
+    mine = reports[(reports["incident_id"] == incident["incident_id"]) & active(reports)]
     claimants = list(dict.fromkeys(str(c) if pd.notna(c) else "(claimant not named)" for c in mine["claimant"]))
     panels, undated = [], 0
     for figure, label in TIMELINE_FIGURES.items():

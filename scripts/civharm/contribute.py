@@ -22,6 +22,7 @@ from . import duplicates, figures
 from .atomic import FaultHook, os_error, write_files
 from .findings import CivharmError, Finding, quote
 from .ids import new_id
+from .limits import read_bounded
 from .package import MAX_CELL_CHARS, Package
 from .validate import Options, run
 
@@ -128,12 +129,8 @@ def _kind(node) -> str:
 
 def _read_bounded(path: Path) -> str:
     """The file's text, reading at most one byte more than a submission may hold (so /dev/zero ends too)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SUBMISSION_BYTES + 1)
-    except OSError as exc:
-        raise CivharmError(f"{path}: cannot read: {exc.strerror or exc}")
-    if len(raw) > MAX_SUBMISSION_BYTES:
+    raw = read_bounded(path, MAX_SUBMISSION_BYTES)
+    if raw is None:
         raise CivharmError(f"{path}: larger than {MAX_SUBMISSION_BYTES:,} bytes, the most a submission may hold")
     try:
         return raw.decode("utf-8-sig")

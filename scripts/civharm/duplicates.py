@@ -55,10 +55,6 @@ RULES = declare(
 )
 
 
-def _finding(rule_id: str, file: str, line: int | None, field: str | None, message: str) -> Finding:
-    return Finding(file, line, field, rule_id, message, RULES[rule_id].severity)
-
-
 def place_ids(country: str, *names) -> frozenset[int]:
     found: set[int] = set()
     table = gazetteer.names(country) if isinstance(country, str) else {}
@@ -160,7 +156,7 @@ def _place_keys(frame: pd.DataFrame) -> pd.DataFrame:
     distinct["gid"] = [sorted(place_ids(c, e, o)) if c else [] for c, e, o in distinct.itertuples(index=False)]
     found = named.reset_index(names="row").merge(distinct.explode("gid").dropna(), on=["country", "en", "original"])[["row", "gid"]]
     own = pd.DataFrame({"row": np.arange(len(frame)), "gid": frame["geonames"]}).dropna()
-    # deduplicated on the incident's row number, not its ID: integers hash several times faster than text
+    # deduplicated on the incident's row number, not its ID: integers hash cheaper than text (benchmarks/README.md)
     keys = pd.concat([found, own]).astype({"row": "int64", "gid": "int64"}).drop_duplicates()
     return pd.DataFrame({"id": frame["id"].array.take(keys["row"].to_numpy()), "gid": keys["gid"].to_numpy()})
 
@@ -205,7 +201,7 @@ SUBDIVISION_KEYS = f"""(SELECT id, country, subdivision, name, 'f' || unnest(lis
     UNION ALL SELECT id, country, subdivision, name, 's' || site FROM incidents WHERE subdivision <> '' AND site <> ''
     UNION ALL SELECT id, country, subdivision, name, 't' FROM incidents WHERE subdivision <> '' AND t0 IS NOT NULL) {{side}}"""
 EARTH_KM = 6371.0
-CELL = 0.2  # degrees per grid cell: wider than a point's 10 km reach both ways in latitude, so it spans 2 rows of cells, not 3 (1M: join 2.5 -> 1.8 s)
+CELL = 0.2  # degrees per grid cell: wider than a point's 10 km reach both ways in latitude, so it spans 2 rows of cells, not 3 (a smaller join)
 LON_CELLS = round(360 / CELL)  # cells around a parallel: the column number wraps at the antimeridian
 # the same country, compatible subdivisions, intervals at most WINDOW_DAYS apart
 MEET = f"""x.country = y.country AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
@@ -344,7 +340,7 @@ def scoring_sql(prune: bool = True) -> str:
 
 
 # DuckDB spills the blocking join to a temporary folder beyond this, instead of growing the run's
-# peak memory (≈ 1 GB more at 1M reports without it, for ≈ 1 s less).
+# peak memory (benchmarks/README.md, "Timing notes").
 DUCKDB_MEMORY = "600MB"
 
 
@@ -435,7 +431,7 @@ def _content_duplicates(resource) -> list[Finding]:
     for _, group in repeated_rows(frame, content).groupby(content, sort=False, dropna=False):
         first = group.index[0]
         for index in group.index[1:]:
-            findings.append(_finding("duplicates/exact-row", resource.path, resource.line_of(index), key[0],
+            findings.append(RULES["duplicates/exact-row"].finding(resource.path, resource.line_of(index), key[0],
                                      f"{frame.at[index, key[0]]} repeats {frame.at[first, key[0]]} (line {resource.line_of(first)}) in every field but the ID"))
     return findings
 
@@ -473,7 +469,7 @@ def _same_statement(resource, reports: pd.DataFrame, incidents: pd.DataFrame) ->
         for index in group.index[1:]:
             if _same(reports.at[index, "report_id"], successor[first]) or _same(reports.at[first, "report_id"], successor[index]):
                 continue  # an update that supersedes the other row is a different statement by declaration
-            findings.append(_finding("duplicates/same-statement", resource.path, resource.line_of(index), "report_id",
+            findings.append(RULES["duplicates/same-statement"].finding(resource.path, resource.line_of(index), "report_id",
                                      f"{reports.at[index, 'report_id']} repeats the statement of {reports.at[first, 'report_id']} (line {resource.line_of(first)}): same URL, claimant and as_of on one incident"))
     return findings
 
@@ -483,7 +479,7 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
 
     Each row names the first earlier such statement (with another URL): a busy outlet's day
     yields one warning per repeated row, not one per pair, so the list stays readable.
-    Worked out on arrays, group by group (10⁵ warnings on a large package).
+    Worked out on arrays, group by group (a large package yields very many warnings).
     """
     from .figures import FIGURES
 
@@ -508,7 +504,7 @@ def _same_figures(resource, reports: pd.DataFrame) -> list[Finding]:
     url = pd.factorize(rows["url"])[0]
     partner = _earlier_on_another_incident(group, incident, url)
     found = np.flatnonzero(partner >= 0)
-    found = found[np.argsort(rows.index.to_numpy()[found], kind="stable")]  # in file order: the report's sort then runs through them (1.0 → 0.2 s)
+    found = found[np.argsort(rows.index.to_numpy()[found], kind="stable")]  # in file order: the report's sort then runs through them
     names = rows[["report_id", "incident_id"]].astype(object).fillna("").to_numpy()
     index = rows.index.to_numpy()
     report_ids, incident_ids = names[:, 0].tolist(), names[:, 1].tolist()
@@ -582,7 +578,7 @@ def _decision_basis(package: Package, resource, frame: pd.DataFrame) -> list[Fin
         line = resource.line_of(index)
         reason = row["reason"]
         if pd.isna(reason) or reason not in reasons:
-            findings.append(_finding("duplicates/decision-without-reason", resource.path, line, "reason",
+            findings.append(RULES["duplicates/decision-without-reason"].finding(resource.path, line, "reason",
                                      f"a distinct decision says what tells {row['incident_a']} and {row['incident_b']} apart: "
                                      f"give one of {', '.join(definitions or reasons)}"))
             continue
@@ -591,11 +587,11 @@ def _decision_basis(package: Package, resource, frame: pd.DataFrame) -> list[Fin
         fields = reasons[reason]
         now = fingerprint(fields, raw.loc[row["incident_a"]].to_dict(), raw.loc[row["incident_b"]].to_dict())
         if pd.isna(row["fingerprint"]):
-            findings.append(_finding("duplicates/decision-outdated", resource.path, line, "fingerprint",
+            findings.append(RULES["duplicates/decision-outdated"].finding(resource.path, line, "fingerprint",
                                      f"no fingerprint: cannot tell whether {', '.join(fields)} of {row['incident_a']} or {row['incident_b']} "
                                      f"changed since the decision; check both against their pages, then write {now}"))
         elif row["fingerprint"] != now:
-            findings.append(_finding("duplicates/decision-outdated", resource.path, line, "fingerprint",
+            findings.append(RULES["duplicates/decision-outdated"].finding(resource.path, line, "fingerprint",
                                      f"the reason {reason} rests on {', '.join(fields)}, and these changed in {row['incident_a']} or "
                                      f"{row['incident_b']} since the decision (fingerprint {row['fingerprint']}, now {now}): check the pair "
                                      f"against their pages again, then update the row (reason, note, fingerprint {now}) or merge the two"))
@@ -620,7 +616,7 @@ def _decisions(package: Package) -> tuple[dict[tuple[str, str], str], list[Findi
             merged = any(pid in incidents.index and incidents.at[pid, "status"] == "merged" and incidents.at[pid, "merged_into"] == other
                          for pid, other in ((a, b), (b, a)))
             if not merged:
-                findings.append(_finding("duplicates/decision-not-done", resource.path, resource.line_of(index), "decision",
+                findings.append(RULES["duplicates/decision-not-done"].finding(resource.path, resource.line_of(index), "decision",
                                          f"the decision says merged, but neither {a} nor {b} is merged into the other"))
     return decided, findings
 
@@ -635,8 +631,8 @@ def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame
         if candidate.score < THRESHOLD or (candidate.a, candidate.b) in decided:
             continue
         first, second = sorted((candidate.a, candidate.b), key=lambda i: line_of.get(i, 0))
-        findings.append(_finding(
-            "duplicates/near-duplicate", resource.path, line_of.get(second), "incident_id",
+        findings.append(RULES["duplicates/near-duplicate"].finding(
+            resource.path, line_of.get(second), "incident_id",
             f"{second} may be the same event as {first} (line {line_of.get(first)}): match probability {candidate.score:.2f}, "
             f"weight {candidate.weight:+.1f} (prior {linkage.PRIOR:+.1f}; {'; '.join(candidate.reasons)}). "
             f"Check both against their sources, then either attach the later statement to the incident it describes, "

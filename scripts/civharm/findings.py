@@ -25,8 +25,8 @@ class Severity(str, enum.Enum):
 class Finding(NamedTuple):
     """One problem at one place: a CSV line (header = line 1) or a JSON pointer.
 
-    A named tuple, not a dataclass: a large package yields 10⁵ findings, and tuples are
-    built, hashed, sorted and sent between processes several times faster.
+    A named tuple, not a dataclass: a large package yields very many findings, and tuples
+    are cheaper to build, hash, sort and send between processes.
     """
 
     file: str

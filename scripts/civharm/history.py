@@ -35,10 +35,6 @@ RULES = declare(
 )
 
 
-def _finding(rule_id: str, file: str, line: int | None, field_name: str | None, message: str, pointer: str | None = None) -> Finding:
-    return Finding(file, line, field_name, rule_id, message, RULES[rule_id].severity, pointer)
-
-
 def _log_entries(head: Package) -> dict[tuple[str, str, str], list[tuple[int, str, int]]]:
     """Corrections-log entries by (table, record_id, field): [(record_version, new_value, line)]."""
     log = table_rows(head.get(LOG_TABLE))
@@ -111,14 +107,14 @@ def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], 
     versions: range | set = set()
     if "record_version" in new.header and old_v is not None:
         if new_v is None or new_v <= old_v:
-            out.append(_finding(rule, new.path, line, "record_version",
+            out.append(RULES[rule].finding(new.path, line, "record_version",
                                 f"record {key} changed ({listed}) but record_version is {quote(after.get('record_version', ''), 40)} "
                                 f"(base: {old_v}); raise it by one"))
             versions = {new_v} if new_v is not None else set()
         else:
             versions = range(old_v + 1, new_v + 1)
     if "last_updated" in new.header and not _later(after.get("last_updated", ""), before.get("last_updated", "")):
-        out.append(_finding(rule, new.path, line, "last_updated",
+        out.append(RULES[rule].finding(new.path, line, "last_updated",
                             f"record {key} changed ({listed}) but last_updated is {after.get('last_updated') or 'empty'} "
                             f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change (YYYY-MM-DD)"))
     target = str(max(new_v, old_v + 1)) if new_v is not None and old_v is not None else "<new record_version>"
@@ -127,11 +123,11 @@ def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], 
         entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
         latest = max(entries, key=lambda e: (e[0], e[2]), default=None)  # highest version, then the log's later line (never the larger value)
         if latest is None:
-            out.append(_finding(rule, new.path, line, name_of_field,
+            out.append(RULES[rule].finding(new.path, line, name_of_field,
                                 f"changed from {before.get(name_of_field, '')!r} to {value!r} with no entry in {log_path} "
                                 f"(table {name}, record_id {key}, field {name_of_field}, new_value {value!r}, record_version {target})"))
         elif latest[1] != value:
-            out.append(_finding(rule, new.path, line, name_of_field,
+            out.append(RULES[rule].finding(new.path, line, name_of_field,
                                 f"holds {value!r} but its entry in {log_path} (line {latest[2]}) says new_value {latest[1]!r}"))
     return out
 
@@ -147,13 +143,13 @@ def _log_edits(old: Rows, new: Rows | None) -> list[Finding]:
     out = []
     for key, row in old.rows.items():
         if new is None or key not in new.rows:
-            out.append(_finding(rule, (new or old).path, None, old.key_fields[0],
+            out.append(RULES[rule].finding((new or old).path, None, old.key_fields[0],
                                 f"entry {key} (line {old.lines[key]} of the base) was removed; the corrections log is "
                                 "append-only: put it back and add a new entry that corrects it"))
             continue
         for column in old.header:
             if row.get(column, "") != new.rows[key].get(column, ""):
-                out.append(_finding(rule, new.path, new.lines[key], column,
+                out.append(RULES[rule].finding(new.path, new.lines[key], column,
                                     f"entry {key} was edited ({row.get(column, '')!r} → {new.rows[key].get(column, '')!r}); the "
                                     "corrections log is append-only: restore it and add a new entry that corrects it"))
     return out
@@ -169,7 +165,7 @@ def check(base: Package, head: Package) -> list[Finding]:
         if unread is not None:
             side, why = unread
             resource = head.get(name) or base.get(name)
-            findings.append(_finding("history/unreadable-table", resource.path, None, None,
+            findings.append(RULES["history/unreadable-table"].finding(resource.path, None, None,
                                      f"table {name} could not be read in the {'base version' if side == 'base' else 'package'} "
                                      f"({why}), so its rows were not compared with the base; fix that and validate again"))
             continue
@@ -189,16 +185,16 @@ def check(base: Package, head: Package) -> list[Finding]:
         fix = "retract it or merge it (status, status_reason, merged_into)" if old.has_merge else "retract it (status, status_reason)"
         for key in deleted:
             if key in renamed:
-                findings.append(_finding("history/id-changed", new.path, new.lines[renamed[key]], key_field,
+                findings.append(RULES["history/id-changed"].finding(new.path, new.lines[renamed[key]], key_field,
                                          f"ID changed from {key} to {renamed[key]} (the record on line {old.lines[key]} of the base); "
                                          f"IDs are permanent: put {key} back"))
             else:
-                findings.append(_finding("history/deleted-row", new.path, None, key_field,
+                findings.append(RULES["history/deleted-row"].finding(new.path, None, key_field,
                                          f"record {key} (line {old.lines[key]} of the base) was deleted; records are never deleted: "
                                          f"put the row back and {fix}, with a new record_version and a corrections-log entry"))
         fields = _content_fields(old, new)
         for key, line in _reused(old, new, fields):
-            findings.append(_finding("history/id-changed", new.path, line, key_field,
+            findings.append(RULES["history/id-changed"].finding(new.path, line, key_field,
                                      f"ID {key} reused: it belongs to the record on line {new.lines[key]}; "
                                      "a new record needs a new ID (civharm.ids.new_id)"))
         findings += _changed_records(name, old, new, fields, deleted, log, log_path)
@@ -215,18 +211,18 @@ def _changed_records(name: str, old: Rows, new: Rows, fields: list[str], deleted
     for key, changed_fields in changed.items():
         line = new.lines[key]
         if key in taken:
-            out.append(_finding(rule, new.path, line, key_field,
+            out.append(RULES[rule].finding(new.path, line, key_field,
                                 f"ID {key} now holds the record that {taken[key]} held (line {old.lines[taken[key]]} of the base): "
                                 "an ID never moves to another record; put the rows back as they were"))
         elif identity := changed_identity(name, old.rows[key], new.rows[key]):
-            out.append(_finding(rule, new.path, line, key_field,
+            out.append(RULES[rule].finding(new.path, line, key_field,
                                 f"ID {key} now holds a different record: {identity} changed, and that identifies the record "
                                 f"(line {old.lines[key]} of the base); put it back, retract {key} and add the corrected record under a new ID"))
         else:
             problems = _unversioned(name, old, new, key, changed_fields, log, log_path)
             filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
             if problems and len(changed_fields) >= 3 and len(changed_fields) * 2 > len(filled):
-                out.append(_finding(rule, new.path, line, key_field,
+                out.append(RULES[rule].finding(new.path, line, key_field,
                                     f"ID {key} now holds a different record ({len(changed_fields)} of {len(filled)} filled fields differ "
                                     f"from line {old.lines[key]} of the base): an ID is never reused; give the new record a "
                                     "new ID and put the old one back"))
@@ -242,7 +238,7 @@ def _key_findings(head: Package, released: Resource, now: Resource, old: Rows) -
     released primary key, and repeats of a released unique field, are ``history/duplicate-key``.
     """
     file, prefix = _schema_location(head, now)
-    out = [_finding("history/key-dropped", file, None, field_name, f"{message}; a released table keeps its keys: restore it",
+    out = [RULES["history/key-dropped"].finding(file, None, field_name, f"{message}; a released table keeps its keys: restore it",
                     pointer=prefix + pointer) for pointer, field_name, message in dropped_keys(released.schema, now.schema)]
     enforced = unique_keys(now.schema)
     for key in unique_keys(released.schema):
@@ -252,7 +248,7 @@ def _key_findings(head: Package, released: Resource, now: Resource, old: Rows) -
             value = KEY_JOIN.join(cells)
             if list(key) == old.key_fields and value in old.rows:
                 continue
-            out.append(_finding("history/duplicate-key", now.path, now.line_of(index), ",".join(key),
+            out.append(RULES["history/duplicate-key"].finding(now.path, now.line_of(index), ",".join(key),
                                 f"{quote(value)} repeats line {now.line_of(first)}: the released schema keeps {', '.join(key)} unique"))
     return out
 

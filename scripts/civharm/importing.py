@@ -23,7 +23,7 @@ import pandas as pd
 from .atomic import FaultHook, write_files
 from .findings import CivharmError, Finding
 from .ids import new_id
-from .limits import MAX_IMPORT_BYTES, size_text
+from .limits import MAX_IMPORT_BYTES, read_bounded, size_text
 from .package import DESCRIPTOR, Package
 
 # Wraps a sequence the importer walks, to show progress (the CLI passes a progress bar).
@@ -58,12 +58,8 @@ def read_source(path: str | Path, limit: int = MAX_IMPORT_BYTES) -> SourceFile:
     size = target.stat().st_size
     if size > limit:
         raise CivharmError(f"{target}: {size:,} bytes is more than an import reads ({size_text(limit)})")
-    try:
-        with target.open("rb") as handle:
-            raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise CivharmError(f"{target}: cannot read: {exc.strerror or exc}")
-    if len(raw) > limit:
+    raw = read_bounded(target, limit)
+    if raw is None:
         raise CivharmError(f"{target}: more than an import reads ({size_text(limit)})")
     return SourceFile(target, raw)
 

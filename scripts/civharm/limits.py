@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .findings import CivharmError
 
@@ -66,6 +67,17 @@ def size_text(count: int) -> str:
         if count >= unit and count % unit == 0:
             return f"{count // unit} {name}"
     return f"{count} bytes"
+
+
+def read_bounded(path: Path, limit: int) -> bytes | None:
+    """A file's bytes, reading at most one byte more than ``limit`` (so /dev/zero ends too);
+    None when it holds more. A file that cannot be read is a CivharmError ``path: cannot read: why``."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise CivharmError(f"{path}: cannot read: {exc.strerror or exc}")
+    return raw if len(raw) <= limit else None
 
 
 # What a JSON file (descriptor, schema, releases.json) may hold, checked before it is parsed:

@@ -31,15 +31,14 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from .archive import unpack
-from .figures import carrier_of
+from .archive import CHECKSUMS, unpack
+from .figures import active, carrier_of
 from .findings import CivharmError
 from .limits import LIMITS, Limits, size_text
 from .package import DESCRIPTOR, load_package
 
 RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
 RELEASES_KEY = "civharm:releases"  # in datapackage.json: where `civharm release`'s files are published, set by the maintainers
-CHECKSUMS = "SHA256SUMS"
 MARKER = ".civharm-download.json"  # written by download into the folder it unpacked
 VERSION_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*([-+][0-9A-Za-z.+-]*)?")
 
@@ -357,18 +356,18 @@ def _active_only(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     incidents = tables.get("incidents")
     if incidents is None:
         return out
-    active = incidents[incidents["status"] == "active"]
-    out["incidents"] = active.reset_index(drop=True)
+    kept_incidents = incidents[active(incidents)]
+    out["incidents"] = kept_incidents.reset_index(drop=True)
     reports = tables.get("reports")
     if reports is None:
         return out
     carrier = carrier_of(incidents.drop_duplicates("incident_id"))
-    carried_by_active = reports["incident_id"].map(carrier).isin(set(active["incident_id"].dropna()))
-    kept = reports[(reports["status"] == "active").fillna(False) & carried_by_active.fillna(False)]
+    carried_by_active = reports["incident_id"].map(carrier).isin(set(kept_incidents["incident_id"].dropna()))
+    kept = reports[active(reports) & carried_by_active.fillna(False).to_numpy(dtype=bool)]
     out["reports"] = kept.reset_index(drop=True)
     damage = tables.get("damage")
     if damage is not None:
-        keep = (damage["status"] == "active").fillna(False) & damage["report_id"].isin(set(kept["report_id"].dropna()))
+        keep = active(damage) & damage["report_id"].isin(set(kept["report_id"].dropna())).to_numpy(dtype=bool)
         out["damage"] = damage[keep].reset_index(drop=True)
     return out
 

@@ -4,15 +4,18 @@ Every later stage reads from this object and never opens a file itself, so each 
 is read once. Problems that make a file unreadable become findings here (the package
 can still be partly checked); a package with no readable descriptor raises
 ``CivharmError`` (exit 2).
+
+Why it is over 500 lines: reading a file and typing its columns are one job here, since the
+line numbers, the chunks Arrow parsed and the fast paths (``plain_integers``, ``plain_dates``)
+that every later stage shares are made while reading; a later split would have to hand all
+of them across.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
-import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -23,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from . import tableschema
+from . import speed, tableschema
 from .findings import CivharmError, Finding, Rule, Severity, declare, json_pointer, quote
 from .limits import parse_json
 
@@ -132,23 +135,12 @@ class Resource:
 
     @cached_property
     def typed(self) -> pd.DataFrame:
-        """Cells converted to the schema's types; a cell that does not convert is NA.
-
-        A large table's columns are converted on two threads: the integer and text
-        conversions are Arrow kernels, which leave the interpreter to the other thread.
-        """
+        """Cells converted to the schema's types, column by column (``civharm.speed`` may spread the
+        columns over threads); a cell that does not convert is NA."""
         fields = [(f["name"], f.get("type", "string")) for f in self.schema.get("fields", []) if f["name"] in self.frame.columns]
         jobs = [(self.frame[name], kind) for name, kind in fields]
-        if len(self.frame) < THREADED_TYPING_FROM_ROWS:
-            columns = [_typed_column(*job) for job in jobs]
-        else:
-            with ThreadPoolExecutor(max_workers=2) as pool:  # its threads end here, before any fork
-                columns = list(pool.map(lambda job: _typed_column(*job), jobs))
+        columns = speed.mapped(lambda job: _typed_column(*job), jobs, len(self.frame))
         return pd.DataFrame(dict(zip([name for name, _ in fields], columns)), index=self.frame.index, copy=False)  # the columns are new: no copy
-
-
-# Below this many rows, threads cost more than they save.
-THREADED_TYPING_FROM_ROWS = 50_000
 
 
 def _typed_column(column: pd.Series, kind: str) -> pd.Series:
@@ -197,15 +189,24 @@ def _integers(column: pd.Series) -> pd.Series:
     other spelling (blanks, '+', leading zeros, hex, which Arrow's cast would also read) sends
     the column through the full parse.
     """
-    cells = arrow_text(_empty_as_missing(column))
+    numbers = plain_integers(arrow_text(_empty_as_missing(column)))
+    if numbers is None:
+        return _integers_spelled_any_way(column)
+    return _nullable_int64(numbers, column.index)
+
+
+def plain_integers(cells: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """The integer fast path, shared by loading and the structure check: Arrow's cast of the whole
+    column, kept when no cell has a leading zero and every number has at most 18 digits; else None
+    (the caller reads the column its slower way)."""
     try:
         numbers = pc.cast(cells, pa.int64())
     except pa.ArrowInvalid:
-        return _integers_spelled_any_way(column)
+        return None
     extremes = pc.min_max(numbers)
     if leading_zeros(cells).any() or (extremes["min"].as_py() or 0) <= -(10**18) or (extremes["max"].as_py() or 0) >= 10**18:
-        return _integers_spelled_any_way(column)
-    return _nullable_int64(numbers, column.index)
+        return None
+    return numbers
 
 
 def leading_zeros(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -214,7 +215,7 @@ def leading_zeros(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
     Arrow's integer cast reads hex, which frictionless and our own parse do not (a leading
     '-' it refuses before hex); other spellings it reads give the same number either way.
     Read from the first two bytes of each cell in the column's buffers: no string is made
-    (printing a million numbers back to compare touched 8 MB of fresh memory per column).
+    (printing every number back to compare would touch fresh memory for each column).
     """
     masks = [np.zeros(0, dtype=bool)]
     for chunk in cells.chunks if isinstance(cells, pa.ChunkedArray) else [cells]:
@@ -284,12 +285,8 @@ def _dates(column: pd.Series) -> pd.Series:
     is read one distinct value at a time.
     """
     cells = arrow_text(_empty_as_missing(column))
-    try:
-        days = pc.cast(cells, pa.date32())
-    except pa.ArrowInvalid:
-        days = None
-    first = None if days is None else pc.min(pc.cast(days, pa.int32())).as_py()
-    if days is None or first is not None and first < _YEAR_ONE:
+    days = plain_dates(cells)
+    if days is None:
         days = _dates_one_by_one(cells)
     microseconds = pc.fill_null(pc.cast(days, pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.int64) * 86_400_000_000
     microseconds[pc.is_null(days).to_numpy(zero_copy_only=False)] = np.iinfo(np.int64).min  # NaT
@@ -297,6 +294,18 @@ def _dates(column: pd.Series) -> pd.Series:
 
 
 _YEAR_ONE = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days  # date32 counts days from 1970
+
+
+def plain_dates(cells: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """The date fast path, shared by loading and the structure check: Arrow's cast of the whole
+    column to days, which reads exactly YYYY-MM-DD real days (and year 0, refused here); None
+    when any cell is not such a day (the caller reads the column its slower way)."""
+    try:
+        days = pc.cast(cells, pa.date32())
+    except pa.ArrowInvalid:
+        return None
+    first = pc.min(pc.cast(days, pa.int32())).as_py()
+    return None if first is not None and first < _YEAR_ONE else days
 
 
 def _dates_one_by_one(cells: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -384,7 +393,7 @@ def safe_path(root: Path, relative: object) -> Path | None:
 
 
 def is_utf8(raw: bytes) -> bool:
-    """Whether the bytes are valid UTF-8, checked by Arrow (no decoded copy; ≈ 6× faster than ``bytes.decode``)."""
+    """Whether the bytes are valid UTF-8, checked by Arrow (no decoded copy, unlike ``bytes.decode``)."""
     offsets = pa.array([0, len(raw)], type=pa.int64()).buffers()[1]
     try:
         pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(raw)]).cast(pa.large_string())
@@ -394,8 +403,7 @@ def is_utf8(raw: bytes) -> bool:
 
 
 # Arrow parses a CSV in blocks of this size on all cores; the cells stay in those chunks (a copy
-# into one would touch as much fresh memory again: ≈ 2.5 s of page faults at 1M reports).
-# 4 MiB blocks parsed 1M reports in 0.4 s, 16 MiB ones in 0.8 s (measured; cache-sized blocks).
+# into one would touch as much fresh memory again). Cache-sized blocks: see benchmarks/README.md.
 CSV_BLOCK_BYTES = 1 << 22
 # Labels of a header beyond its schema's fields that the loaded frame keeps as columns. Every
 # stage paid per column and every row per label (a header of 20,000 extra labels took minutes
@@ -426,7 +434,7 @@ def _split_rows(raw: bytes, display: str, findings: list[Finding], width: int | 
             table = pacsv.read_csv(
                 io.BytesIO(body),
                 read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, skip_rows=1, autogenerate_column_names=True),
-                # blocks are cut at line ends without reading quotes (2.5x faster); a cut inside a
+                # blocks are cut at line ends without reading quotes (cheaper); a cut inside a
                 # quoted cell is an error, and a cell with a line break fails the row count below
                 parse_options=pacsv.ParseOptions(newlines_in_values=False),
                 convert_options=pacsv.ConvertOptions(

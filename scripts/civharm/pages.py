@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import CivharmError
+from .limits import read_bounded
 
 MAX_PAGE_BYTES = 8 << 20  # a news page's HTML is well under this; a bigger answer is not a page
 TIMEOUT_SECONDS = 30.0
@@ -126,11 +127,10 @@ class PageStore:
         if path is None:
             raise Unavailable(f"not in the page store {self.folder}" if self.folder else "no page file given for it")
         try:
-            with path.open("rb") as handle:
-                data = handle.read(MAX_PAGE_BYTES + 1)
-        except OSError as exc:
-            raise Unavailable(f"{path}: cannot read: {exc.strerror or exc}")
-        if len(data) > MAX_PAGE_BYTES:
+            data = read_bounded(path, MAX_PAGE_BYTES)
+        except CivharmError as exc:
+            raise Unavailable(str(exc))
+        if data is None:
             raise Unavailable(f"{path}: larger than {MAX_PAGE_BYTES >> 20} MiB")
         try:
             lines = data.decode("utf-8").splitlines()

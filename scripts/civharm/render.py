@@ -59,11 +59,8 @@ JSON_PIECE_FINDINGS = 20_000
 
 
 def json_pieces(report: Report) -> Iterator[str]:
-    """``as_json`` in pieces, to be written as they are made.
-
-    A 10⁸-character report built whole, then encoded whole, touched twice its size of fresh
-    memory: 1.1 s for 270k findings, against 0.6 s in pieces (measured at 1M reports).
-    """
+    """``as_json`` in pieces, to be written as they are made: a large report built whole, then
+    encoded whole, would touch twice its size of fresh memory."""
     payload = {
         "version": JSON_SHAPE_VERSION,
         "valid": report.exit_code() == 0,

@@ -1,7 +1,8 @@
 """Speed machinery: what makes ``civharm validate`` fast on a large package, and nothing else.
 
-The stages are written plainly; this module alone knows about a second process, a warm-up
-thread, the cycle collector and how the ``civharm`` process leaves. None of it changes a
+The stages are written plainly; this module alone knows about a second process, threads (a
+warm-up import, typing columns two at a time), the cycle collector and how the ``civharm``
+process leaves. None of it changes a
 result, only how long a run takes (``tests/test_speed.py`` validates the same packages with
 it on and off and compares the reports). What each piece saves, measured, is in
 ``benchmarks/README.md`` ("Speed machinery"); a piece that stops paying for itself goes.
@@ -17,6 +18,7 @@ import pickle
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -76,6 +78,22 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled and not _leaving:
             gc.enable()
+
+
+# --- work spread over threads ----------------------------------------------------------------
+
+# Below this many rows, threads cost more than they save.
+THREADED_FROM_ROWS = 50_000
+
+
+def mapped(function: Callable[[object], T], items: list, rows: int) -> list[T]:
+    """``[function(item) for item in items]``; with the machinery on and ``rows`` at least
+    THREADED_FROM_ROWS, on two threads (for work that is mostly Arrow kernels, which leave the
+    interpreter to the other thread). The threads end before it returns, so before any fork."""
+    if not enabled() or rows < THREADED_FROM_ROWS:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(function, items))
 
 
 # --- two workloads at once ---------------------------------------------------------------------

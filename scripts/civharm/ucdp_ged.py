@@ -28,7 +28,6 @@ import io
 import unicodedata
 
 import numpy as np
-import pandas as pd
 
 from . import duplicates, gazetteer
 from .findings import CivharmError, quote

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import duplicates, history, render, rules, speed, structure
-from .findings import CivharmError, Finding, Report
+from . import duplicates, history, render, rules, speed, strictness, structure
+from .findings import Finding, Report
 from .package import Package, load_package
 
 # The dataset's rules and duplicate checks read these tables; a package that has neither is some
@@ -98,7 +98,7 @@ def _run(package: Package, path: str | Path, options: Options) -> Report:
 
     def first() -> tuple[list[Finding], list[Finding]]:
         stage("structure")
-        found = structure.check(package) + structure.check_beyond_frictionless(package)
+        found = structure.check(package) + strictness.check_beyond_frictionless(package)
         stage("rules")
         return found, rules.check(package, options.today, rules.FAMILIES - SECOND_PROCESS_RULES) if dataset_rules else []
 

@@ -121,17 +121,34 @@ def validate(root: Path) -> None:
     assert peak < PEAK_MEMORY_BYTES, f"peak memory {peak >> 20} MiB"
 
 
-def fresh_package(tmp: str) -> Path:
-    return build_package(Path(tmp) / "pkg")
+def mutated_and_validated(mutate) -> None:
+    """A fresh copy of the minimal package, changed by ``mutate(root)``, then ``validate``d."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = build_package(Path(tmp) / "pkg")
+        mutate(root)
+        validate(root)
+
+
+def mutate_header(root: Path, table: str, column: int, action: str, label: str) -> None:
+    path = csv_path(root, table)
+    header, _, body = path.read_text(encoding="utf-8").partition("\n")
+    labels = header.split(",")
+    at = column % len(labels)
+    if action == "rename":
+        labels[at] = quote(label)
+    elif action == "drop":
+        del labels[at]
+    elif action == "add":
+        labels.insert(at, quote(label))
+    else:
+        labels.insert(at, labels[at])
+    path.write_text(",".join(labels) + "\n" + body, encoding="utf-8")
 
 
 @FUZZ
 @given(table=st.sampled_from(TABLES), line=st.integers(0, 50), column=st.integers(0, 60), value=cells)
 def test_a_mutated_cell_is_reported_not_crashed_on(table, line, column, value):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = fresh_package(tmp)
-        mutate_cell(root, table, line, column, value)
-        validate(root)
+    mutated_and_validated(lambda root: mutate_cell(root, table, line, column, value))
 
 
 @FUZZ
@@ -139,32 +156,14 @@ def test_a_mutated_cell_is_reported_not_crashed_on(table, line, column, value):
        inserted=st.one_of(st.binary(max_size=20), st.sampled_from([b'"', b",", b"\n", b"\r\n", b"\n\n", b"\xff\xfe", b"\x00", b';'])),
        removed=st.integers(0, 5))
 def test_mutated_bytes_are_reported_not_crashed_on(table, position, inserted, removed):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = fresh_package(tmp)
-        mutate_bytes(root, table, position, inserted, removed)
-        validate(root)
+    mutated_and_validated(lambda root: mutate_bytes(root, table, position, inserted, removed))
 
 
 @FUZZ
 @given(table=st.sampled_from(TABLES), column=st.integers(0, 60), action=st.sampled_from(["rename", "drop", "add", "repeat"]),
        label=st.one_of(st.text(max_size=30), st.sampled_from(["incident_id", "", " ", "status", "count"])))
 def test_a_mutated_header_is_reported_not_crashed_on(table, column, action, label):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = fresh_package(tmp)
-        path = csv_path(root, table)
-        header, _, body = path.read_text(encoding="utf-8").partition("\n")
-        labels = header.split(",")
-        at = column % len(labels)
-        if action == "rename":
-            labels[at] = quote(label)
-        elif action == "drop":
-            del labels[at]
-        elif action == "add":
-            labels.insert(at, quote(label))
-        else:
-            labels.insert(at, labels[at])
-        path.write_text(",".join(labels) + "\n" + body, encoding="utf-8")
-        validate(root)
+    mutated_and_validated(lambda root: mutate_header(root, table, column, action, label))
 
 
 @FUZZ
@@ -172,7 +171,4 @@ def test_a_mutated_header_is_reported_not_crashed_on(table, column, action, labe
        choices=st.lists(st.integers(0, 40), max_size=6),
        value=st.one_of(json_values, st.just("__delete__")))
 def test_a_mutated_descriptor_or_schema_is_reported_not_crashed_on(target, choices, value):
-    with tempfile.TemporaryDirectory() as tmp:
-        root = fresh_package(tmp)
-        mutate_json(root / target, choices, value)
-        validate(root)
+    mutated_and_validated(lambda root: mutate_json(root / target, choices, value))

@@ -14,7 +14,9 @@ from typing import Callable, Collection
 
 import pandas as pd
 
-from ..figures import current_reports
+import numpy as np
+
+from ..figures import active, current_reports
 from ..findings import Finding, Rule, Severity, declare
 from ..package import Package
 
@@ -39,6 +41,15 @@ class Context:
         if resource is None or not resource.usable:
             return None  # a missing or repeated column is a structural error already; rules need all columns
         return resource.typed
+
+    def active_incidents(self) -> np.ndarray | None:
+        """Which incidents are active (``figures.active``), as a mask over ``table("incidents")``, derived once per run."""
+        incidents = self.table("incidents")
+        if incidents is None:
+            return None
+        if "active-incidents" not in self.memo:
+            self.memo["active-incidents"] = active(incidents)
+        return self.memo["active-incidents"]
 
     def current_reports(self) -> pd.DataFrame | None:
         """Current reports with the incident they count toward (``figures.current_reports``), derived once per run."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..figures import bounds
+from ..figures import bounds, counted
 from ..findings import Severity
 from . import expectation_rule, in_order, rule, rows_where
 
@@ -21,7 +21,7 @@ TOTAL_CEILING = 100_000_000  # above the deadliest war on record (the Second Wor
 
 def _current(frame: pd.DataFrame) -> pd.DataFrame:
     """Active rows that no later statement replaces: the totals in force."""
-    return frame[((frame["status"] == "active") & frame["superseded_by"].isna()).fillna(False).to_numpy(dtype=bool)]
+    return frame[counted(frame)]
 
 
 def _ranges(frame: pd.DataFrame, figure: str) -> tuple[pd.Series, pd.Series]:

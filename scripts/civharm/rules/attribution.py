@@ -22,7 +22,7 @@ def rule_mismatch(ctx, rule):
     if incidents is None or reports is None:
         return
     computed = compute_incident_attribution(incidents, reports, ctx.current_reports())
-    checked = incidents.loc[(incidents["status"] == "active").fillna(False).to_numpy(dtype=bool), ["incident_id", *FIELDS]]
+    checked = incidents.loc[ctx.active_incidents(), ["incident_id", *FIELDS]]
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): no reports, so nothing named
     for column, nobody in zip(FIELDS, (UNKNOWN, None)):
         wanted = np.append(computed[column].to_numpy(dtype=object), nobody)[position]
@@ -40,7 +40,7 @@ def basis_mismatch(ctx, rule):
     incidents = ctx.table("incidents")
     if incidents is None:
         return
-    active = incidents[(incidents["status"] == "active").fillna(False).to_numpy(dtype=bool)]
+    active = incidents[ctx.active_incidents()]
     basis, perpetrator = active["attribution_basis"], active["perpetrator_alleged"]
     known = basis.notna() & perpetrator.notna()
     unknown = perpetrator == UNKNOWN

@@ -27,7 +27,7 @@ def high_needs_two_originators(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    high = incidents[(incidents["status"] == "active") & (incidents["confidence"] == "high")]
+    high = incidents[ctx.active_incidents() & (incidents["confidence"] == "high").fillna(False).to_numpy(dtype=bool)]
     current = ctx.current_reports()
     current = current[current["carrier_id"].isin(high["incident_id"]).to_numpy(dtype=bool)]  # the only reports that count here
     read = reports[["source_id", "republished_from", "claimant", "claimant_type"]].take(current["row"].to_numpy())

@@ -20,8 +20,8 @@ def rule_mismatch(ctx, rule):
     if incidents is None or reports is None:
         return
     computed = compute_incident_figures(incidents, reports, ctx.current_reports())
-    mask = ((incidents["status"] == "active") & incidents["figures_override_reason"].isna()).fillna(False).to_numpy(dtype=bool)
-    checked = incidents.loc[mask, ["incident_id", *computed.columns]]  # these columns only: a copy of every cell took seconds
+    mask = ctx.active_incidents() & incidents["figures_override_reason"].isna().to_numpy(dtype=bool)
+    checked = incidents.loc[mask, ["incident_id", *computed.columns]]  # these columns only, not a copy of every cell
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): nothing computed
     for column in computed.columns:
         stored = checked[column]

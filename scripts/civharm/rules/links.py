@@ -91,7 +91,7 @@ def no_current_report(ctx, rule):
         return
     carried = pa.array(ctx.current_reports()["carrier_id"].dropna().unique(), type=pa.large_string())
     has_report = pd.Series(pc.is_in(arrow_text(incidents["incident_id"]), value_set=carried).to_numpy(zero_copy_only=False), index=incidents.index)
-    for index in rows_where(incidents, (incidents["status"] == "active") & ~has_report):
+    for index in rows_where(incidents, pd.Series(ctx.active_incidents(), index=incidents.index) & ~has_report):
         yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
 
 

@@ -28,13 +28,14 @@ MARKUP = re.compile(r"\{[{%#]|<[A-Za-z/!?]")
 DESCRIBING_KEYS = ("title", "description")
 
 
-# A leading blank or formula sign, or a trailing blank (RE2, as pyarrow runs it).
-SUSPECT_EDGES = r"^[ =+@-]| $"
+SUSPECT_STARTS = (" ", "=", "+", "-", "@")  # a leading blank or formula sign
 
 
 def _suspect(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Which cells have anything outside printable ASCII, a leading blank or formula sign, or a trailing blank (a missing cell is none)."""
-    odd = pc.or_(pc.invert(pc.ascii_is_printable(cells)), pc.match_substring_regex(cells, SUSPECT_EDGES))
+    odd = pc.invert(pc.ascii_is_printable(cells))
+    odd = pc.or_(odd, pc.is_in(pc.utf8_slice_codeunits(cells, 0, 1), value_set=pa.array(SUSPECT_STARTS, pa.large_string())))
+    odd = pc.or_(odd, pc.ends_with(cells, " "))
     return np.asarray(pc.fill_null(odd, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
