@@ -601,11 +601,13 @@ def _prompt_submission(pkg):
 @click.option("--package", "package_path", default=".", show_default=True, type=click.Path(), help="The data package to add to.")
 @click.option("--yes", is_flag=True, help="Confirm without asking (without a terminal, needed when there are duplicate candidates).")
 @click.option("--distinct-note", metavar="TEXT", help="Why the new incident is not one of its duplicate candidates; recorded in duplicate_decisions.csv.")
+@click.option("--supersedes", "supersedes", multiple=True, metavar="REPORT_ID",
+              help="An earlier report of the same originator that the new report updates (repeatable); it is marked superseded_by the new one, logged.")
 @click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
 @debug_option
 @handle_errors
 @opens_package("package_path", writes=True)
-def add(file, package_path, yes, distinct_note, today, debug):
+def add(file, package_path, yes, distinct_note, supersedes, today, debug):
     """Add a report (and a new incident, source, damage rows) from a YAML/JSON file or by prompts.
 
     The file holds `report:` (fields of reports.csv), `incident:` (an existing incident ID, or
@@ -618,7 +620,12 @@ def add(file, package_path, yes, distinct_note, today, debug):
     Examples:
       civharm add report.yaml
       civharm add report.yaml --yes --distinct-note "Different village, 12 km away"
+      civharm add update.yaml --supersedes rep_01M8BY4Z1QQA0N2QT4N3908XHJ
       civharm add            # asks for each field in a terminal
+
+    A file may also list `supersedes:` (report IDs): the earlier statements of the same
+    originator that the new one updates; the figure rule then counts, per figure, the
+    latest statement of each originator that gives it.
     """
     from .contribute import check, commit, plan, read_submission, record_distinct
     from .package import load_package
@@ -629,6 +636,7 @@ def add(file, package_path, yes, distinct_note, today, debug):
     if file is None and not terminal:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
     submission = read_submission(file, pkg) if file is not None else _prompt_submission(pkg)
+    submission.supersedes = [*submission.supersedes, *(s for s in supersedes if s not in submission.supersedes)]
     built = plan(pkg, submission, day)
     if built.candidates:
         click.echo(f"The new incident {built.incident_id} may be the same event as:", err=True)
@@ -657,6 +665,44 @@ def add(file, package_path, yes, distinct_note, today, debug):
     commit(built)
     click.echo(built.report_id)
     click.echo(f"added report {built.report_id} to incident {built.incident_id}" + (f"; figures changed: {', '.join(built.changed_fields)}" if built.changed_fields and not built.new_incident else ""), err=True)
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--reason", metavar="TEXT", help="Why, for the corrections log (default: the rules were re-applied after a hand edit).")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+@opens_package("package", writes=lambda params: not params["dry_run"])
+def recompute(package, dry_run, reason, today, debug):
+    """Rewrite the incidents' derived fields by the figure and attribution rules, with corrections-log rows.
+
+    After a hand edit of reports (a new superseded_by, a corrected figure), the incidents'
+    figures, perpetrator_alleged and alleged_parties follow the rules again: each changed
+    incident gets a new record_version and one corrections-log row per changed field, all
+    written at once (or nothing). Incidents with figures_override_reason keep their figures.
+    Prints one line per change (file:line: field: old -> new).
+
+    \b
+    Examples:
+      civharm recompute --dry-run
+      civharm recompute --reason "Kharkiv 29 Jan 2023: the governor's earlier statement is superseded"
+    """
+    from .contribute import recompute as plan_recompute, write_recomputation
+    from .package import load_package
+
+    pkg = load_package(package)
+    done = plan_recompute(pkg, _parse_today(today), reason)
+    incidents = pkg["incidents"]
+    lines = {record_id: incidents.line_of(index) for index, record_id in incidents.frame["incident_id"].items()}
+    for _, record_id, field, old, new in done.changes:
+        click.echo(f"{incidents.path}:{lines.get(record_id, '?')}: {field}: {old or 'empty'} -> {new or 'empty'}")
+    if dry_run:
+        click.echo(f"would change {len(done.changes)} field(s); nothing written", err=True)
+        return
+    write_recomputation(done)
+    click.echo(f"changed {len(done.changes)} field(s)" + (f"; logged in {pkg['changes'].path}" if done.changes else ""), err=True)
 
 
 @main.command()

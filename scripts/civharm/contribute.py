@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import duplicates, figures
@@ -36,14 +37,15 @@ class Submission:
     incident: str | dict
     damage: list[dict] = field(default_factory=list)
     source: dict | None = None
+    supersedes: list[str] = field(default_factory=list)  # earlier reports of the same originator the new one supersedes
 
     @classmethod
     def from_mapping(cls, data: object, where: str) -> "Submission":
         if not isinstance(data, dict):
             raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
-        unknown = set(data) - {"report", "incident", "damage", "source"}
+        unknown = set(data) - set(TABLES) - {"supersedes"}
         if unknown:
-            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: report, incident, damage, source)")
+            raise CivharmError(f"{where}: unknown key(s): {', '.join(sorted(unknown))} (allowed: report, incident, damage, source, supersedes)")
         if not isinstance(data.get("report"), dict):
             raise CivharmError(f"{where}: 'report' must be a mapping of report fields")
         incident = data.get("incident")
@@ -55,7 +57,11 @@ class Submission:
         source = data.get("source")
         if source is not None and not isinstance(source, dict):
             raise CivharmError(f"{where}: 'source' must be a mapping of source fields")
-        return cls(report=data["report"], incident=incident, damage=damage, source=source)
+        supersedes = data.get("supersedes") or []
+        supersedes = [supersedes] if isinstance(supersedes, str) else supersedes
+        if not isinstance(supersedes, list) or not all(isinstance(r, str) for r in supersedes):
+            raise CivharmError(f"{where}: 'supersedes' must be a report ID or a list of report IDs")
+        return cls(report=data["report"], incident=incident, damage=damage, source=source, supersedes=supersedes)
 
 
 # --- reading a submission file: bounded, strictly typed -------------------------------------
@@ -218,8 +224,8 @@ def read_submission(path: Path, package: Package) -> Submission:
     if not isinstance(tree, _Mapping):
         raise CivharmError(f"{where}: expected a mapping with 'report' and 'incident'")
     for key, line in tree.key_lines.items():
-        if key not in TABLES:
-            raise CivharmError(f"{where}:{line}: unknown key {key!r} (allowed: report, incident, damage, source)")
+        if key not in TABLES and key != "supersedes":
+            raise CivharmError(f"{where}:{line}: unknown key {key!r} (allowed: report, incident, damage, source, supersedes)")
     missing = [name for name in TABLES.values() if package.get(name) is None or package[name].raw is None]
     if missing:
         raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
@@ -246,7 +252,20 @@ def read_submission(path: Path, package: Package) -> Submission:
     else:
         source = None
     return Submission(report=_fields(tree.items["report"], package["reports"], where, "report"),
-                      incident=incident, damage=rows, source=source)
+                      incident=incident, damage=rows, source=source, supersedes=_report_ids(tree, where))
+
+
+def _report_ids(tree: _Mapping, where: str) -> list[str]:
+    """``supersedes:``, one report ID or a list of them; absent or empty: none."""
+    node = tree.items.get("supersedes")
+    at = f"{where}:{tree.key_lines.get('supersedes', tree.line)}: supersedes"
+    if node is None or (isinstance(node, _Scalar) and node.plain and node.text in NULLS):
+        return []
+    items = node.items if isinstance(node, _Sequence) else [node]
+    ids = [_value(item, "string", at) for item in items]
+    if any(i is None for i in ids):
+        raise CivharmError(f"{at}: an empty entry; give the report IDs of the earlier statements")
+    return ids
 
 
 @dataclass
@@ -323,6 +342,8 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
             raise CivharmError(f"source {source_id!r} exists already; leave 'source' out and use source_id {source_id!r} in the report")
         tables["sources"].append(_row(package["sources"], submission.source, today))
     tables["reports"].append(_row(package["reports"], {**submission.report, "report_id": report_id, "incident_id": incident_id}, today))
+    for earlier in submission.supersedes:
+        supersede(tables, earlier, report_id, today)
     for damage in submission.damage:
         tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
     changed = _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today)
@@ -336,11 +357,159 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root)
 
 
-def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
-    resource = package["incidents"]
+def _typed(package: Package, name: str, rows: list[dict]) -> pd.DataFrame:
+    """The typed frame of a table as its rows would be (rows of cell text, as ``_records`` gives)."""
+    resource = package[name]
     clone = type(resource)(name=resource.name, path=resource.path, schema=resource.schema, schema_path=resource.schema_path,
                            raw=b"", header=resource.header, frame=pd.DataFrame(rows, columns=resource.header, dtype="string"))
     return clone.typed
+
+
+def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
+    return _typed(package, "incidents", rows)
+
+
+# --- corrections through the log: one API for supersession, recomputation and hand corrections ---
+
+KEYS = {"incidents": "incident_id", "reports": "report_id", "damage": "damage_id", "sources": "source_id"}
+
+
+def _cell(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def correct(tables: dict[str, list[dict]], table: str, record_id: str, values: dict[str, str], reason: str,
+            today: dt.date, report_id: str = "") -> list[str]:
+    """Set fields of one existing record the way the corrections log wants it; returns the fields that changed.
+
+    The record's ``record_version`` goes up by one and ``last_updated`` becomes ``today``; one
+    row per changed field is appended to ``tables["changes"]`` with ``reason`` and the report
+    that justifies it. Values equal to the stored ones change nothing (no version, no log).
+    """
+    key = KEYS[table]
+    row = next((r for r in tables[table] if _cell(r.get(key)) == record_id), None)
+    if row is None:
+        raise CivharmError(f"{table}: no record {record_id}")
+    changed = [(name, _cell(row.get(name)), value) for name, value in values.items() if _cell(row.get(name)) != value]
+    if not changed:
+        return []
+    unknown = [name for name, _, _ in changed if name not in row]
+    if unknown:
+        raise CivharmError(f"{table}: unknown field(s) {', '.join(unknown)}; see docs/codebook.md")
+    if not re.fullmatch("[0-9]{1,9}", _cell(row.get("record_version"))):
+        raise CivharmError(f"{table}: record {record_id} has no valid record_version; run civharm validate")
+    version = str(int(row["record_version"]) + 1)
+    for name, old, new in changed:
+        row[name] = new
+        tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": table,
+                                  "record_id": record_id, "record_version": version, "field": name, "old_value": old,
+                                  "new_value": new, "reason": reason, "report_id": report_id})
+    row["record_version"], row["last_updated"] = version, today.isoformat()
+    return [name for name, _, _ in changed]
+
+
+def supersede(tables: dict[str, list[dict]], earlier: str, later: str, today: dt.date, reason: str | None = None) -> None:
+    """Mark report ``earlier`` as superseded by ``later`` (a later statement of the same originator), logged.
+
+    Only the link is checked here (both exist, ``earlier`` is not superseded by another); that
+    the two share incident and originator and are in order is ``validate``'s to say
+    (``links/superseded-by``), as for any hand edit.
+    """
+    ids = {_cell(r.get("report_id")): r for r in tables["reports"]}
+    if later not in ids:
+        raise CivharmError(f"report {later} does not exist")
+    if earlier not in ids:
+        raise CivharmError(f"report {earlier} does not exist; 'supersedes' names existing reports")
+    if earlier == later:
+        raise CivharmError(f"report {earlier} cannot supersede itself")
+    current = _cell(ids[earlier].get("superseded_by"))
+    if current and current != later:
+        raise CivharmError(f"report {earlier} is already superseded by {current}; supersede {current} instead (the latest of the chain)")
+    correct(tables, "reports", earlier, {"superseded_by": later},
+            reason or f"Superseded by {later}, a later statement of the same originator (figure rule: the latest statement of an originator that states a figure counts).",
+            today, report_id=later)
+
+
+def supersession_candidates(package: Package, incident_id: str, report: dict) -> list[dict]:
+    """The statements a new ``report`` on ``incident_id`` may supersede: for ``add``'s question "does it update one of these?".
+
+    Active, not yet superseded reports of the incident (or of incidents merged into it) by the
+    same originator as ``report`` (claimant, or the outlet in its own voice), whose ``as_of``
+    does not begin after the new statement's. Each is a row of cell text (``reports.csv``'s
+    columns), oldest first. Statements of other originators are never candidates.
+    """
+    rows = _records(package["reports"])
+    incidents = package["incidents"].typed
+    if not rows:
+        return []
+    typed = _typed(package, "reports", [*rows, {**dict.fromkeys(package["reports"].header, ""), **{k: _text(v) for k, v in report.items()},
+                                               "report_id": "", "incident_id": incident_id}])
+    origin = figures.originators(typed)
+    carrier = figures.carrier_ids(typed["incident_id"], incidents)
+    start, end = figures.as_of_span(typed["as_of"])
+    new = len(rows)
+    mine = ((typed["status"] == "active") & typed["superseded_by"].isna() & (origin == origin.iloc[new])
+            & (carrier == carrier.iloc[new])).fillna(False).to_numpy(dtype=bool)
+    mine[new] = False
+    if not pd.isna(end[new]):
+        mine &= ~(start > end[new])  # a statement that begins after the new one ends is later, not earlier
+    order = sorted(np.flatnonzero(mine), key=lambda i: (_cell(rows[i].get("as_of")), _cell(rows[i].get("report_id"))))
+    return [rows[i] for i in order]
+
+
+@dataclass
+class Recomputation:
+    """What ``recompute`` would write: each change as (table, record ID, field, old, new), and the files."""
+
+    changes: list[tuple[str, str, str, str, str]]
+    files: dict[Path, str]
+    root: Path
+
+
+def recompute(package: Package, today: dt.date, reason: str | None = None) -> Recomputation:
+    """Rewrite every active incident's derived fields by the rules, with corrections-log rows; touches no file.
+
+    Derived: the figures (figure rule; not for an incident with ``figures_override_reason``),
+    ``perpetrator_alleged`` and ``alleged_parties`` (attribution rule), and ``attribution_basis``
+    only where the rule leaves nobody named (then it is ``not_attributed``; who names a party
+    is the contributor's to say). Run after a hand edit of reports (a new ``superseded_by``, a
+    corrected figure) so the incidents follow.
+    """
+    from . import attribution
+
+    missing = [name for name in ("incidents", "reports", "changes") if package.get(name) is None or package[name].raw is None or package[name].unread is not None]
+    if missing:
+        raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
+    tables = {name: _records(package[name]) for name in ("incidents", "reports", "changes")}
+    incidents, reports = package["incidents"].typed, package["reports"].typed
+    computed = figures.compute_incident_figures(incidents, reports)
+    alleged = attribution.compute_incident_attribution(incidents, reports)
+    reason = reason or "Derived fields recomputed by the figure and attribution rules (civharm recompute)."
+    logged_before = len(tables["changes"])
+    for row in tables["incidents"]:
+        incident_id = _cell(row.get("incident_id"))
+        if _cell(row.get("status")) != "active" or incident_id not in computed.index:
+            continue
+        values = {}
+        if not _cell(row.get("figures_override_reason")):
+            values.update({column: _cell(None if pd.isna(v) else int(v)) for column, v in computed.loc[incident_id].items()})
+        values.update({column: _cell(alleged.at[incident_id, column]) for column in attribution.FIELDS})
+        if values["perpetrator_alleged"] == attribution.UNKNOWN:
+            values["attribution_basis"] = attribution.NOT_ATTRIBUTED
+        correct(tables, "incidents", incident_id, values, reason, today)
+    logged = tables["changes"][logged_before:]
+    changes = [("incidents", c["record_id"], c["field"], c["old_value"], c["new_value"]) for c in logged]
+    files = {}
+    if logged:
+        for name in ("incidents", "changes"):
+            files[package.root / package[name].path] = _serialise(package[name].header, tables[name])
+    return Recomputation(changes, files, package.root)
+
+
+def write_recomputation(done: Recomputation, fault: FaultHook | None = None) -> None:
+    """Write the recomputed incidents and their log rows at once, or nothing."""
+    if done.files:
+        write_files(done.root, done.files, fault=fault)
 
 
 def _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today) -> list[str]:
