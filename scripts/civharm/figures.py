@@ -12,11 +12,13 @@ import pyarrow.compute as pc
 
 from .package import arrow_text, positions_in
 
-FIGURES = ("civilians_killed", "civilians_injured", "children_killed", "children_injured", "all_killed", "all_injured")
+FIGURES = ("civilians_killed", "civilians_injured", "children_killed", "children_injured", "all_killed", "all_injured",
+           "civilians_casualties", "all_casualties")  # casualties: a combined toll when the statement gives no split
 
 RULE_TEXT = """\
-For each figure (civilians killed, civilians injured, children killed, children injured, and
-killed/injured of all or unknown status):
+For each figure (civilians killed, civilians injured, children killed, children injured,
+killed/injured of all or unknown status, and the combined tolls "civilians killed or injured"
+and "people killed or injured" that a statement gives when it does not split them):
 
 1. Take the incident's **statements**: reports with status `active` whose `incident_id` is the
    incident itself or an incident that was merged into it (merging moves nothing: a merged

@@ -62,7 +62,16 @@ def children_above_civilians(ctx, rule):
       "The all-status figure includes civilians; a smaller one from the same claimant means a figure was put in the wrong column. "
       "Two claimants may disagree (one says 25 civilians, another 21 people): that is a range, not an error.")
 def civilians_above_all(ctx, rule):
-    yield from _within(ctx, rule, "civilians", "all", "the all-status figure includes civilians")
+    yield from _within(ctx, rule, "civilians", "all", "the all-status figure includes civilians", HARMS + ("casualties",))
+
+
+@rule("counts/split-above-casualties", Severity.ERROR,
+      "Killed or injured are not above the combined toll (casualties) of the same status: within one statement, within one originator's statements, and in hand-set incident figures; compared as ranges.",
+      "A combined toll counts the killed and the injured; a larger part from the same claimant means a figure was put in the wrong column.")
+def split_above_casualties(ctx, rule):
+    for status in ("civilians", "all"):
+        for harm in HARMS:
+            yield from _within(ctx, rule, f"{status}_{harm}", f"{status}_casualties", "the combined toll counts the killed and the injured", ("",))
 
 
 def _stated(reports: pd.DataFrame, figure: str, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
@@ -75,7 +84,7 @@ def _said(reports: pd.DataFrame, figure: str, index) -> str:
     return f"{figure} {reports.at[index, figure]}" + (f" ({qualifier})" if pd.notna(qualifier) and qualifier != "exact" else "")
 
 
-def _within(ctx, rule, part: str, whole: str, why: str):
+def _within(ctx, rule, part: str, whole: str, why: str, harms: tuple[str, ...] = HARMS):
     """``part`` ≤ ``whole`` for killed and injured, as ranges: a part whose lowest value is above the whole's highest.
 
     Per statement; per originator on an incident (each figure from the originator's statements
@@ -84,8 +93,8 @@ def _within(ctx, rule, part: str, whole: str, why: str):
     are never compared: they are claims side by side.
     """
     incidents, reports, active = ctx.table("incidents"), ctx.table("reports"), ctx.active_reports()
-    for harm in HARMS:
-        small, large = f"{part}_{harm}", f"{whole}_{harm}"
+    for harm in harms:
+        small, large = (f"{part}_{harm}", f"{whole}_{harm}") if harm else (part, whole)
         if reports is not None:
             both = rows_where(reports, reports[small].notna() & reports[large].notna())
             if len(both):

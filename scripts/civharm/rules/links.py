@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,16 +157,21 @@ def not_superseded(ctx, rule):
     from ..figures import as_of_span, originators
 
     read = reports[["source_id", "republished_from", "claimant", "claimant_type", "as_of", "superseded_by"]].take(active["row"].to_numpy())
+    carrier, origin = pd.factorize(active["carrier_id"])[0], pd.factorize(originators(read))[0]  # -1: missing
+    key = np.where((carrier >= 0) & (origin >= 0), carrier.astype(np.int64) * (int(origin.max()) + 2) + origin, -1)
+    _, inverse, sizes = np.unique(key, return_inverse=True, return_counts=True)
+    shared = (key >= 0) & (sizes[inverse] > 1)  # only an originator with several statements on one incident can lack a link
+    if not shared.any():
+        return
+    read = read[shared]
     start, end = as_of_span(read["as_of"])
-    frame = pd.DataFrame({"carrier": active["carrier_id"].to_numpy(dtype=object), "origin": originators(read).to_numpy(dtype=object),
-                          "start": start, "end": end, "open": read["superseded_by"].isna().to_numpy(dtype=bool)}, index=active.index)
-    frame = frame.dropna(subset=["carrier", "origin"])
-    latest = frame.groupby(["carrier", "origin"])["start"].transform("max")  # the latest-beginning statement of the originator
+    frame = pd.DataFrame({"group": key[shared], "start": start, "end": end,
+                          "open": read["superseded_by"].isna().to_numpy(dtype=bool)}, index=read.index)
+    latest = frame.groupby("group")["start"].transform("max")  # the latest-beginning statement of the originator
     candidates = frame[frame["open"] & latest.notna() & frame["end"].notna() & (latest > frame["end"])]
-    keys = pd.MultiIndex.from_frame(candidates[["carrier", "origin"]])
-    involved = frame[pd.MultiIndex.from_frame(frame[["carrier", "origin"]]).isin(keys)]
+    involved = frame[frame["group"].isin(candidates["group"]).to_numpy(dtype=bool)]
     found = []
-    for _, group in involved.groupby(["carrier", "origin"], sort=False):
+    for _, group in involved.groupby("group", sort=False):
         for index in group.index[group.index.isin(candidates.index)]:
             later = group[group["start"] > group.at[index, "end"]]
             found.append((index, reports.loc[later.index, "report_id"].astype(str).tolist()))
