@@ -115,7 +115,7 @@ def test_as_of_spans_order_statements(earlier, later, ordered):
 
 
 def test_unreadable_as_of_has_no_span():
-    start, end = figures.as_of_span(pd.Series(["2024-13-01", "", None, "2024-02-30T10:00"], dtype="string"))
+    start, end = figures.as_of_span(pd.Series(["2024-13-01", "", None, "2024-02-30T10:00", "٢٠٢٤-03-14", "2024-10-25 14:30"], dtype="string"))
     assert np.isnat(start).all() and np.isnat(end).all()
 
 

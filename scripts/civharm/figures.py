@@ -107,6 +107,7 @@ def as_of_span(as_of: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     and a month-only statement is not earlier than a day inside that month.
     """
     text = as_of.astype("string")
+    text = text.where(text.str.fullmatch(r"[0-9]{4}-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2})?)?").fillna(False))  # ASCII digits only
     length = text.str.len().to_numpy(dtype="float64", na_value=np.nan)
     month = pd.to_datetime(text.where(length == 7) + "-01", format="%Y-%m-%d", errors="coerce")
     day = pd.to_datetime(text.where(length == 10), format="%Y-%m-%d", errors="coerce")
