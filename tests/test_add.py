@@ -155,7 +155,7 @@ def test_prompts_offer_definitions_skip_unused_qualifiers_and_write_after_confir
     monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
     version = next_version(real, TYOTKINO_ID)
     answers = [TYOTKINO_ID, "themoscowtimes", REPORT["url"], "Test", "en", "2024-03-14", "day", "2026-11-26", "Test claimant",
-               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "", "y"]
+               "regional_authority", "2024-03-14", "", "unknown", "1", "bogus", "exact", "", "", "", "", "", "", "", "", "", "y"]
     result = CliRunner().invoke(main, ["add", "--package", str(real), "--today", DATA_TODAY], input="\n".join(answers) + "\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -122,15 +122,15 @@ def test_unreadable_as_of_has_no_span():
 # --- validate ----------------------------------------------------------------------------------
 
 def test_superseded_statement_still_corroborates_high_confidence(valid_package):
-    """Two originators, one of whose statements was superseded by its own update: still two."""
+    """A governor's statement whose successor was retracted: no current report of his, yet he corroborates."""
     root = valid_package
     set_cell(root / "data/incidents.csv", 2, "confidence", "high")
     append(root, report_row("rep_01M8BXYJA0GVRNR00000000000", BELGOROD_14_MAR, "Governor of Belgorod region", "regional_authority", "2024-03-14T09:00",
-                            superseded_by="rep_01M8BXYJA0GVRNR00000000100", all_killed=1, all_injured=3)
-           + report_row("rep_01M8BXYJA0GVRNR00000000100", BELGOROD_14_MAR, "Governor of Belgorod region", "regional_authority", "2024-03-14T18:00",
-                        all_killed=1, all_injured=3))
+                            superseded_by="rep_01M8BXYJA0GVRNR00000000001", all_killed=1, all_injured=3)
+           + report_row("rep_01M8BXYJA0GVRNR00000000001", BELGOROD_14_MAR, "Governor of Belgorod region", "regional_authority", "2024-03-14T18:00",
+                        all_killed=1, all_injured=3).replace(",active,", ",retracted,", 1))
     assert findings(root) == []
-    # retracting the Daily Wrap statement leaves one originator, whose two statements are one voice
+    # retracting the Daily Wrap statement leaves one originator
     set_cell(root / "data/reports.csv", 2, "status", "retracted")
     assert [f[3] for f in findings(root, "confidence/")] == ["confidence/high-needs-two-originators"]
 
