@@ -14,6 +14,7 @@ from pathlib import Path
 
 import frictionless
 import openpyxl
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -245,21 +246,36 @@ def test_datasette_on_the_released_sqlite_gives_the_serve_site(real):
     from datasette.app import Datasette
     from datasette.utils import tilde_encode
 
+    from datasette.plugins import pm
+
+    from civharm import browse as browsing
+
     package, dist = real
     v = version_of(package)
     url = "/" + tilde_encode(f"civharm-{v}")  # Datasette's URL form of a name with dots
     meta = json.loads((dist / f"civharm-{v}-datasette.json").read_text(encoding="utf-8"))
-    site = Datasette([str(dist / f"civharm-{v}.sqlite")], metadata=meta)
+    folder = dist / f"civharm-{v}-site"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == \
+        [relative for relative, _ in browsing.site_files()]
+    before = set(pm.get_plugins())
+    site = Datasette(immutables=[str(dist / f"civharm-{v}.sqlite")], metadata=meta,
+                     template_dir=str(folder / "templates"), plugins_dir=str(folder / "plugins"))
 
     async def fetch(*paths):
         return [await site.client.get(path) for path in paths]
 
-    database, browse, search = asyncio.run(fetch(
-        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod"))
-    assert meta["title"] == json.loads((package / "datapackage.json").read_text(encoding="utf-8"))["title"]
+    database, browse, search, home, incident = asyncio.run(fetch(
+        f"{url}.json", f"{url}/incidents_browse.json?_facet=country_code", f"{url}/incidents_browse.json?_search=Belgorod",
+        "/", f"{url}/incidents/{FIRST}"))
+    for plugin in set(pm.get_plugins()) - before:  # the site's plugin is process-wide: leave no trace
+        pm.unregister(plugin)
+    descriptor = json.loads((package / "datapackage.json").read_text(encoding="utf-8"))
+    assert meta["title"] == descriptor["title"]
+    assert f"Version <strong>{v}</strong>" in home.text and "Recorded in this dataset, not a total." in home.text
+    assert incident.status_code == 200 and 'class="incident-chart"' in incident.text and "Statements (" in incident.text
     assert meta["license_url"].startswith("https://")
     shown = {t["name"] for t in database.json()["tables"] if not t["hidden"]}
-    assert shown == set(tables(package))  # _columns, _package and the full-text tables are hidden
+    assert shown == set(tables(package)) | {"coverage"}  # _columns, _package and the full-text tables are hidden
     incidents_meta = meta["databases"][f"civharm-{v}"]["tables"]["incidents"]
     assert incidents_meta["columns"]["summary"] == next(f["description"] for f in schema(package, "incidents")["fields"]
                                                          if f["name"] == "summary")
@@ -333,13 +349,83 @@ def test_geojson_parses_and_its_points_are_in_range(real):
             assert feature["properties"][figure] == (int(row[figure]) if row[figure] else None)
 
 
+def hxl_rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def schema_part(rows: list[list[str]], fields: list[dict]) -> list[list[str]]:
+    """The columns of an HXL CSV that are the schema's fields (the rest are derived for HDX)."""
+    names = [f["name"] for f in fields]
+    where = [rows[0].index(name) for name in names]
+    return [[row[i] for i in where] for row in rows]
+
+
 def test_hxl_csv_has_tags_from_the_schema_and_active_incidents(real):
     package, dist = real
-    rows = list(csv.reader(io.StringIO((dist / f"civharm-{version_of(package)}-incidents-hxl.csv").read_text(encoding="utf-8"))))
+    rows = hxl_rows(dist / f"civharm-{version_of(package)}-incidents-hxl.csv")
     fields = schema(package, "incidents")["fields"]
-    assert rows[0] == [f["name"] for f in fields]
-    assert rows[1] == [f.get("hxl", "") for f in fields]
-    assert rows[2:] == [list(r.values()) for r in active(tables(package)["incidents"])]
+    ours = schema_part(rows, fields)
+    assert ours[0] == [f["name"] for f in fields] and ours[1] == [f["hxl"] for f in fields]
+    assert ours[2:] == [list(r.values()) for r in active(tables(package)["incidents"])]
+    assert all(rows[1]), "every column of the HXL file has a hashtag"
+
+
+def _hxl(path: Path):
+    import hxl
+
+    return hxl.data(str(path), hxl.InputOptions(allow_local=True)).cache()
+
+
+@pytest.mark.parametrize("which", ["real", "fixture"])
+def test_libhxl_reads_codes_with_their_vocabulary_and_sums_open_ranges_as_the_file_says(which, real, valid_package, tmp_path):
+    """libhxl, as HDX tools use it: ISO codes named by +v_ attributes, alpha-3 beside alpha-2, and the
+    sum recipe of the file (lower bound = sum of +min; upper bound = sum of +max only when no +max_open)."""
+    import pycountry
+
+    from civharm import charts
+
+    if which == "real":
+        package, dist = real
+    else:  # valid-minimal: its second incident has civilians injured 101–(open)
+        package, dist = valid_package, tmp_path / "dist"
+        build(package, dist)
+    source = _hxl(dist / f"civharm-{version_of(package)}-incidents-hxl.csv")
+    assert all(column.tag for column in source.columns)
+    rows = active(tables(package)["incidents"])
+    assert [r.get("#country+code+v_iso2") for r in source] == [row["country_code"] for row in rows]
+    assert [r.get("#country+code+v_iso3") for r in source] == [pycountry.countries.get(alpha_2=row["country_code"]).alpha_3
+                                                              for row in rows]
+    assert all(code.startswith(r.get("#country+code+v_iso2") + "-")
+               for r in source for code in [r.get("#adm1+code+v_iso3166_2")] if code)
+    for figure, attributes in (("civilians_killed", "+killed+civilians"), ("civilians_injured", "+injured+civilians"),
+                               ("all_killed", "+killed+all")):
+        totals = source.count("#country+code+v_iso3", aggregators=[
+            f"sum(#affected{attributes}+min) as lo#x_lo", f"sum(#affected{attributes}+max) as hi#x_hi",
+            f"sum(#meta+max_open{attributes}) as open#x_open"]).cache()
+        expected = {}
+        for row in rows:
+            expected.setdefault(pycountry.countries.get(alpha_2=row["country_code"]).alpha_3, []).append(
+                (int(row[f"{figure}_min"]) if row[f"{figure}_min"] else None, int(row[f"{figure}_max"]) if row[f"{figure}_max"] else None))
+        for total in totals:
+            band = charts.band(expected[total.get("#country")])
+            low, high, opened = (float(total.get(t) or 0) for t in ("#x_lo", "#x_hi", "#x_open"))
+            assert low == (band["low"] or 0), (figure, total.values)
+            assert (opened > 0) == (band["open_max"] > 0), (figure, total.values)
+            if not opened:  # a closed range: the sum of the maximums is the upper bound
+                assert high == (band["high"] or 0), (figure, total.values)
+    if which == "fixture":
+        injured = [r.get("#meta+max_open+injured+civilians") for r in source]
+        assert injured == ["", "1"] or injured == [None, "1"]
+
+
+def test_hxl_aggregates_hold_the_rows_of_the_views_not_superseded_ones(valid_package, tmp_path):
+    set_cell(valid_package / "data" / "aggregates.csv", 2, "superseded_by", "agg_01M8BXYJA0AAAAAAAAAAAAAAA3")
+    build(valid_package, tmp_path / "dist")
+    source = _hxl(tmp_path / "dist" / f"civharm-{version_of(valid_package)}-aggregates-hxl.csv")
+    ids = [r.get("#meta+id") for r in source]
+    assert ids == [r["aggregate_id"] for r in active(tables(valid_package)["aggregates"])]
+    assert "agg_01M8BXYJA0AAAAAAAAAAAAAAA1" not in ids and len(ids) == 4
+    assert {r.get("#country+code+v_iso3") for r in source} == {"RUS"}
 
 
 # --- active rows only where people count ---------------------------------------------------------
@@ -611,7 +697,38 @@ def test_aggregates_are_in_every_release_file(valid_package, tmp_path):
         assert len(list(book["aggregates"].iter_rows(values_only=True))) == 6
     finally:
         book.close()
-    hxl = list(csv.reader(io.StringIO((dist / f"civharm-{v}-aggregates-hxl.csv").read_text(encoding="utf-8"))))
+    hxl = schema_part(hxl_rows(dist / f"civharm-{v}-aggregates-hxl.csv"), schema(valid_package, "aggregates")["fields"])
     fields = schema(valid_package, "aggregates")["fields"]
     assert hxl[0] == [f["name"] for f in fields] and hxl[1] == [f.get("hxl", "") for f in fields]
     assert hxl[2:] == [list(r.values()) for r in active(rows)]
+
+
+def test_geojson_with_its_ogr_schema_reads_integers_as_integers_in_gdal_and_geopandas(valid_package, tmp_path):
+    """GDAL (through pyogrio, geopandas' engine) types a property empty in every feature as text; the
+    companion OGR_SCHEMA file types every property from the Table Schema."""
+    import geopandas
+    import pyogrio
+
+    build(valid_package, tmp_path / "dist")
+    v = version_of(valid_package)
+    path = tmp_path / "dist" / f"civharm-{v}-incidents.geojson"
+    types = tmp_path / "dist" / f"civharm-{v}-incidents-ogr-schema.json"
+    fields = {f["name"]: f["type"] for f in schema(valid_package, "incidents")["fields"] if f["name"] not in ("latitude", "longitude")}
+    assert not any(row["children_killed_min"] for row in tables(valid_package)["incidents"])  # empty in every feature
+
+    def ogr_types(**options) -> dict[str, str]:
+        info = pyogrio.read_info(path, **options)
+        return dict(zip(info["fields"], info["ogr_types"]))
+
+    guessed = ogr_types()
+    assert guessed["children_killed_min"] == "OFTString"  # why the companion file exists
+    typed = ogr_types(OGR_SCHEMA=str(types))
+    wanted = {"integer": "OFTInteger64", "number": "OFTReal", "date": "OFTDate", "string": "OFTString"}
+    assert {name: typed[name] for name in fields} == {name: wanted[kind] for name, kind in fields.items()}
+    frame = geopandas.read_file(path, OGR_SCHEMA=str(types), use_arrow=True,
+                                arrow_to_pandas_kwargs={"types_mapper": {pa.int64(): pd.Int64Dtype()}.get})
+    assert {name: str(frame[name].dtype) for name, kind in fields.items() if kind == "integer"} == \
+        {name: "Int64" for name, kind in fields.items() if kind == "integer"}
+    assert frame["children_killed_min"].isna().all() and frame["civilians_killed_min"].tolist()[1] == 25
+    collection = json.loads(path.read_text(encoding="utf-8"))
+    assert f"OGR_SCHEMA=civharm-{v}-incidents-ogr-schema.json" in collection["civharm:note"]

@@ -1,6 +1,7 @@
 """Charts: months never get coarse-dated incidents, ranges stay ranges, the README chart matches data/."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -184,7 +185,8 @@ def test_build_writes_every_chart_into_dist_and_lists_it_in_sha256sums(valid_pac
     folder = "civharm-0.1.0-charts"
     expected = charts.contents(load_package(valid_package), "0.1.0")
     assert sorted(p.name for p in (dist / folder).iterdir()) == sorted(expected) == \
-        ["means-of-harm.png", "monthly-RU.png", "monthly.png"]
+        ["coverage.png", "incident-inc_01M8BXYJ9JXC1F8JK54GB4ADWP.png", "incident-inc_01M8BXYJ9MCRVM43F2SQCZ8B40.png",
+         "means-of-harm.png", "monthly-RU.png", "monthly.png"]
     for name, content in expected.items():
         data = (dist / folder / name).read_bytes()
         assert listed[f"{folder}/{name}"] == hashlib.sha256(data).hexdigest()
@@ -196,6 +198,93 @@ def test_a_package_without_active_incidents_still_draws_every_chart(valid_packag
     for line in (2, 3):
         set_cell(valid_package / "data" / "incidents.csv", line, "status", "retracted")
     drawn = charts.render(load_package(valid_package))
-    assert sorted(drawn) == ["means-of-harm.png", "monthly.png"]
+    assert sorted(drawn) == ["coverage.png", "means-of-harm.png", "monthly.png"]
     assert all(data.startswith(b"\x89PNG") for data in drawn.values())
     assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
+
+
+# --- each incident's figures over time ----------------------------------------------------------
+
+BELGOROD = "incident-inc_01M8BXYJ9MCRVM43F2SQCZ8B40.png"  # valid-minimal: killed 25–25, injured 101–(open)
+
+
+def test_an_incident_timeline_draws_each_statement_and_the_computed_range(valid_package):
+    content = charts.contents(load_package(valid_package))[BELGOROD]
+    assert content["kind"] == "timeline" and content["claimants"] == ["Daily Wrap (unattributed figures)"]
+    panels = dict((label, panel) for label, panel in content["panels"])
+    assert panels["Civilians killed"] == {"range": [25, 25], "series": [["Daily Wrap (unattributed figures)",
+                                                                           [["2024-03-14", 25, "exact", True]]]]}
+    assert panels["Civilians injured"] == {"range": [101, None], "series": [["Daily Wrap (unattributed figures)",
+                                                                             [["2024-03-14", 100, "more_than", True]]]]}
+    assert set(panels) == {"Civilians killed", "Civilians injured"}  # no panel for a figure nobody states
+    assert "recorded in this dataset, not a total" in content["caption"][0]
+
+
+def test_a_superseded_statement_stays_on_the_timeline_hollow_and_a_later_one_is_current(valid_package):
+    reports = valid_package / "data" / "reports.csv"
+    rows = list(csv.DictReader(reports.open(encoding="utf-8")))
+    later = {**rows[1], "report_id": "rep_01M8BXYJ9RBRZVQEHZNH3KMSF5", "as_of": "2024-03-15", "civilians_killed": "27"}
+    rows[1]["superseded_by"] = later["report_id"]
+    with reports.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows + [later])
+    content = charts.contents(load_package(valid_package))[BELGOROD]
+    killed = dict((label, panel) for label, panel in content["panels"])["Civilians killed"]
+    assert killed["series"] == [["Daily Wrap (unattributed figures)", [["2024-03-14", 25, "exact", False], ["2024-03-15", 27, "exact", True]]]]
+    charts._DRAWN.clear()
+    first = charts.draw(content)
+    charts._DRAWN.clear()
+    assert charts.draw(content) == first and charts.embedded(first)[charts.DATA_KEY] == charts.data_hash(content)
+
+
+# --- coverage: official totals beside what the dataset records -------------------------------
+
+def test_coverage_chart_draws_the_numbers_of_civharm_coverage_and_says_it_is_not_a_total(valid_package):
+    from civharm import coverage
+
+    package = load_package(valid_package)
+    content = charts.contents(package)[charts.COVERAGE_CHART]
+    compared = coverage.compare(package)
+    assert [row["aggregate_id"] for row in content["rows"]] == [c.aggregate_id for c in compared]
+    assert [(row["share_min"], row["share_max"]) for row in content["rows"]] == [c.ratio for c in compared]
+    # A5: Belgorod region, all people, as of 2024-05-02: the first incident's all-status 1 and the second's civilian 25
+    belgorod = content["rows"][-1]
+    assert belgorod["label"] == "RU RU-BEL · as of 2024-05-02 · Test health authority · all killed"
+    assert belgorod["text"] == "26 of 7 in 2 incident(s)" and belgorod["share_min"] == 26 / 7
+    injured = next(row for row in content["rows"] if row["label"].endswith("children injured"))
+    assert injured["text"] == "0 of at least 20 in 0 incident(s)"  # the official lower bound written as published
+    caption = " ".join(content["caption"])
+    assert "recorded in this dataset, not a total" in caption and "lower bounds" in caption
+    assert "straddle" not in caption
+
+
+def test_coverage_chart_counts_coarse_dated_incidents_apart_and_names_them_on_the_row(valid_package):
+    incidents = valid_package / "data" / "incidents.csv"
+    for field, value in (("date_precision", "year"), ("date_start", "2024-01-01"), ("date_end", "2024-12-31")):
+        set_cell(incidents, 2, field, value)  # the 2024-03-14 incident, now dated to its year only
+    content = charts.contents(load_package(valid_package))[charts.COVERAGE_CHART]
+    belgorod = content["rows"][-1]
+    assert belgorod["text"] == "25 of 7 in 1 incident(s); 1 coarse-dated apart" and belgorod["share_min"] == 25 / 7
+    assert "incidents with coarse dates straddle the period's bounds: they are counted apart" in " ".join(content["caption"])
+
+
+def test_coverage_chart_is_in_the_build_and_carries_the_hash_of_what_it_draws(valid_package, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    package = load_package(valid_package)
+    version = package.descriptor["version"]
+    build(valid_package, tmp_path / "one")
+    png = (tmp_path / "one" / f"civharm-{version}-charts" / charts.COVERAGE_CHART).read_bytes()
+    assert charts.embedded(png)[charts.DATA_KEY] == charts.data_hash(charts.contents(package)[charts.COVERAGE_CHART])
+    charts._DRAWN.clear()  # draw again rather than reuse the bytes
+    build(valid_package, tmp_path / "two")
+    assert (tmp_path / "two" / f"civharm-{version}-charts" / charts.COVERAGE_CHART).read_bytes() == png
+
+
+def test_a_package_without_aggregates_builds_without_a_coverage_chart(valid_package):
+    import json
+
+    descriptor = json.loads((valid_package / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"] = [r for r in descriptor["resources"] if r["name"] != "aggregates"]
+    (valid_package / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+    assert charts.COVERAGE_CHART not in charts.contents(load_package(valid_package))

@@ -93,3 +93,61 @@ def test_citation_and_zenodo_metadata_say_what_the_descriptor_says():
     assert (zenodo["title"], zenodo["description"], zenodo["keywords"], zenodo["creators"]) == (
         descriptor["title"], descriptor["description"], descriptor["keywords"], expected["authors"])
     assert zenodo["license"] == descriptor["licenses"][0]["name"].lower() and zenodo["upload_type"] == "dataset"
+
+
+COVERAGE_LABELS = {"stated": "stated", "relative": "relative_to_publication", "day of report": "day_of_report",
+                   "year from page": "year_from_page", "on or before publication": "on_or_before_publication"}
+COVERAGE_DATE = r"(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4})"
+
+
+def _coverage_section(text: str, title: str) -> str:
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _coverage_entries(section: str) -> list[tuple[str, str | None]]:
+    """(ISO date, date_basis or None) of each incident the produced-records table names, in its own words."""
+    import datetime as dt
+    import re
+
+    entries = []
+    for line in section.splitlines():
+        if not line.startswith("| ") or line.startswith(("| page", "|---")):
+            continue
+        incidents_cell = line.rstrip(" |").rsplit(" | ", 1)[1]
+        for part in incidents_cell.split("; "):
+            for match in re.finditer(COVERAGE_DATE + r"[^(;]*(?:\(([a-z ]+?)[:)])?", part):
+                day = dt.datetime.strptime(" ".join(match.group(1, 2, 3)), "%d %b %Y").date().isoformat()
+                entries.append((day, COVERAGE_LABELS.get(match.group(4) or "")))
+    return entries
+
+
+def test_coverage_md_agrees_with_the_incidents():
+    """docs/coverage.md is written by hand: each active incident is listed under the page it came from, with its
+    date basis, and it names no incident day the data does not have."""
+    import pandas as pd
+
+    text = (REPO / "docs" / "coverage.md").read_text(encoding="utf-8")
+    entries = _coverage_entries(_coverage_section(text, "Pages that produced records"))
+    incidents = pd.read_csv(REPO / "data" / "incidents.csv", dtype=str, keep_default_na=False)
+    bases = incidents.groupby("date_start")["date_basis"].agg(set).to_dict()
+    listed = {day for day, _ in entries}
+    active = set(incidents.loc[incidents["status"] == "active", "date_start"])
+    assert sorted(active - listed) == [], "active incidents whose day docs/coverage.md does not list"
+    assert sorted(listed - set(bases)) == [], "days docs/coverage.md lists that no incident has"
+    wrong = [(day, basis, sorted(bases[day])) for day, basis in entries if basis and basis not in bases[day]]
+    assert wrong == [], "date bases in docs/coverage.md that differ from data/incidents.csv"
+
+
+def test_coverage_md_totals_are_in_the_aggregates_table():
+    """Every killed or injured total docs/coverage.md says was entered is a figure of data/aggregates.csv."""
+    import re
+
+    import pandas as pd
+
+    text = (REPO / "docs" / "coverage.md").read_text(encoding="utf-8")
+    section = _coverage_section(text, "UN and national period totals: the aggregates table")
+    entered = [line.split(" | ")[2] for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| page", "|---"))]
+    said = {int(n.replace(",", "")) for cell in entered for n in re.findall(r"(\d[\d,]*) (?:children )?(?:killed|injured)", cell)}
+    aggregates = pd.read_csv(REPO / "data" / "aggregates.csv", dtype=str, keep_default_na=False)
+    figures = {int(v) for column in ("killed", "injured") for v in aggregates.loc[aggregates["url"] != "", column] if v}
+    assert said and sorted(said - figures) == []

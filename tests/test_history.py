@@ -245,6 +245,18 @@ def test_two_corrections_since_the_base_both_count(repo):
     assert gate(repo) == []
 
 
+def test_the_later_of_two_entries_at_one_version_is_the_one_that_counts(repo):
+    """One field corrected twice before a release, both at the same record_version: the log's later line holds the value."""
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "9")
+    log_change(repo, "incidents", incident, following(cells), figure, "9", "7")  # "7" < "9": not the larger value, the later line
+    assert gate(repo) == []
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "9"})
+    assert gate(repo) == [("data/incidents.csv", line, figure, "history/unversioned-change")]
+
+
 def test_proper_retraction_passes_and_a_bare_one_fails(repo):
     path = repo / "data" / "reports.csv"
     report = first_id(path, status="active")

@@ -184,3 +184,34 @@ def test_a_template_whose_descriptor_points_outside_is_refused_and_nothing_is_wr
                                        "--ucdp-version", VERSION, "--package", str(valid_package), "--today", TODAY])
     assert result.exit_code == 2 and "resource 'damage' cannot be read from inside the package" in result.stderr
     assert not (tmp_path / "new").exists() and not (tmp_path / "escaped.csv").exists()
+
+
+@pytest.mark.parametrize("change", [
+    lambda h, r: ([c if c != "best" else "best_estimate" for c in h], r),
+    lambda h, r: (h, [r[0], r[1][:-1] + ["many"]] + r[2:]),
+], ids=["wrong-columns", "bad-number"])
+def test_a_malformed_file_leaves_an_existing_package_byte_identical(valid_package, tmp_path, change):
+    before = snapshot(valid_package)
+    result = invoke(_spoiled(tmp_path, change), valid_package)
+    assert result.exit_code == 2 and result.stderr.startswith("Error: spoiled.csv:"), result.output
+    assert snapshot(valid_package) == before
+
+
+def test_a_fault_between_two_files_leaves_an_existing_package_byte_identical(valid_package):
+    import datetime as dt
+
+    from civharm import importing, ucdp_ged
+    from civharm.findings import CivharmError
+    from civharm.importing import Change, read_source
+
+    before = snapshot(valid_package)
+    change = ucdp_ged.plan(Change(load_package(valid_package)), read_source(GED), URL, VERSION, dt.date.fromisoformat(TODAY))
+    assert len(change.files) >= 3
+
+    def fault(index, target):
+        if index == 2:
+            raise OSError("disk full (injected)")
+
+    with pytest.raises(CivharmError, match="disk full .injected.; nothing was changed"):
+        importing.apply(change, fault=fault)
+    assert snapshot(valid_package) == before

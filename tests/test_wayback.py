@@ -131,6 +131,7 @@ def test_429_is_waited_out_then_the_capture_succeeds(valid_package, tmp_path):
     ({"save": [(400, {"message": "bad"}, {})]}, "answered HTTP 400"),
     ({"save": [(200, ["not", "an", "object"], {})]}, "not a JSON object"),
     ({"status": [(200, {"status": "success", "timestamp": "../../x"}, {})]}, "without a valid timestamp"),
+    ({"status": [(200, {"status": "success", "timestamp": "20260101120001"}, {})]}, "the capture was made but cannot be read"),
 ])
 def test_a_failure_leaves_data_byte_identical(valid_package, tmp_path, script, message):
     before = snapshot(valid_package)
@@ -150,3 +151,42 @@ def test_the_cli_reports_a_failure_in_one_line_and_writes_nothing(valid_package,
     assert result.output.splitlines()[-1].startswith("Error: ") and "did not complete within 1 s; nothing written" in result.output
     assert "Traceback" not in result.output
     assert snapshot(valid_package) == before
+
+
+def test_a_failure_on_the_second_page_writes_nothing_of_the_first(valid_package, tmp_path):
+    """Pages are captured one after another; the first one's results are not written when a later one fails."""
+    from conftest import set_cell
+
+    set_cell(valid_package / "data" / "reports.csv", 3, "url", "https://example.org/news/invented-second-page")
+    before = snapshot(valid_package)
+    script = {"status": [(200, {"status": "success", "timestamp": STAMP}, {}),
+                         (200, {"status": "error", "message": "the second site refused"}, {})]}
+    with stand_in(script) as (base, server):
+        with pytest.raises(wayback.CivharmError, match="the second site refused; nothing written"):
+            run(valid_package, base, tmp_path)
+    assert [c for c in server.calls if c[0] == "POST"] == [("POST", "/save")] * 2
+    assert any(path.startswith(f"/web/{STAMP}id_/") for _, path in server.calls)  # the first page was captured and read
+    assert snapshot(valid_package) == before
+
+
+def test_an_archive_that_cannot_be_reached_writes_nothing(valid_package, tmp_path):
+    with stand_in() as (base, _):
+        pass  # the server is stopped: its port refuses connections
+    before = snapshot(valid_package)
+    with pytest.raises(wayback.CivharmError, match="still failing after 4 attempts \\(cannot connect: .*\\); nothing written"):
+        run(valid_package, base, tmp_path)
+    assert snapshot(valid_package) == before
+
+
+def test_verify_sources_reads_the_capture_archive_wrote_and_finds_its_fingerprint(valid_package, tmp_path):
+    """archive, then verify-sources --fetch: the archived capture is read (not the live page) and its text still has its hash."""
+    url = rows(valid_package / "data" / "reports.csv")[0]["url"]
+    with stand_in(original=url) as (base, server):
+        run(valid_package, base, tmp_path)
+        server.calls.clear()
+        result = CliRunner().invoke(main, ["verify-sources", str(valid_package), "--fetch", "--cache-dir", str(tmp_path / "fresh"),
+                                           "--format", "json"], catch_exceptions=False)
+    assert server.calls == [("GET", f"/web/{STAMP}id_/{url}")]
+    found = [(f["line"], f["field"], f["rule_id"]) for f in json.loads(result.output)["findings"]]
+    # line 2's figures are on the invented page; line 3's (another event on the same page) are not; no text-changed warning
+    assert found == [(3, "civilians_injured", "evidence/figure-not-on-page"), (3, "civilians_killed", "evidence/figure-not-on-page")]

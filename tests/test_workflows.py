@@ -73,3 +73,42 @@ def test_the_pre_commit_hook_runs_civharm_validate_on_a_package(valid_package):
     set_cell(valid_package / "data" / "incidents.csv", 2, "summary", "=SUM(A1:A9) written as a summary")
     done = run()
     assert done.returncode == 1 and "text/formula-prefix" in done.stdout
+
+
+def test_pre_commit_try_repo_runs_the_hook_on_a_temporary_package(valid_package, tmp_path):
+    """`pre-commit try-repo` with this repository's .pre-commit-hooks.yaml, as a recorder would run it.
+
+    Offline: pre-commit makes the hook's virtualenv and runs `pip install .` in it; pip is told to use no
+    index (PIP_NO_INDEX), to take setuptools for the build from the wheels virtualenv ships
+    (PIP_FIND_LINKS) and not to fetch civharm's dependencies (PIP_NO_DEPS), which the hook then imports
+    from the environment running this test (PYTHONPATH). Everything else is pre-commit's own path.
+    """
+    import os
+    import sysconfig
+
+    import virtualenv
+
+    from conftest import set_cell
+
+    site = sysconfig.get_paths()["purelib"]
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"), "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": str(Path(virtualenv.__file__).parent / "seed" / "wheels" / "embed"), "PIP_NO_DEPS": "1",
+           "PYTHONPATH": site, "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+           "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org", "PRE_COMMIT_COLOR": "never"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=valid_package, check=True, capture_output=True, env=env, timeout=60)
+
+    def try_repo() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(REPO), "civharm-validate", "--all-files",
+                               "--verbose"], cwd=valid_package, capture_output=True, text=True, env=env, timeout=900)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "a package")
+    passed = try_repo()
+    assert passed.returncode == 0 and "civharm validate" in passed.stdout and "Passed" in passed.stdout, passed.stdout + passed.stderr
+    set_cell(valid_package / "data" / "incidents.csv", 2, "summary", "=SUM(A1:A9) written as a summary")
+    git("add", "-A")
+    failed = try_repo()
+    assert failed.returncode == 1 and "Failed" in failed.stdout and "text/formula-prefix" in failed.stdout, failed.stdout

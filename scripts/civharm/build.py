@@ -236,15 +236,23 @@ def _readme(release: Release) -> str:
              f"| `{release.name('.zip')}` | this data package (CSV, schemas, descriptor with a sha256 and size per file): every row |",
              f"| `{release.name('.sqlite')}` | every row; keys and indexes; column descriptions in `_columns`; "
              "views `active_incidents`, `current_reports` and `incidents_browse`; full-text search |",
-             f"| `{release.name('-datasette.json')}` | Datasette metadata: `datasette {release.name('.sqlite')} -m "
-             f"{release.name('-datasette.json')}` shows the site `civharm serve` shows |",
+             f"| `{release.name('-datasette.json')}` | Datasette metadata (with `{release.name('-site/')}`: the site `civharm serve` shows) |",
+             f"| `{release.name('-site/')}` | the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
+             f"`{browse.datasette_command(release.name('.sqlite'), release.name('-datasette.json'), release.name('-site'))}` "
+             "shows the site `civharm serve` shows |",
              f"| `{release.name('-parquet/')}<table>.parquet` | every row, one file per table, types from the schema |",
              f"| `{release.name('.xlsx')}` | active rows only, one sheet per table, after a README sheet |",
              f"| `{release.name('-incidents.geojson')}` | active incidents that have coordinates, figures as properties |",
-             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX) |",
-             f"| `{release.name('-aggregates-hxl.csv')}` | active period and running totals with HXL hashtags (for HDX) |",
+             f"| `{release.name('-incidents-ogr-schema.json')}` | the GeoJSON's property types for GDAL's `OGR_SCHEMA` open option "
+             "(GDAL 3.11+, geopandas): integers stay integers even where every value is empty |",
+             f"| `{release.name('-incidents-hxl.csv')}` | active incidents with HXL hashtags (for HDX), ISO alpha-3 beside "
+             "alpha-2, and after each `_max` a `_max_open` flag: sum a `+max` column only where no flag is 1 "
+             "(the codebook's \"HXL files\") |",
+             f"| `{release.name('-aggregates-hxl.csv')}` | current period and running totals with HXL hashtags (for HDX), "
+             "ISO alpha-3 beside alpha-2 |",
              f"| `{release.name('-charts/')}*.png` | charts of active incidents: civilians killed and injured per month "
-             "(min–max band), overall and per country by subdivision; incidents by means of harm |",
+             "(min–max band), overall and per country by subdivision; incidents by means of harm; official totals "
+             "beside the share of them this dataset records (`coverage.png`) |",
              f"| `{CHECKSUMS}` | sha256 of every file above, for `sha256sum -c {CHECKSUMS}` |",
              "", "## Active incidents only", "", active_only_note(package, release.version), "",
              "Records are never deleted: a merged or retracted incident keeps its row, with its status and reason, "
@@ -506,7 +514,9 @@ def geojson_bytes(release: Release) -> bytes:
         properties = {k: _json_value(v) for k, v in row.items() if k not in ("latitude", "longitude")}
         features.append({"type": "Feature", "id": row.get("incident_id"),
                          "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": properties})
-    note = active_only_note(release.package, release.version)
+    note = active_only_note(release.package, release.version) + (
+        f" Property types for GDAL 3.11+ and geopandas (a property empty in every feature is read as text without them): "
+        f"open with OGR_SCHEMA={release.name('-incidents-ogr-schema.json')}.")
     if unplaced:
         note += f" {unplaced} active incident(s) without coordinates are not in this file."
     head = {"type": "FeatureCollection", "name": release.name("-incidents"),
@@ -517,21 +527,89 @@ def geojson_bytes(release: Release) -> bytes:
     return text.encode("utf-8")
 
 
+# Table Schema type → OGR field type, for GDAL's OGR_SCHEMA open option (GDAL 3.11 and later).
+OGR_TYPES = {"integer": "Integer64", "number": "Real", "date": "Date", "string": "String"}
+
+
+def geojson_schema_bytes(release: Release) -> bytes:
+    """The GeoJSON's property types for GDAL's ``OGR_SCHEMA`` open option.
+
+    GDAL guesses a GeoJSON property's type from its values, and a property that is empty in
+    every feature has none to guess from, so it becomes a string. JSON cannot type a null, so
+    the types travel beside the file: ``ogr2ogr -oo OGR_SCHEMA=<this file>`` or
+    ``geopandas.read_file(..., OGR_SCHEMA=<this file>)`` read every integer as an integer.
+    """
+    fields = [{"name": f["name"], "type": OGR_TYPES.get(f.get("type", "string"), "String")}
+              for f in release.package["incidents"].schema.get("fields", []) if f["name"] not in ("latitude", "longitude")]
+    schema = {"layers": [{"name": release.name("-incidents"), "schemaType": "Patch", "fields": fields}]}
+    return (json.dumps(schema, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 # Tables published as HXL CSV for HDX: the records people count (incidents) and the totals to compare them with.
 HXL_TABLES = ("incidents", "aggregates")
+ISO3_COLUMN = ("country_iso3", "#country+code+v_iso3")  # HDX keys countries by ISO 3166-1 alpha-3
+OPEN_MAX_SUFFIX = "_max_open"
+HXL_OPEN_RANGE_TEXT = (
+    "An open range is a figure with a minimum and no stated maximum (\"at least 10\"); its `_max` cell is empty, "
+    "which HXL tools sum as 0, so a plain sum of a `+max` column can come out below the sum of the `+min` column. "
+    "The HXL CSV of incidents therefore carries, after each `<figure>_max`, a column `<figure>_max_open` "
+    "(tagged `#meta+max_open` with the figure's attributes): `1` when that row's maximum is open, `0` when it is "
+    "stated, empty when the row gives no figure at all. To sum a range over rows: the lower bound is the sum of "
+    "`+min` (an empty minimum adds 0); the upper bound is the sum of `+max` only when the sum of `_max_open` is 0, "
+    "and is open (no upper bound: write \"at least\" the lower bound) otherwise. Never sum the figures of a "
+    "merged or retracted incident; the file holds active incidents only.")
+
+
+def _iso3(alpha_2: str) -> str:
+    """ISO 3166-1 alpha-3 for an alpha-2 code, from pycountry's copy of the ISO tables; '' when ISO has none."""
+    import pycountry
+
+    country = pycountry.countries.get(alpha_2=alpha_2) if alpha_2 else None
+    return country.alpha_3 if country is not None else ""
+
+
+def _open_flag(low: str, high: str) -> str:
+    if high:
+        return "0"
+    return "1" if low else ""
+
+
+def hxl_columns(fields: list[dict]) -> list[tuple[str, str, str, Callable[[dict], str]]]:
+    """The HXL file's columns: each schema field, plus the derived ones, as (header, hashtag, source, value).
+
+    Derived columns exist only in the HXL file (the CSV keeps one fact per cell): ISO alpha-3 after
+    the alpha-2 country code, and after each ``<figure>_max`` whether that maximum is open.
+    """
+    names = {f["name"] for f in fields}
+    columns: list[tuple[str, str, str, Callable[[dict], str]]] = []
+    for f in fields:
+        name = f["name"]
+        columns.append((name, f.get("hxl", ""), name, lambda row, n=name: row[n]))
+        if name == "country_code":
+            columns.append((ISO3_COLUMN[0], ISO3_COLUMN[1], "derived from country_code",
+                            lambda row: _iso3(row["country_code"])))
+        if name.endswith("_max") and f"{name[:-4]}_min" in names:
+            figure = name[:-4]
+            attributes = [a for a in f.get("hxl", "").split("+")[1:] if a != "max"]
+            header = f"{figure}{OPEN_MAX_SUFFIX} (1 = no maximum stated: a sum of {name} is then open)"
+            columns.append((header, "+".join(["#meta", "max_open", *attributes]), f"derived from {figure}_min and {name}",
+                            lambda row, lo=f"{figure}_min", hi=name: _open_flag(row[lo], row[hi])))
+    return columns
 
 
 def hxl_csv_bytes(release: Release, name: str = "incidents") -> bytes:
-    """Active rows of a table as committed, with a second row of HXL hashtags from the schema (for HDX)."""
+    """The rows of the views (active, not superseded) as committed, with a second row of HXL hashtags (for HDX)."""
     resource = release.package[name]
-    fields = resource.schema.get("fields", [])
-    names = [f["name"] for f in fields]
+    columns = hxl_columns(resource.schema.get("fields", []))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerow([f.get("hxl", "") for f in fields])
-    active = resource.frame[resource.frame["status"] == ACTIVE]
-    writer.writerows(active[names].itertuples(index=False, name=None))
+    writer.writerow([header for header, _, _, _ in columns])
+    writer.writerow([tag for _, tag, _, _ in columns])
+    names = [f["name"] for f in resource.schema.get("fields", [])]
+    for typed, raw in zip(release.records[name], resource.frame[names].itertuples(index=False, name=None)):
+        if _is_active(typed):
+            row = dict(zip(names, raw))
+            writer.writerow([value(row) for _, _, _, value in columns])
     return out.getvalue().encode("utf-8")
 
 
@@ -554,12 +632,15 @@ def _artifacts(release: Release) -> list[tuple[str, Callable[[Path], None]]]:
     for name in release.package.resources:
         steps.append((f"{release.name('-parquet')}/{name}.parquet", lambda p, n=name: _write(p, parquet_bytes(release, n))))
     steps.append((release.name("-datasette.json"), lambda p: _write(p, datasette_metadata_bytes(release))))
+    for relative, data in browse.site_files():
+        steps.append((f"{release.name('-site')}/{relative}", lambda p, d=data: _write(p, d)))
     steps.append((release.name(".xlsx"), lambda p: _write(p, xlsx_bytes(release))))
     for name in HXL_TABLES:
         if name in release.package.resources:
             steps.append((release.name(f"-{name}-hxl.csv"), lambda p, n=name: _write(p, hxl_csv_bytes(release, n))))
     if "incidents" in release.package.resources:
         steps.append((release.name("-incidents.geojson"), lambda p: _write(p, geojson_bytes(release))))
+        steps.append((release.name("-incidents-ogr-schema.json"), lambda p: _write(p, geojson_schema_bytes(release))))
         for file, content in charts.contents(release.package, release.version).items():
             steps.append((f"{release.name('-charts')}/{file}", lambda p, c=content: _write(p, charts.draw(c))))
     return steps

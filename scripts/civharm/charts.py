@@ -14,6 +14,14 @@ Why they are drawn this way:
 - **Never spread.** An incident belongs to a month only when its whole date range lies in that
   month (day or month precision). Anything dated more coarsely (a year) is counted apart, in its
   own bar at the right, never divided over months.
+- **Each source side by side.** ``incident-<id>.png`` draws, for one incident, every claimant's
+  figures at the day each statement refers to (as-of, else publication), with the incident's
+  computed range across them: the range is the statements' lowest to highest current figure,
+  and the picture shows where it comes from. Undated statements are counted in the caption.
+- **Coverage, not completeness.** ``coverage.png`` sets each official total in force beside the
+  share of it that this dataset's incidents over the same period and area account for (min–max,
+  as ``civharm coverage`` computes it), with the numbers written out; incidents whose coarse dates
+  straddle a period are counted apart and named on the row, never in the share.
 - **Checkable.** Each PNG carries ``civharm:data``, the sha256 of the numbers and words it
   draws; a test recomputes it from ``data/`` and fails when the committed README chart no
   longer matches. The bytes are reproducible for a given matplotlib and Pillow: fixed size,
@@ -36,8 +44,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import PercentFormatter
 from PIL import Image
 
+from . import coverage
 from .package import Package
 
 ACTIVE = "active"
@@ -58,6 +68,14 @@ LEGEND_HEIGHT = 0.3  # inches
 CACHE_SIZE = 32
 ANNOTATE_UP_TO = 36  # months; beyond that, numbers above bars overlap
 README_CHART = "monthly.png"
+TIMELINE_FIGURES = {"civilians_killed": "Civilians killed", "civilians_injured": "Civilians injured",
+                    "children_killed": "Children killed", "children_injured": "Children injured",
+                    "all_killed": "Killed (civilian status not separated)", "all_injured": "Injured (civilian status not separated)"}
+QUALIFIER_MARKS = {"exact": "o", "about": "D", "at_least": "^", "more_than": "^", "up_to": "v"}
+# Okabe–Ito: colour-blind-safe, one colour per claimant in order of first statement
+CLAIMANT_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+COVERAGE_CHART = "coverage.png"
+COVERAGE_COLOURS = ("#4d4d4d", "#bdbdbd")  # share at the sum of minimums, band up to the sum of maximums
 
 
 # --- the numbers ---------------------------------------------------------------------------
@@ -321,6 +339,101 @@ def _draw_means(content: dict) -> bytes:
     return _png(figure, content)
 
 
+def _draw_timeline(content: dict) -> bytes:
+    """One panel per figure: the range as a grey band, each claimant's statements as dots joined in time order."""
+    panels = content["panels"] or [["No figures stated", {"range": [None, None], "series": []}]]
+    # Fixed margins, not constrained layout: one chart per incident, so drawing time counts.
+    caption_height, panel_height, head = 0.2 + 0.145 * len(content["caption"]), 1.5, 0.75
+    height = head + (panel_height + 0.35) * len(panels) + 0.3 + caption_height
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI)
+    figure.subplots_adjust(left=0.06, right=0.72, top=1 - head / height, bottom=(caption_height + 0.3) / height,
+                           hspace=0.35 / panel_height + 0.15)
+    figure.suptitle(content["title"], fontsize=12, fontweight="bold", x=0.01, ha="left", y=1 - 0.2 / height)
+    figure.text(0.01, 0.012, "\n".join(content["caption"]), fontsize=7.5, va="bottom", ha="left", color="#333333",
+                linespacing=1.35)
+    axes = figure.subplots(len(panels), 1, squeeze=False, sharex=True)
+    colours = {c: CLAIMANT_COLOURS[i % len(CLAIMANT_COLOURS)] for i, c in enumerate(content["claimants"])}
+    days = sorted({p[0] for _, panel in panels for _, points in panel["series"] for p in points})
+    ordinal = {d: pd.Timestamp(d).toordinal() for d in days}
+    first, last = (min(ordinal.values()), max(ordinal.values())) if days else (0, 0)
+    pad = max(1, (last - first) * 0.08)
+    for ax, (label, panel) in zip([row[0] for row in axes], panels):
+        low, high = panel["range"]
+        values = [p[1] for _, points in panel["series"] for p in points] + [b for b in (low, high) if b is not None]
+        top = max(values + [1]) * 1.25
+        if low is not None or high is not None:
+            bottom, upper = (low if low is not None else 0), (high if high is not None else top)
+            ax.axhspan(bottom, upper, color="#bbbbbb", alpha=0.45, linewidth=0)
+            if bottom == upper:  # a single value: the band is a line
+                ax.axhline(bottom, color="#bbbbbb", alpha=0.8, linewidth=4, zorder=0)
+            if high is None:
+                ax.axhline(top, color="#888888", linestyle="--", linewidth=0.8)
+        offsets = len(panel["series"])
+        for index, (claimant, points) in enumerate(panel["series"]):
+            shift = (index - (offsets - 1) / 2) * (last - first + 2 * pad) * 0.012
+            xs = [ordinal[p[0]] + shift for p in points]
+            ax.plot(xs, [p[1] for p in points], color=colours[claimant], linewidth=1.2)
+            groups: dict[tuple[str, bool], list] = {}
+            for x, (_, value, qualifier, current) in zip(xs, points):
+                groups.setdefault((QUALIFIER_MARKS.get(qualifier, "o"), current), []).append((x, value))
+            for (marker, current), where in sorted(groups.items()):
+                ax.plot([w[0] for w in where], [w[1] for w in where], linestyle="none", marker=marker, markersize=6,
+                        markeredgecolor=colours[claimant], markerfacecolor=colours[claimant] if current else "white")
+        ax.set_ylim(0, top)
+        ax.set_xlim(first - pad, last + pad)
+        ax.set_title(f"{label}: range {_range_words(low, high)}", fontsize=9, loc="left")
+        ax.yaxis.get_major_locator().set_params(integer=True)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", color="#dddddd", linewidth=0.6)
+    shown = days if len(days) <= 6 else [days[round(i * (len(days) - 1) / 5)] for i in range(6)]
+    axes[-1][0].set_xticks([ordinal[d] for d in shown], shown, fontsize=7.5)
+    handles = [Line2D([], [], color=colour, marker="o", linewidth=1.2) for colour in colours.values()]
+    if handles:  # beside the panels, so it never covers a statement
+        figure.legend(handles, [textwrap.shorten(c, 45) for c in colours], loc="upper left", fontsize=7, frameon=False,
+                      bbox_to_anchor=(0.73, 1 - head / height), title="Claimants", title_fontsize=7.5)
+    return _png(figure, content)
+
+
+def _range_words(low, high) -> str:
+    if low is None and high is None:
+        return "unknown"
+    if high is None:
+        return f"{low}+ (no upper bound)"
+    if low is None:
+        return f"up to {high}"
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def _draw_coverage(content: dict) -> bytes:
+    """One row per official figure: the share of it this dataset records, min–max, the numbers written beside."""
+    rows = content["rows"]
+    figure, axes = _figure(1, 1, 0.26 * max(len(rows), 1) + 0.5, content["caption"], content["title"])
+    ax = axes[0][0]
+    dark, light = COVERAGE_COLOURS
+    top = 0.01
+    for y, row in enumerate(reversed(rows)):
+        low, high = row["share_min"], row["share_max"]
+        if low is not None:
+            ax.barh(y, low, color=dark, height=0.6)
+            end = high if high is not None else low
+            if end > low:
+                ax.barh(y, end - low, left=low, color=light, height=0.6)
+            top = max(top, end)
+        ax.annotate(row["text"], (low or 0, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+    if not rows:
+        ax.text(0.5, 0.5, "No official total in force", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="#555555")
+    ax.set_yticks(range(len(rows)), [row["label"] for row in reversed(rows)], fontsize=7)
+    ax.set_ylim(-0.7, max(len(rows), 1) - 0.3)
+    ax.set_xlim(0, top * 1.6)  # room for the numbers written beside the longest bar
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("Share of the official figure recorded in this dataset", fontsize=8.5)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return _png(figure, content)
+
+
 _DRAWN: dict[str, bytes] = {}
 
 
@@ -335,7 +448,9 @@ def draw(content: dict) -> bytes:
         with matplotlib.rc_context():
             matplotlib.rcdefaults()
             matplotlib.rcParams["font.family"] = "DejaVu Sans"
-            data = (_draw_monthly if content["kind"] == "monthly" else _draw_means)(content)
+            draw_kind = {"monthly": _draw_monthly, "means": _draw_means, "timeline": _draw_timeline,
+                         "coverage": _draw_coverage}
+            data = draw_kind[content["kind"]](content)
         if len(_DRAWN) >= CACHE_SIZE:
             _DRAWN.pop(next(iter(_DRAWN)))
         _DRAWN[key] = data
@@ -393,7 +508,103 @@ def contents(package: Package, version: str | None = None) -> dict[str, dict]:
                      f"more than {context['active']}.")
     out["means-of-harm.png"] = {"kind": "means", "title": "Incidents by means of harm",
                                 "caption": _caption(context, notes), "counts": means_of_harm(incidents, vocabulary)}
+    if "reports" in package.resources:
+        reports = package["reports"].typed
+        for _, incident in incidents.sort_values("incident_id").iterrows():
+            out[f"incident-{_file_part(str(incident['incident_id']))}.png"] = timeline(package, incident, reports, context)
+    if "aggregates" in package.resources:
+        out[COVERAGE_CHART] = coverage_content(package, context)
     return out
+
+
+def _statement_day(as_of, published) -> str | None:
+    """The day a statement refers to: its as-of (a month or year as its first day), else its publication day."""
+    if isinstance(as_of, str) and re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?.*", as_of):
+        return (as_of[:10] + "-01-01"[len(as_of[:10]) - 4:]) if len(as_of[:10]) < 10 else as_of[:10]
+    return None if pd.isna(published) else f"{published:%Y-%m-%d}"
+
+
+def timeline(package: Package, incident: pd.Series, reports: pd.DataFrame, context: dict) -> dict:
+    """What ``incident-<id>.png`` draws: per figure, each claimant's statements over time and the incident's range."""
+    def plain(value):
+        return None if pd.isna(value) else int(value)
+
+    mine = reports[(reports["incident_id"] == incident["incident_id"]) & (reports["status"] == ACTIVE)]
+    claimants = list(dict.fromkeys(str(c) if pd.notna(c) else "(claimant not named)" for c in mine["claimant"]))
+    panels, undated = [], 0
+    for figure, label in TIMELINE_FIGURES.items():
+        low, high = plain(incident[f"{figure}_min"]), plain(incident[f"{figure}_max"])
+        series = {}
+        for _, report in mine.iterrows():
+            value = plain(report[figure])
+            if value is None:
+                continue
+            day = _statement_day(report["as_of"], report["published_date"])
+            if day is None:
+                undated += 1
+                continue
+            claimant = str(report["claimant"]) if pd.notna(report["claimant"]) else "(claimant not named)"
+            qualifier = report[f"{figure}_qualifier"] if pd.notna(report[f"{figure}_qualifier"]) else "exact"
+            series.setdefault(claimant, []).append([day, value, str(qualifier), bool(pd.isna(report["superseded_by"]))])
+        if series or low is not None or high is not None:
+            panels.append([label, {"range": [low, high], "series": [[c, sorted(series[c])] for c in claimants if c in series]}])
+    place = next((str(incident[f]) for f in ("locality_en", "subdivision_name", "country_code") if pd.notna(incident[f])), "")
+    notes = ["Each dot is one statement's figure at the day it refers to (as-of, else publication): filled when exact and current, "
+             "hollow when superseded; triangles up mean \"at least\"/\"more than\", down \"up to\", diamonds \"about\". "
+             "Grey band: the incident's computed range (dashed top: no upper bound stated)."]
+    if undated:
+        notes.append(f"{undated} figure(s) of statements without a date are not drawn.")
+    if not panels:
+        notes.append("No statement gives a figure: the figures are unknown.")
+    return {"kind": "timeline", "title": f"{place}, {incident['date_start']:%Y-%m-%d}: each claimant's figures ({incident['incident_id']})",
+            "caption": _caption(context, notes), "claimants": claimants, "panels": panels}
+
+
+def _short(claimant: str) -> str:
+    """A claimant's abbreviation when it ends with one in brackets, else its words before a comma or colon (at most 36 characters)."""
+    match = re.search(r"\(([^()]{2,12})\)$", claimant)
+    if match:
+        return match.group(1)
+    head = re.split(r"[,:]", claimant, maxsplit=1)[0].strip() or claimant
+    return head if len(head) <= 36 else head[:35] + "…"
+
+
+def _coverage_row(row: coverage.Comparison) -> dict:
+    low, high = row.ratio
+    if row.ours_min is None:
+        ours = f"not recorded apart (official {row.official})"
+    else:
+        span = f"{row.ours_min:,}" if row.ours_max == row.ours_min else f"{row.ours_min:,}–{row.ours_max:,}" \
+            if row.ours_max is not None else f"{row.ours_min:,}–(open)"
+        ours = f"{span} of {row.official} in {row.incidents} incident(s)"
+    if row.coarse:
+        ours += f"; {row.coarse} coarse-dated apart"
+    return {"label": f"{row.area} · {row.period} · {_short(row.claimant)} · {row.population.replace('_', ' ')} {row.figure}",
+            "share_min": low, "share_max": high, "text": ours, "aggregate_id": row.aggregate_id}
+
+
+def coverage_content(package: Package, context: dict) -> dict:
+    """What ``coverage.png`` draws: each official figure in force beside the share of it this dataset records."""
+    rows = coverage.compare(package)
+    notes = ["Each row: one official figure in force (the latest statement of a running total) beside the sum of "
+             "this dataset's active incidents of the same area whose dates lie within its period, as a share of "
+             "the official figure. Dark: sum of the stated minimums; light: band up to the sum of the stated "
+             "maximums; no band where some incident states no maximum (written '(open)'). Run `civharm coverage` "
+             "for each row's caveats."]
+    coarse = sum(1 for row in rows if row.coarse)
+    if coarse:
+        notes.append(f"On {coarse} row(s) incidents with coarse dates straddle the period's bounds: they are counted "
+                     "apart (named on the row), never in the share.")
+    lower = sum(1 for row in rows if row.official.startswith(("at least", "more than")))
+    if lower:
+        notes.append(f"{lower} official figure(s) are lower bounds ('at least', 'more than'): the true share is at most "
+                     "what is drawn.")
+    missing = sum(1 for row in rows if row.ours_min is None)
+    if missing:
+        notes.append(f"{missing} figure(s) count people the dataset does not record apart (women, medical personnel, "
+                     "journalists, civil defence): no share is drawn.")
+    return {"kind": "coverage", "title": "Official totals and what this dataset records of them",
+            "caption": _caption(context, notes), "rows": [_coverage_row(row) for row in rows]}
 
 
 def render(package: Package, version: str | None = None) -> dict[str, bytes]:

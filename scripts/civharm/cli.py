@@ -713,10 +713,11 @@ def recompute(package, dry_run, reason, today, debug):
 @handle_errors
 @opens_package("package")
 def serve(package, host, port, debug):
-    """Browse the data in Datasette: active incidents, facets, full-text search, links to reports.
+    """Browse the data in Datasette: home page, incidents list with map and search, each incident's evidence.
 
     The database is the one `civharm build` writes, with metadata (title, licence, column
-    descriptions, facets) generated from datapackage.json and the schemas. Stop with Ctrl-C.
+    descriptions, facets) generated from datapackage.json and the schemas, and the site's
+    templates and plugin that each release ships in civharm-X.Y.Z-site/. Stop with Ctrl-C.
 
     \b
     Examples:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from . import attribution, charts, duplicates, evidence, figures, history, identity, linkage, rules, structure
+from . import attribution, build, charts, duplicates, evidence, figures, history, identity, linkage, rules, structure
 from .findings import CivharmError
 from .rules import counts
 from .package import Package
@@ -62,6 +62,7 @@ def codebook(package: Package) -> str:
                 out += ["", f"### `{resource.name}.{field['name']}`: allowed values", "", "| value | definition |", "|---|---|"]
                 out += [f"| `{value}` | {_cell(text)} |" for value, text in definitions.items()]
         out.append("")
+    out += _hxl_section(package)
     out += ["## The figure rule", "", figures.RULE_TEXT, ""]
     out += ["## The attribution rule", "", attribution.RULE_TEXT, ""]
     out += ["## The date rule", "", BASIS_RULE_TEXT, ""]
@@ -81,6 +82,33 @@ def codebook(package: Package) -> str:
         out.append("")
     out += _evidence_section()
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _hxl_section(package: Package) -> list[str]:
+    """What the HXL CSV files of a release add to the tables' columns, and how to sum their ranges."""
+    out = ["## HXL files", "",
+           "`civharm build` writes an HXL CSV (a header row, then a row of HXL hashtags, then the rows of the views: "
+           "active and not superseded) for " + ", ".join(f"`{n}`" for n in build.HXL_TABLES) + ". Each column's hashtag "
+           "is the HXL column of the tables above. Codes say their vocabulary with HXL's `+v_` attributes: "
+           "`+v_iso2` ISO 3166-1 alpha-2, `+v_iso3` ISO 3166-1 alpha-3 (HDX's country key), and `+v_iso3166_2` for "
+           "ISO 3166-2 subdivision codes, which are not OCHA p-codes (HXL's `+v_pcode`) and have no attribute of "
+           "their own in the HXL dictionary. Bookkeeping columns are tagged `#meta` and our own words `#description`, "
+           "so that no column is dropped by HXL tools.", "",
+           "### Open ranges", "", build.HXL_OPEN_RANGE_TEXT, "",
+           "In the aggregates file a figure is the claimant's, qualified by `#meta+qualifier` (`at_least` 208 is "
+           "208 and more); rows of one statement overlap by population (`#meta+population`: children are among "
+           "civilians, linked by `#meta+part_of`), and a running total (`#meta+figures_scope` cumulative) repeats "
+           "every earlier day: filter to one population and never add running totals together.", "",
+           "### Columns only in the HXL files", "", "| file | column | HXL | from |", "|---|---|---|---|"]
+    for name in build.HXL_TABLES:
+        resource = package.get(name)
+        if resource is None:
+            continue
+        fields = {f["name"] for f in resource.schema.get("fields", [])}
+        for header, tag, source, _ in build.hxl_columns(resource.schema.get("fields", [])):
+            if header not in fields:
+                out.append(f"| `{name}` | `{header.split(' ', 1)[0]}` | {_cell(tag)} | {_cell(source)} |")
+    return out + [""]
 
 
 def _evidence_section() -> list[str]:

@@ -5,12 +5,18 @@ live page) and the row is compared with it:
 
 - each figure is on the page, as digits (grouped with the thousands separator of the page's
   language, from CLDR through Babel, or ungrouped) or as a number word of that language
-  (``number_words``), unless ``figures_derived`` lists it and ``notes`` says how;
+  (``number_words``), unless ``figures_derived`` lists it (that the row states such a figure and
+  ``notes`` say how it was derived is checked offline by ``civharm validate``, ``figures/derived-*``);
 - the qualifier agrees: a row that says ``exact`` must not find the figure only or also with a
   qualifier directly before it ("at least 5"), and a qualified row needs that qualifier before
   the figure somewhere on the page (``QUALIFIERS``);
-- the claimant's name (``claimant_name``) and the publication date (``date_on_page``) are on the
-  page or, for the date, in the page's URL.
+- the claimant's name (``claimant_name``) is on the page, unless the claimant is the page's own
+  publisher (``claimant_is_publisher``: an outlet in its own voice, or a claimant whose name is
+  the report's source or the page's host, such as an unsigned post on a forum): the page is then
+  the claimant's own statement, and has no name to look for;
+- the publication date (``date_on_page``) is on the page, in its URL, or in the page store's
+  header line ``pub_date`` (``date_in_header``), which records the date the page shows outside
+  the stored excerpt.
 
 Each problem is a Finding under ``evidence/``. The page's words around a figure are never part
 of a Finding (messages can be saved as JSON): ``check`` returns them beside the findings, for a
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -37,12 +44,10 @@ RULES = {r.id: r for r in (
             "A figure not on its page was misread, or derived without saying so (then list it in figures_derived and explain it in notes)."),
     RuleDoc("evidence/qualifier-disagrees", Severity.ERROR, "The qualifier agrees with the page: none before an exact figure, the stated one before a qualified figure.",
             "\"At least 5\" stored as exactly 5 turns an open lower bound into a closed count, and the figure rule then caps the incident's maximum."),
-    RuleDoc("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings).",
+    RuleDoc("evidence/claimant-not-on-page", Severity.ERROR, "The claimant's name is on the page (allowing for transliteration and endings), unless the claimant is the page's own publisher (an outlet in its own voice, or a claimant named as the report's source or the page's host).",
             "A figure credited to someone the page does not name is an attribution the source did not make."),
-    RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page or in its URL.",
+    RuleDoc("evidence/date-not-on-page", Severity.ERROR, "The publication date, at its stated precision, is on the page, in its URL, or in the page store's pub_date header (the date the page shows outside the stored excerpt).",
             "published_date anchors relative dates (\"on Tuesday\"); a date the page does not give must be marked not_stated."),
-    RuleDoc("evidence/derivation-unexplained", Severity.ERROR, "A figure listed in figures_derived is set, and notes say how it was derived.",
-            "A derived figure is an inference of ours; without its reasoning a reader cannot check it."),
     RuleDoc("evidence/text-changed", Severity.WARNING, "The archived or live page's text still has the fingerprint recorded in text_sha256.",
             "Pages are edited after publication (tolls rise, claims are removed); a changed text means the row must be re-read against it."),
     RuleDoc("evidence/language-unsupported", Severity.WARNING, "The page's language has number words and qualifier words known to civharm.",
@@ -249,6 +254,23 @@ def claimant_name(claimant: str) -> str | None:
     return names[-1] if names else None
 
 
+def claimant_is_publisher(claimant: str, claimant_type: str, url: str, source: dict[str, str]) -> bool:
+    """Whether the claimant is the page's own publisher, so the page itself is the claimant's statement.
+
+    True for an outlet in its own voice (``claimant_type`` media_outlet), and for a claimant
+    whose name (the part ``claimant_name`` reads) contains the report's source's ``name`` or
+    ``domain`` or the page's host, as whole words: "Unsigned post on lemmy.ca" on a lemmy.ca
+    page. Such a page has no byline to find; its claim is checked by the figures on it.
+    """
+    if claimant_type == "media_outlet":
+        return True
+    head = re.split(r"[(,;]|\s(?:as|citing|according|via)\s", claimant, maxsplit=1)[0].casefold()
+    head = re.sub(r"(?<![\w.])www\.", "", head)  # "www.example.org" names the host example.org
+    host = urllib.parse.urlsplit(url).hostname or ""
+    names = {source.get("name", ""), source.get("domain", ""), host.removeprefix("www.")}
+    return any(len(n) >= 3 and re.search(rf"(?<![\w.]){re.escape(n.casefold())}(?![\w]|\.\w)", head) for n in names if n)
+
+
 def _fold(word: str) -> str:
     from unidecode import unidecode
 
@@ -306,6 +328,21 @@ def date_on_page(day: dt.date, precision: str, lang: str, text: str, url: str) -
     return any(re.search(p, haystack, re.IGNORECASE) for p in patterns) or _stamped_in_url(day, precision, url)
 
 
+def date_in_header(day: dt.date, precision: str, meta: dict[str, str]) -> bool:
+    """Whether the page store's header (``# pub_date: 2024-03-12 14:25``) gives ``day`` at ``precision``.
+
+    The header leads with an ISO date (YYYY, YYYY-MM or YYYY-MM-DD) when the store knows it;
+    anything after it (a time, "(from URL)") is ignored, and a header without a leading date
+    ("not in excerpt") is no evidence. A coarser header cannot support a finer date.
+    """
+    match = re.match(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?![\d-])", meta.get("pub_date", ""))
+    if not match:
+        return False
+    wanted = {"year": (day.year,), "month": (day.year, day.month), "day": (day.year, day.month, day.day)}.get(precision)
+    given = tuple(int(part) for part in match.groups() if part is not None)
+    return wanted is not None and len(given) >= len(wanted) and given[:len(wanted)] == wanted
+
+
 def _stamped_in_url(day: dt.date, precision: str, url: str) -> bool:
     """Whether the URL carries a Unix time (10 digits, as news sites number articles) on ``day`` (UTC)."""
     if precision != "day":
@@ -328,10 +365,7 @@ def _figure_findings(report, row: pd.Series, numbers: PageNumbers, page: page_te
     derived = set(filter(None, _cell(row, "figures_derived").split(";")))
     for figure in FIGURES:
         value, qualifier = _cell(row, figure), _cell(row, f"{figure}_qualifier") or "exact"
-        if figure in derived:
-            if not value or not _cell(row, "notes").strip():
-                report(row, "evidence/derivation-unexplained", "figures_derived",
-                       f"{figure} is listed as derived but " + ("has no value" if not value else "notes do not say how it was derived"))
+        if figure in derived:  # not on the page in those words; validate's figures/derived-* check the marker and its note
             continue
         if not value.isdigit():
             continue
@@ -358,15 +392,16 @@ def _figure_findings(report, row: pd.Series, numbers: PageNumbers, page: page_te
                    context(numbers.text, first.start, first.end))
 
 
-def _row_findings(report, row: pd.Series, page: page_text.Page, result: Result) -> None:
+def _row_findings(report, row: pd.Series, page: page_text.Page, result: Result, sources: dict[str, dict[str, str]]) -> None:
     lang = _cell(row, "language") or "en"
     if lang not in QUALIFIERS or not number_words(3, lang):
         report(row, "evidence/language-unsupported", "language",
                f"no {'qualifier words' if lang not in QUALIFIERS else 'number words'} for {lang!r}: "
                "figures were looked for as digits" + (" and number words" if number_words(3, lang) else "") + " only")
     _figure_findings(report, row, PageNumbers(page.text, lang), page, result)
-    if _cell(row, "claimant_type") != "media_outlet":  # the outlet's own voice: the page is the claimant
-        name = claimant_name(_cell(row, "claimant"))
+    claimant, source = _cell(row, "claimant"), sources.get(_cell(row, "source_id"), {})
+    if not claimant_is_publisher(claimant, _cell(row, "claimant_type"), _cell(row, "url"), source):
+        name = claimant_name(claimant)
         if name and not name_on_page(name, page.text):
             report(row, "evidence/claimant-not-on-page", "claimant", f"the page ({page.origin}) does not name {name!r}")
     published, precision = _cell(row, "published_date"), _cell(row, "published_precision")
@@ -375,9 +410,10 @@ def _row_findings(report, row: pd.Series, page: page_text.Page, result: Result) 
     except ValueError:
         day = None  # not a date: a structural error that `civharm validate` reports
     if day is not None:
-        if not date_on_page(day, precision, lang, page.text, _cell(row, "url")):
+        if not (date_on_page(day, precision, lang, page.text, _cell(row, "url")) or date_in_header(day, precision, page.meta)):
             report(row, "evidence/date-not-on-page", "published_date",
-                   f"{published} ({precision}) is neither on the page ({page.origin}) nor in its URL")
+                   f"{published} ({precision}) is neither on the page ({page.origin}) nor in its URL" +
+                   (" nor in the page store's pub_date header" if page.kind == "store" else ""))
     recorded = _cell(row, "text_sha256")
     if recorded and page.kind in ("archive", "live") and page_text.fingerprint(page.text) != recorded:
         report(row, "evidence/text-changed", "text_sha256",
@@ -393,6 +429,12 @@ def check(package: Package, store: page_text.PageStore | None, fetcher: page_tex
     if absent:
         raise CivharmError(f"{resource.path}: no column {', '.join(absent)}; run civharm validate")
     result = Result()
+    sources = {}
+    if package.get("sources") is not None and package["sources"].frame is not None:
+        frame_sources = package["sources"].frame
+        if "source_id" in frame_sources.columns:
+            sources = {str(r["source_id"]): {k: str(r[k]) for k in ("name", "domain") if k in r and not pd.isna(r[k])}
+                       for r in frame_sources.to_dict("records")}
 
     def report(row, rule_id, field_name, message, words=None):
         finding = Finding(resource.path, resource.line_of(row.name), field_name, rule_id, message, RULES[rule_id].severity)
@@ -411,5 +453,5 @@ def check(package: Package, store: page_text.PageStore | None, fetcher: page_tex
             continue
         result.pages_read += 1
         for _, row in rows.iterrows():
-            _row_findings(report, row, page, result)
+            _row_findings(report, row, page, result, sources)
     return result

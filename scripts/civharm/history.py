@@ -483,7 +483,7 @@ def _unversioned(name: str, old: _Rows, new: _Rows, key: str, changed: list[str]
     for name_of_field in changed:
         value = after.get(name_of_field, "")
         entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
-        latest = max(entries, default=None)
+        latest = max(entries, key=lambda e: (e[0], e[2]), default=None)  # highest version, then the log's later line (never the larger value)
         if latest is None:
             out.append(_finding(rule, new.path, line, name_of_field,
                                 f"changed from {before.get(name_of_field, '')!r} to {value!r} with no entry in {log_path} "

@@ -3,8 +3,11 @@
 Where the text comes from, in this order (``read``):
 
 1. the local page store: a folder of ``<n>.txt`` files and a TSV index with columns ``n`` and
-   ``url`` (more columns are ignored). A page file's first line is its URL; the ``# `` lines
-   after it are the store's own notes, not the page, and are skipped;
+   ``url`` (more columns are ignored). A page file's first line is its URL; the ``# key: value``
+   lines after it are the store's header, not the page's text: they record what the page shows
+   outside the stored excerpt (its title, publisher, and ``pub_date``, the publication date as
+   the page gives it, e.g. in its byline). They are kept apart from the text, as ``Page.meta``,
+   and ``verify-sources`` accepts ``pub_date`` as evidence of the publication date;
 2. the archived capture (``archive_url``), fetched raw (without the archive's banner);
 3. the live page (``url``).
 
@@ -26,7 +29,7 @@ import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import CivharmError
@@ -35,6 +38,7 @@ MAX_PAGE_BYTES = 8 << 20  # a news page's HTML is well under this; a bigger answ
 TIMEOUT_SECONDS = 30.0
 CHUNK = 1 << 16
 USER_AGENT = "civharm-verify-sources (+https://github.com/civharm; checks stated figures against their page)"
+HEADER_LINE = re.compile(r"^# (?P<key>[A-Za-z][\w-]{0,40}): (?P<value>.{0,500})$")  # the store's header: "# pub_date: 2024-03-12 14:25"
 WAYBACK_CAPTURE = re.compile(r"^(?P<head>https?://[^/]+/web/)(?P<stamp>\d{4,14})(?:[a-z]{2}_)?/(?P<url>.+)$")
 
 
@@ -62,6 +66,7 @@ class Page:
     text: str
     kind: str  # "store", "archive" or "live"
     origin: str
+    meta: dict[str, str] = field(default_factory=dict, compare=False)  # a page store's header (``# key: value``), by lower-case key
 
 
 class Unavailable(Exception):
@@ -134,9 +139,13 @@ class PageStore:
         if single is None and (not lines or _url_key(lines[0]) != _url_key(url)):
             raise Unavailable(f"{path}: its first line is not the page's URL")
         body = lines if single is not None else lines[1:]
+        meta: dict[str, str] = {}
         while body and (body[0].startswith("# ") or not body[0].strip()):
+            header = HEADER_LINE.match(body[0])
+            if header and single is None:  # a single page file is all page text: its "# " lines are not the store's
+                meta.setdefault(header["key"].casefold(), header["value"].strip())
             body = body[1:]
-        return Page(url, normalise("\n".join(body)), "store", str(path))
+        return Page(url, normalise("\n".join(body)), "store", str(path), meta)
 
 
 def main_text(body: bytes, content_type: str, where: str) -> str:
