@@ -192,6 +192,7 @@ class _Builder:
         civilian, killed, injured = truth or (rng.random() < 0.7, int(rng.paretovariate(1.3)) - 1, int(rng.paretovariate(1.1)) - 1)
         stated = {"killed": [], "injured": []}
         first = None
+        spoken: dict[str, str] = {}  # originator -> its as_of on this incident
         for _ in range(count):
             published = min(end + dt.timedelta(days=rng.randint(0, 3)), dt.date(2026, 1, 10))
             source = self._source()
@@ -210,6 +211,9 @@ class _Builder:
                 if quoted["source_id"] != report["source_id"]:
                     report["republished_from"] = quoted["source_id"]
             first = first or report
+            # one originator's statements on one incident share an as_of, so none is later than
+            # another (a later one would have to supersede it: links/not-superseded)
+            report["as_of"] = spoken.setdefault(report.get("republished_from") or report["source_id"], report["as_of"])
             prefix = "civilians" if civilian else "all"
             for kind, truth in (("killed", killed), ("injured", injured)):
                 if rng.random() < 0.75:

@@ -17,8 +17,8 @@ DELIMITER = ";"
 FIELDS = ("perpetrator_alleged", "alleged_parties")
 
 RULE_TEXT = """\
-1. Take the incident's **current reports**, as for the figure rule (active, not superseded, and
-   those of incidents merged into it).
+1. Take the incident's **current reports**: active, not superseded (an originator's attribution is
+   the one of its latest statement), and those of incidents merged into it.
 2. Collect the parties they hold responsible (`responsibility_claimed`), leaving out `unknown`:
    a statement that names nobody does not dispute one that names someone.
 3. `alleged_parties` lists those parties, each once, in alphabetical order, separated by `;`;

@@ -564,6 +564,44 @@ def add(file, package_path, supersedes, today, debug):
 
 @main.command()
 @click.argument("package", default=".", type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--reason", metavar="TEXT", help="Why, for the corrections log (default: the rules were re-applied after a hand edit).")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the change [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+@opens_package("package", writes=lambda params: not params["dry_run"])
+def recompute(package, dry_run, reason, today, debug):
+    """Rewrite the incidents' derived fields by the figure and attribution rules, with corrections-log rows.
+
+    After a hand edit of reports (a new superseded_by, a corrected figure), the incidents'
+    figures, perpetrator_alleged and alleged_parties follow the rules again: each changed
+    incident gets a new record_version and one corrections-log row per changed field, all
+    written at once (or nothing). Incidents with figures_override_reason keep their figures.
+    Prints one line per change (file:line: field: old -> new).
+
+    \b
+    Examples:
+      civharm recompute --dry-run
+      civharm recompute --reason "Kharkiv 29 Jan 2023: the governor's earlier statement is superseded"
+    """
+    from .contribute import recompute as plan_recompute, write_recomputation
+    from .package import load_package
+
+    pkg = load_package(package)
+    done = plan_recompute(pkg, _parse_today(today), reason)
+    incidents = pkg["incidents"]
+    lines = {record_id: incidents.line_of(index) for index, record_id in incidents.frame["incident_id"].items()}
+    for _, record_id, field, old, new in done.changes:
+        click.echo(f"{incidents.path}:{lines.get(record_id, '?')}: {field}: {old or 'empty'} -> {new or 'empty'}")
+    if dry_run:
+        click.echo(f"would change {len(done.changes)} field(s); nothing written", err=True)
+        return
+    write_recomputation(done)
+    click.echo(f"changed {len(done.changes)} field(s)" + (f"; logged in {pkg['changes'].path}" if done.changes else ""), err=True)
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on (0 picks a free one).")
 @debug_option

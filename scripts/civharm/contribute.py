@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import duplicates, figures
@@ -407,10 +408,10 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
             raise CivharmError(f"source {source_id!r} exists already; leave 'source' out and use source_id {source_id!r} in the report")
         tables["sources"].append(_row(package["sources"], submission.source, today))
     tables["reports"].append(_row(package["reports"], {**submission.report, "report_id": report_id, "incident_id": incident_id}, today))
-    for damage in submission.damage:
-        tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
     for earlier in submission.supersedes:
         supersede(tables, earlier, report_id, today)
+    for damage in submission.damage:
+        tables["damage"].append(_row(package["damage"], {**damage, "damage_id": new_id("damage"), "report_id": report_id}, today))
     changed = _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today)
     candidates: list[duplicates.Candidate] = []
     if new_incident:
@@ -420,39 +421,6 @@ def plan(package: Package, submission: Submission, today: dt.date) -> Plan:
     original = {path: path.read_text(encoding="utf-8") for path in files}
     files = {path: text for path, text in files.items() if original[path] != text}
     return Plan(incident_id, report_id, new_incident, candidates, files, changed, package.root, tables)
-
-
-def supersede(tables: dict[str, list[dict]], earlier: str, later: str, today: dt.date, reason: str | None = None) -> None:
-    """Mark report ``earlier`` as superseded by ``later`` (a later statement of the same originator), logged.
-
-    A minimal stand-in with the signature of the fuller API of the figure-rule work (#14 §3):
-    it checks only that ``earlier`` exists, is current and sits on ``later``'s incident.
-    """
-    by_id = {r["report_id"]: r for r in tables["reports"]}
-    old, new = by_id.get(earlier), by_id.get(later)
-    if old is None:
-        raise CivharmError(f"report {earlier} does not exist; 'supersedes' names existing reports")
-    if new is None or earlier == later:
-        raise CivharmError(f"report {earlier} cannot be superseded by {later}")
-    if old["incident_id"] != new["incident_id"]:
-        raise CivharmError(f"report {earlier} is on incident {old['incident_id']}, not on {new['incident_id']}")
-    current = _text(old.get("superseded_by"))
-    if old["status"] != "active" or current:
-        raise CivharmError(f"report {earlier} is not current (status {old['status']}, superseded_by {current or '-'})")
-    version = str(int(old["record_version"] or 1) + 1)
-    tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": "reports",
-                              "record_id": earlier, "record_version": version, "field": "superseded_by", "old_value": "",
-                              "new_value": later, "reason": reason or f"Superseded by {later}, a later statement of the same originator.",
-                              "report_id": later})
-    old.update(superseded_by=later, record_version=version, last_updated=today.isoformat())
-
-
-def supersession_candidates(package: Package, incident_id: str, report: dict) -> list[dict]:
-    """The statements a new ``report`` on ``incident_id`` may supersede (stand-in: same claimant, current, oldest first)."""
-    claimant = _text(report.get("claimant")).casefold().strip()
-    rows = [r for r in _records(package["reports"]) if r["incident_id"] == incident_id and r["status"] == "active"
-            and not _text(r.get("superseded_by")) and _text(r.get("claimant")).casefold().strip() == claimant]
-    return sorted(rows, key=lambda r: (_text(r.get("as_of")), r["report_id"]))
 
 
 def compare(built: Plan, other: str, sources: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
@@ -560,11 +528,159 @@ def decide(package: Package, built: Plan, decisions: list[Decision], today: dt.d
     built.files[package.root / resource.path] = _serialise(resource.header, rows)
 
 
-def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
-    resource = package["incidents"]
+def _typed(package: Package, name: str, rows: list[dict]) -> pd.DataFrame:
+    """The typed frame of a table as its rows would be (rows of cell text, as ``_records`` gives)."""
+    resource = package[name]
     clone = type(resource)(name=resource.name, path=resource.path, schema=resource.schema, schema_path=resource.schema_path,
                            raw=b"", header=resource.header, frame=pd.DataFrame(rows, columns=resource.header, dtype="string"))
     return clone.typed
+
+
+def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
+    return _typed(package, "incidents", rows)
+
+
+# --- corrections through the log: one API for supersession, recomputation and hand corrections ---
+
+KEYS = {"incidents": "incident_id", "reports": "report_id", "damage": "damage_id", "sources": "source_id"}
+
+
+def _cell(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def correct(tables: dict[str, list[dict]], table: str, record_id: str, values: dict[str, str], reason: str,
+            today: dt.date, report_id: str = "") -> list[str]:
+    """Set fields of one existing record the way the corrections log wants it; returns the fields that changed.
+
+    The record's ``record_version`` goes up by one and ``last_updated`` becomes ``today``; one
+    row per changed field is appended to ``tables["changes"]`` with ``reason`` and the report
+    that justifies it. Values equal to the stored ones change nothing (no version, no log).
+    """
+    key = KEYS[table]
+    row = next((r for r in tables[table] if _cell(r.get(key)) == record_id), None)
+    if row is None:
+        raise CivharmError(f"{table}: no record {record_id}")
+    changed = [(name, _cell(row.get(name)), value) for name, value in values.items() if _cell(row.get(name)) != value]
+    if not changed:
+        return []
+    unknown = [name for name, _, _ in changed if name not in row]
+    if unknown:
+        raise CivharmError(f"{table}: unknown field(s) {', '.join(unknown)}; see docs/codebook.md")
+    if not re.fullmatch("[0-9]{1,9}", _cell(row.get("record_version"))):
+        raise CivharmError(f"{table}: record {record_id} has no valid record_version; run civharm validate")
+    version = str(int(row["record_version"]) + 1)
+    for name, old, new in changed:
+        row[name] = new
+        tables["changes"].append({"change_id": new_id("changes"), "change_date": today.isoformat(), "table": table,
+                                  "record_id": record_id, "record_version": version, "field": name, "old_value": old,
+                                  "new_value": new, "reason": reason, "report_id": report_id})
+    row["record_version"], row["last_updated"] = version, today.isoformat()
+    return [name for name, _, _ in changed]
+
+
+def supersede(tables: dict[str, list[dict]], earlier: str, later: str, today: dt.date, reason: str | None = None) -> None:
+    """Mark report ``earlier`` as superseded by ``later`` (a later statement of the same originator), logged.
+
+    Only the link is checked here (both exist, ``earlier`` is not superseded by another); that
+    the two share incident and originator and are in order is ``validate``'s to say
+    (``links/superseded-by``), as for any hand edit.
+    """
+    ids = {_cell(r.get("report_id")): r for r in tables["reports"]}
+    if later not in ids:
+        raise CivharmError(f"report {later} does not exist")
+    if earlier not in ids:
+        raise CivharmError(f"report {earlier} does not exist; 'supersedes' names existing reports")
+    if earlier == later:
+        raise CivharmError(f"report {earlier} cannot supersede itself")
+    current = _cell(ids[earlier].get("superseded_by"))
+    if current and current != later:
+        raise CivharmError(f"report {earlier} is already superseded by {current}; supersede {current} instead (the latest of the chain)")
+    correct(tables, "reports", earlier, {"superseded_by": later},
+            reason or f"Superseded by {later}, a later statement of the same originator (figure rule: the latest statement of an originator that states a figure counts).",
+            today, report_id=later)
+
+
+def supersession_candidates(package: Package, incident_id: str, report: dict) -> list[dict]:
+    """The statements a new ``report`` on ``incident_id`` may supersede: for ``add``'s question "does it update one of these?".
+
+    Active, not yet superseded reports of the incident (or of incidents merged into it) by the
+    same originator as ``report`` (claimant, or the outlet in its own voice), whose ``as_of``
+    does not begin after the new statement's. Each is a row of cell text (``reports.csv``'s
+    columns), oldest first. Statements of other originators are never candidates.
+    """
+    rows = _records(package["reports"])
+    incidents = package["incidents"].typed
+    if not rows:
+        return []
+    typed = _typed(package, "reports", [*rows, {**dict.fromkeys(package["reports"].header, ""), **{k: _text(v) for k, v in report.items()},
+                                               "report_id": "", "incident_id": incident_id}])
+    origin = figures.originators(typed)
+    carrier = figures.carrier_ids(typed["incident_id"], incidents)
+    start, end = figures.as_of_span(typed["as_of"])
+    new = len(rows)
+    mine = ((typed["status"] == "active") & typed["superseded_by"].isna() & (origin == origin.iloc[new])
+            & (carrier == carrier.iloc[new])).fillna(False).to_numpy(dtype=bool)
+    mine[new] = False
+    if not pd.isna(end[new]):
+        mine &= ~(start > end[new])  # a statement that begins after the new one ends is later, not earlier
+    order = sorted(np.flatnonzero(mine), key=lambda i: (_cell(rows[i].get("as_of")), _cell(rows[i].get("report_id"))))
+    return [rows[i] for i in order]
+
+
+@dataclass
+class Recomputation:
+    """What ``recompute`` would write: each change as (table, record ID, field, old, new), and the files."""
+
+    changes: list[tuple[str, str, str, str, str]]
+    files: dict[Path, str]
+    root: Path
+
+
+def recompute(package: Package, today: dt.date, reason: str | None = None) -> Recomputation:
+    """Rewrite every active incident's derived fields by the rules, with corrections-log rows; touches no file.
+
+    Derived: the figures (figure rule; not for an incident with ``figures_override_reason``),
+    ``perpetrator_alleged`` and ``alleged_parties`` (attribution rule), and ``attribution_basis``
+    only where the rule leaves nobody named (then it is ``not_attributed``; who names a party
+    is the contributor's to say). Run after a hand edit of reports (a new ``superseded_by``, a
+    corrected figure) so the incidents follow.
+    """
+    from . import attribution
+
+    missing = [name for name in ("incidents", "reports", "changes") if package.get(name) is None or package[name].raw is None or package[name].unread is not None]
+    if missing:
+        raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
+    tables = {name: _records(package[name]) for name in ("incidents", "reports", "changes")}
+    incidents, reports = package["incidents"].typed, package["reports"].typed
+    computed = figures.compute_incident_figures(incidents, reports)
+    alleged = attribution.compute_incident_attribution(incidents, reports)
+    reason = reason or "Derived fields recomputed by the figure and attribution rules (civharm recompute)."
+    logged_before = len(tables["changes"])
+    for row in tables["incidents"]:
+        incident_id = _cell(row.get("incident_id"))
+        if _cell(row.get("status")) != "active" or incident_id not in computed.index:
+            continue
+        values = {}
+        if not _cell(row.get("figures_override_reason")):
+            values.update({column: _cell(None if pd.isna(v) else int(v)) for column, v in computed.loc[incident_id].items()})
+        values.update({column: _cell(alleged.at[incident_id, column]) for column in attribution.FIELDS})
+        if values["perpetrator_alleged"] == attribution.UNKNOWN:
+            values["attribution_basis"] = attribution.NOT_ATTRIBUTED
+        correct(tables, "incidents", incident_id, values, reason, today)
+    logged = tables["changes"][logged_before:]
+    changes = [("incidents", c["record_id"], c["field"], c["old_value"], c["new_value"]) for c in logged]
+    files = {}
+    if logged:
+        for name in ("incidents", "changes"):
+            files[package.root / package[name].path] = _serialise(package[name].header, tables[name])
+    return Recomputation(changes, files, package.root)
+
+
+def write_recomputation(done: Recomputation, fault: FaultHook | None = None) -> None:
+    """Write the recomputed incidents and their log rows at once, or nothing."""
+    if done.files:
+        write_files(done.root, done.files, fault=fault)
 
 
 def _apply_figure_rule(package, tables, incident_id, report_id, new_incident, today) -> list[str]:

@@ -135,7 +135,7 @@ def _incident_frame(incidents: pd.DataFrame, urls: pd.DataFrame | None = None) -
 def _report_keys(reports: pd.DataFrame | None, incidents: pd.DataFrame, what: str) -> pd.DataFrame:
     """(id, key): each incident carrying an active report, with the report's URL or originator (``what``)."""
     from .figures import carrier_ids
-    from .rules.confidence import originators
+    from .figures import originators
 
     if reports is None or reports.empty:
         return pd.DataFrame({"id": pd.Series([], dtype=object), "key": pd.Series([], dtype=object)})

@@ -378,7 +378,7 @@ def _figure_findings(report, row: pd.Series, numbers: PageNumbers, page: page_te
                    "numbers on the page: " + (", ".join(map(str, found)) or "none"))
             continue
         qualified = [m for m in mentions if m.qualifier]
-        if qualifier == "exact" and qualified:
+        if qualifier == "exact" and qualified and len(qualified) == len(mentions):  # an unqualified mention supports exact, as a matching one supports the others
             first = qualified[0]
             report(row, "evidence/qualifier-disagrees", f"{figure}_qualifier",
                    f"the row says exactly {value}, but the page puts a qualifier ({first.qualifier}) before {value}",

@@ -16,7 +16,7 @@ import pandas as pd
 
 import numpy as np
 
-from ..figures import active, current_reports
+from ..figures import active, active_reports, current_reports
 from ..findings import Finding, Rule, Severity, declare
 from ..package import Package
 
@@ -59,6 +59,15 @@ class Context:
         if "current-reports" not in self.memo:
             self.memo["current-reports"] = current_reports(incidents, reports)
         return self.memo["current-reports"]
+
+    def active_reports(self) -> pd.DataFrame | None:
+        """Every active report (superseded too) with the incident it counts toward (``figures.active_reports``), derived once per run."""
+        incidents, reports = self.table("incidents"), self.table("reports")
+        if incidents is None or reports is None:
+            return None
+        if "active-reports" not in self.memo:
+            self.memo["active-reports"] = active_reports(incidents, reports)
+        return self.memo["active-reports"]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """Rules on figures: ranges are ordered, children are among civilians, civilians among all, and no count is implausibly large."""
 from __future__ import annotations
 
-from ..figures import FIGURES
+import numpy as np
+import pandas as pd
+
+from ..figures import FIGURES, bounds
 from ..findings import Severity
 from . import Check, expectation_rule, in_order, rows_where, rule
+
+HARMS = ("killed", "injured")
 
 # Every count of people or objects, by table: the bounds below apply to each.
 COUNTS = {"incidents": tuple(f"{f}_{bound}" for f in FIGURES for bound in ("min", "max")), "reports": FIGURES, "damage": ("count",)}
@@ -45,28 +50,95 @@ def min_above_max(ctx):
     return [_pair("incidents", f"{f}_min", f"{f}_max", "a range's minimum cannot exceed its maximum") for f in FIGURES]
 
 
-@expectation_rule("counts/children-above-civilians", Severity.ERROR,
-                  "Children killed/injured are at most civilians killed/injured (incidents and reports).",
-                  "Children are counted among the civilians; more children than civilians means one figure is wrong or mis-scoped.")
-def children_above_civilians(ctx):
-    return _within("children", "civilians", "children are counted among civilians")
+@rule("counts/children-above-civilians", Severity.ERROR,
+      "Children killed/injured are not above civilians killed/injured: within one statement, within one originator's statements, and in hand-set incident figures; compared as ranges.",
+      "Children are counted among the civilians; more children than civilians from one claimant means one figure is wrong or mis-scoped.")
+def children_above_civilians(ctx, rule):
+    yield from _within(ctx, rule, "children", "civilians", "children are counted among civilians")
 
 
-@expectation_rule("counts/civilians-above-all", Severity.ERROR,
-                  "Civilians killed/injured are at most the all-status figure when both are given.",
-                  "The all-status figure includes civilians; a smaller one means a figure was put in the wrong column.")
-def civilians_above_all(ctx):
-    return _within("civilians", "all", "the all-status figure includes civilians")
+@rule("counts/civilians-above-all", Severity.ERROR,
+      "Civilians killed/injured are not above the all-status figure: within one statement, within one originator's statements, and in hand-set incident figures; compared as ranges.",
+      "The all-status figure includes civilians; a smaller one from the same claimant means a figure was put in the wrong column. "
+      "Two claimants may disagree (one says 25 civilians, another 21 people): that is a range, not an error.")
+def civilians_above_all(ctx, rule):
+    yield from _within(ctx, rule, "civilians", "all", "the all-status figure includes civilians", HARMS + ("casualties",))
 
 
-def _within(part: str, whole: str, why: str) -> list[Check]:
-    """``part`` ≤ ``whole`` for killed and injured: incident min and max, and each report's value."""
-    checks = []
-    for harm in ("killed", "injured"):
-        for bound in ("min", "max"):
-            checks.append(_pair("incidents", f"{part}_{harm}_{bound}", f"{whole}_{harm}_{bound}", why))
-        checks.append(_pair("reports", f"{part}_{harm}", f"{whole}_{harm}", why))
-    return checks
+@rule("counts/split-above-casualties", Severity.ERROR,
+      "Killed or injured are not above the combined toll (casualties) of the same status: within one statement, within one originator's statements, and in hand-set incident figures; compared as ranges.",
+      "A combined toll counts the killed and the injured; a larger part from the same claimant means a figure was put in the wrong column.")
+def split_above_casualties(ctx, rule):
+    for status in ("civilians", "all"):
+        for harm in HARMS:
+            yield from _within(ctx, rule, f"{status}_{harm}", f"{status}_casualties", "the combined toll counts the killed and the injured", ("",))
+
+
+def _stated(reports: pd.DataFrame, figure: str, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """The stated ranges (low, high) of ``figure`` for these report positions: open ends are missing."""
+    return bounds(reports[figure].take(rows), reports[f"{figure}_qualifier"].take(rows))
+
+
+def _said(reports: pd.DataFrame, figure: str, index) -> str:
+    qualifier = reports.at[index, f"{figure}_qualifier"]
+    return f"{figure} {reports.at[index, figure]}" + (f" ({qualifier})" if pd.notna(qualifier) and qualifier != "exact" else "")
+
+
+def _within(ctx, rule, part: str, whole: str, why: str, harms: tuple[str, ...] = HARMS):
+    """``part`` ≤ ``whole`` for killed and injured, as ranges: a part whose lowest value is above the whole's highest.
+
+    Per statement; per originator on an incident (each figure from the originator's statements
+    that count for it by the figure rule); and, for incidents whose figures are set by hand
+    (``figures_override_reason``), min ≤ min and max ≤ max. Figures of different originators
+    are never compared: they are claims side by side.
+    """
+    incidents, reports, active = ctx.table("incidents"), ctx.table("reports"), ctx.active_reports()
+    for harm in harms:
+        small, large = (f"{part}_{harm}", f"{whole}_{harm}") if harm else (part, whole)
+        if reports is not None:
+            both = rows_where(reports, reports[small].notna() & reports[large].notna())
+            if len(both):
+                rows = reports.index.get_indexer(both)
+                low, _ = _stated(reports, small, rows)
+                _, high = _stated(reports, large, rows)
+                above = (low.notna() & high.notna() & (low > high)).to_numpy(dtype=bool)
+                for index in both[above]:
+                    yield rule.at_row(ctx, "reports", index, small, f"{_said(reports, small, index)} is greater than {_said(reports, large, index)}: {why}")
+        if reports is not None and active is not None and not active.empty:
+            yield from _per_originator(ctx, rule, reports, active, small, large, why)
+        if incidents is not None:
+            hand_set = incidents[(incidents["figures_override_reason"].notna()).fillna(False).to_numpy(dtype=bool)]
+            for bound in ("max", "min"):
+                a, b = f"{small}_{bound}", f"{large}_{bound}"
+                for index in rows_where(hand_set, hand_set[a] > hand_set[b]):
+                    yield rule.at_row(ctx, "incidents", index, a, f"{a} {hand_set.at[index, a]} is greater than {b} {hand_set.at[index, b]}: {why}")
+
+
+def _per_originator(ctx, rule, reports, active, small: str, large: str, why: str):
+    """One originator's counted ``small`` range against its counted ``large`` range on one incident."""
+    from ..figures import counting, originators, successors
+
+    successor = successors(reports)
+    carrier = pd.Series(active["carrier_id"].to_numpy(dtype=object), index=active["row"].to_numpy())
+    sides = []
+    for figure in (small, large):
+        rows = counting(reports, active, figure, successor)
+        low, high = _stated(reports, figure, rows)
+        read = reports[["source_id", "republished_from", "claimant", "claimant_type"]].take(rows)
+        sides.append(pd.DataFrame({"carrier": carrier.reindex(rows).to_numpy(dtype=object), "origin": originators(read).to_numpy(dtype=object),
+                                   "low": low.to_numpy(dtype="float64", na_value=np.nan), "high": high.to_numpy(dtype="float64", na_value=np.nan),
+                                   "index": reports.index[rows]}))
+    parts, wholes = sides
+    if parts.empty or wholes.empty:
+        return
+    # the whole's highest value per originator: open when any of its counted statements is open
+    ceiling = wholes.groupby(["carrier", "origin"]).agg(high=("high", lambda h: np.nan if h.isna().any() else h.max()), whole=("index", "first"))
+    joined = parts.join(ceiling, on=["carrier", "origin"], rsuffix="_whole").dropna(subset=["low", "high_whole"])
+    joined = joined[(joined["low"] > joined["high_whole"]) & (joined["index"] != joined["whole"])]  # one statement: reported above
+    for index, whole in sorted(zip(joined["index"], joined["whole"])):
+        yield rule.at_row(ctx, "reports", index, small,
+                          f"{_said(reports, small, index)} is greater than {_said(reports, large, whole)} that the same originator states in "
+                          f"{reports.at[whole, 'report_id']}: {why}")
 
 
 def _value_qualifier_pairs():

@@ -133,8 +133,10 @@ def as_of_format(ctx, rule):
     frame = ctx.table("reports")
     if frame is None:
         return
+    from ..figures import as_of_span
+
     raw = frame["as_of"]
-    parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce")
+    parsed = pd.Series(as_of_span(raw)[0], index=frame.index)  # the reader that orders statements: one reading of as_of
     for index in frame.index[(raw.notna() & parsed.isna()).to_numpy(dtype=bool)]:
         yield rule.at_row(ctx, "reports", index, "as_of", f"{raw[index]!r} is not a real date or date and time")
     late = parsed.notna() & (parsed.dt.normalize() > pd.Timestamp(ctx.today))

@@ -13,13 +13,13 @@ def _show(value) -> str:
     return "empty" if pd.isna(value) else str(int(value))
 
 
-@rule("figures/rule-mismatch", Severity.ERROR, "An active incident's figures equal what the figure rule computes from its current reports, unless figures_override_reason is set.",
+@rule("figures/rule-mismatch", Severity.ERROR, "An active incident's figures equal what the figure rule computes from its statements, unless figures_override_reason is set.",
       "Incident figures must be reproducible from the statements that support them; a hand-edited total cannot be traced.")
 def rule_mismatch(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    computed = compute_incident_figures(incidents, reports, ctx.current_reports())
+    computed = compute_incident_figures(incidents, reports, ctx.active_reports())
     mask = ctx.active_incidents() & incidents["figures_override_reason"].isna().to_numpy(dtype=bool)
     checked = incidents.loc[mask, ["incident_id", *computed.columns]]  # these columns only, not a copy of every cell
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): nothing computed
@@ -30,7 +30,7 @@ def rule_mismatch(ctx, rule):
         differs |= stored.notna() & wanted.notna() & (stored.fillna(0) != wanted.fillna(0))
         for index in checked.index[differs.to_numpy(dtype=bool)]:
             yield rule.at_row(ctx, "incidents", index, column,
-                              f"stored {_show(stored[index])}, but the figure rule gives {_show(wanted[index])} from the current reports")
+                              f"stored {_show(stored[index])}, but the figure rule gives {_show(wanted[index])} from the statements (civharm recompute rewrites it)")
 
 
 DERIVED = "figures_derived"
@@ -46,7 +46,7 @@ def _derived_markers(ctx):
 
 
 @rule("figures/derived-not-stated", Severity.ERROR,
-      "Each marker in a report's figures_derived names a figure column (one of the figure rule's six) that the row states.",
+      "Each marker in a report's figures_derived names a figure column (one of the figure rule's figures) that the row states.",
       "The marker tells verify-sources not to look for a figure on the page; a marker on an empty or unknown column "
       "explains nothing and would silence the check of the figure someone meant.")
 def derived_not_stated(ctx, rule):

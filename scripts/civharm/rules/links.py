@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -95,20 +96,23 @@ def no_current_report(ctx, rule):
         yield rule.at_row(ctx, "incidents", index, "incident_id", f"{incidents.at[index, 'incident_id']} is active but has no current (active, not superseded) report")
 
 
-@rule("links/superseded-by", Severity.ERROR, "superseded_by names a later statement of the same incident, and supersession has no cycles.",
-      "Superseding a statement with one about another incident, or an older one, silently drops a figure.")
+@rule("links/superseded-by", Severity.ERROR,
+      "superseded_by names a statement of the same incident and the same originator that is not earlier, and supersession has no cycles.",
+      "Superseding a statement with one about another incident, by another originator, or an older one, silently drops a figure.")
 def superseded_by(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
     if reports is None or incidents is None:
         return
-    from ..figures import carrier_of
+    from ..figures import as_of_span, carrier_of, originators
 
     carrier = carrier_of(incidents)
     superseding = reports["superseded_by"].dropna()
     # only reports in a supersession are looked up: those that name a successor, and the successors
     involved = reports["report_id"].isin(set(superseding) | set(reports.loc[superseding.index, "report_id"].dropna()))
-    by_id = reports.loc[involved.to_numpy(dtype=bool), ["report_id", "incident_id", "as_of", "superseded_by"]].drop_duplicates("report_id").set_index("report_id")
-    as_of = pd.to_datetime(by_id["as_of"], format="ISO8601", errors="coerce")
+    columns = ["report_id", "incident_id", "as_of", "superseded_by", "source_id", "republished_from", "claimant", "claimant_type"]
+    by_id = reports.loc[involved.to_numpy(dtype=bool), columns].drop_duplicates("report_id").set_index("report_id")
+    start, end = (pd.Series(span, index=by_id.index) for span in as_of_span(by_id["as_of"]))
+    origin = originators(by_id)
     for index in rows_where(reports, reports["superseded_by"].notna()):
         this, later = reports.at[index, "report_id"], reports.at[index, "superseded_by"]
         if later == this:
@@ -119,8 +123,12 @@ def superseded_by(ctx, rule):
         mine, theirs = reports.at[index, "incident_id"], by_id.at[later, "incident_id"]
         if carrier.get(mine, mine) != carrier.get(theirs, theirs):
             yield rule.at_row(ctx, "reports", index, "superseded_by", f"{later} is about incident {theirs}, not {mine}")
-        elif pd.notna(as_of.get(this)) and pd.notna(as_of.get(later)) and as_of[later] < as_of[this]:
+        elif this in by_id.index and pd.notna(end.get(later)) and pd.notna(start.get(this)) and end[later] < start[this]:
             yield rule.at_row(ctx, "reports", index, "superseded_by", f"{later} is as of {by_id.at[later, 'as_of']}, earlier than this statement ({reports.at[index, 'as_of']})")
+        elif this in by_id.index and pd.notna(origin.get(this)) and pd.notna(origin.get(later)) and origin[this] != origin[later]:
+            yield rule.at_row(ctx, "reports", index, "superseded_by",
+                              f"{later} is by another originator ({_originator(by_id, later)}, not {_originator(by_id, this)}); "
+                              "statements of different originators stand side by side: leave superseded_by empty")
         seen, step = {this}, later
         while step in by_id.index and pd.notna(by_id.at[step, "superseded_by"]):
             step = by_id.at[step, "superseded_by"]
@@ -128,6 +136,49 @@ def superseded_by(ctx, rule):
                 yield rule.at_row(ctx, "reports", index, "superseded_by", "supersession forms a cycle")
                 break
             seen.add(step)
+
+
+def _originator(by_id: pd.DataFrame, report_id: str) -> str:
+    """An originator as a reader recognises it: the claimant's words, or the outlet speaking in its own voice."""
+    row = by_id.loc[report_id]
+    if row["claimant_type"] == "media_outlet":
+        outlet = row["republished_from"] if pd.notna(row["republished_from"]) else row["source_id"]
+        return f"the outlet {outlet!r} in its own voice"
+    return f"claimant {str(row['claimant'])[:80]!r}"
+
+
+@rule("links/not-superseded", Severity.ERROR,
+      "A statement with a later statement of the same originator on the same incident names a successor in superseded_by.",
+      "A rising toll by one claimant is one figure that changed, not two sources that disagree; left unlinked, the old figure widens the range.")
+def not_superseded(ctx, rule):
+    reports, active = ctx.table("reports"), ctx.active_reports()
+    if reports is None or active is None or active.empty:
+        return
+    from ..figures import as_of_span, originators
+
+    read = reports[["source_id", "republished_from", "claimant", "claimant_type", "as_of", "superseded_by"]].take(active["row"].to_numpy())
+    carrier, origin = pd.factorize(active["carrier_id"])[0], pd.factorize(originators(read))[0]  # -1: missing
+    key = np.where((carrier >= 0) & (origin >= 0), carrier.astype(np.int64) * (int(origin.max()) + 2) + origin, -1)
+    _, inverse, sizes = np.unique(key, return_inverse=True, return_counts=True)
+    shared = (key >= 0) & (sizes[inverse] > 1)  # only an originator with several statements on one incident can lack a link
+    if not shared.any():
+        return
+    read = read[shared]
+    start, end = as_of_span(read["as_of"])
+    frame = pd.DataFrame({"group": key[shared], "start": start, "end": end,
+                          "open": read["superseded_by"].isna().to_numpy(dtype=bool)}, index=read.index)
+    latest = frame.groupby("group")["start"].transform("max")  # the latest-beginning statement of the originator
+    candidates = frame[frame["open"] & latest.notna() & frame["end"].notna() & (latest > frame["end"])]
+    involved = frame[frame["group"].isin(candidates["group"]).to_numpy(dtype=bool)]
+    found = []
+    for _, group in involved.groupby("group", sort=False):
+        for index in group.index[group.index.isin(candidates.index)]:
+            later = group[group["start"] > group.at[index, "end"]]
+            found.append((index, reports.loc[later.index, "report_id"].astype(str).tolist()))
+    for index, names in sorted(found):
+        yield rule.at_row(ctx, "reports", index, "superseded_by",
+                          f"{len(names)} later statement(s) of the same originator on this incident ({', '.join(names[:3])}{', …' if len(names) > 3 else ''}); "
+                          "name the one that follows this statement in superseded_by")
 
 
 @rule("links/republished-from-self", Severity.ERROR, "republished_from names another source than source_id.",
