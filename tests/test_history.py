@@ -429,6 +429,16 @@ def test_a_dropped_key_is_a_finding_in_the_schema(repo, change, pointer, field):
         ("schema/reports.json", None, pointer, field, "history/key-dropped")]
 
 
+def test_required_dropped_from_a_field_that_is_no_key_is_a_loosened_constraint_not_a_lost_key(repo):
+    """As `title` became optional (issue 14): no ID can repeat and no reference dangle, so a minor release, not a refusal."""
+    def optional_language(schema):
+        field = next(f for f in schema["fields"] if f["name"] == "language")
+        field["constraints"].pop("required")
+    edit_schema(repo, "reports", optional_language)
+    assert history.check_against(load_package(repo), "HEAD") == []
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "minor"
+
+
 def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(repo):
     descriptor = json.loads((repo / "datapackage.json").read_text(encoding="utf-8"))
     index = next(i for i, spec in enumerate(descriptor["resources"]) if spec["name"] == "sources")

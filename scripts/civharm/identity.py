@@ -177,16 +177,23 @@ def repeats(frame: pd.DataFrame, key: tuple[str, ...]) -> list[tuple[int, int, t
 def dropped_keys(old: dict, new: dict) -> list[tuple[str, str | None, str]]:
     """(JSON pointer into the new schema, field, message) for each key of ``old`` that ``new`` drops.
 
-    Keys are the primary key (any change of it), unique and required constraints, and
-    foreign keys.
+    Keys are the primary key (any change of it), unique constraints, foreign keys, and the
+    required constraint of a field that is part of one of them. A required constraint dropped
+    from any other field is a loosened constraint (a minor release), not a lost key: an
+    optional title, say, lets no ID repeat and no reference dangle.
     """
     out: list[tuple[str, str | None, str]] = []
     if declared_key(old) and declared_key(new) != declared_key(old):
         out.append(("/primaryKey", None, f"the primary key {json.dumps(declared_key(old))} of the released schema is now "
                                           f"{json.dumps(declared_key(new))}"))
     new_fields = _fields(new)
+    key_fields = set(declared_key(old) or [])
+    for fk in _foreign_keys(old):
+        fields = fk.get("fields")
+        key_fields |= set(fields) if isinstance(fields, list) else {fields} if isinstance(fields, str) else set()
     for name, (_, field) in _fields(old).items():
-        kept = [k for k in ("unique", "required") if _constraints(field).get(k) is True]
+        keyed = name in key_fields or _constraints(field).get("unique") is True
+        kept = [k for k in ("unique", "required") if _constraints(field).get(k) is True and (k == "unique" or keyed)]
         if name not in new_fields:
             if kept:
                 out.append(("/fields", name, f"field `{name}`, {' and '.join(kept)} in the released schema, was removed"))
