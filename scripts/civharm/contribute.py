@@ -542,7 +542,7 @@ def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
 
 # --- corrections through the log: one API for supersession, recomputation and hand corrections ---
 
-KEYS = {"incidents": "incident_id", "reports": "report_id", "damage": "damage_id", "sources": "source_id"}
+ID_FIELDS = {"incidents": "incident_id", "reports": "report_id", "damage": "damage_id", "sources": "source_id"}
 
 
 def _cell(value) -> str:
@@ -557,7 +557,7 @@ def correct(tables: dict[str, list[dict]], table: str, record_id: str, values: d
     row per changed field is appended to ``tables["changes"]`` with ``reason`` and the report
     that justifies it. Values equal to the stored ones change nothing (no version, no log).
     """
-    key = KEYS[table]
+    key = ID_FIELDS[table]
     row = next((r for r in tables[table] if _cell(r.get(key)) == record_id), None)
     if row is None:
         raise CivharmError(f"{table}: no record {record_id}")
