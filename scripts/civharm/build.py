@@ -196,7 +196,7 @@ RELEASE_FILES = (
     (".sqlite", "every row; keys and indexes; column descriptions in `_columns`; views `active_incidents`, `current_reports` "
                 "and `incidents_browse`; full-text search"),
     ("-datasette.json", "Datasette metadata (with `civharm-{v}-site/`: the site `civharm serve` shows)"),
-    ("-site/", f"the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
+    ("-site/*", f"the site's Datasette templates and plugin: after `pip install {browse.SITE_REQUIREMENTS}`, "
                f"`{browse.datasette_command('civharm-{v}.sqlite', 'civharm-{v}-datasette.json', 'civharm-{v}-site')}` "
                "shows the site `civharm serve` shows"),
     ("-parquet/<table>.parquet", "every row, one file per table, types from the schema (a plain `pd.read_parquet` gives "
