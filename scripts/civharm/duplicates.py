@@ -128,8 +128,20 @@ def _incident_frame(incidents: pd.DataFrame, urls: pd.DataFrame | None = None) -
         "killed_lo": killed[0], "killed_hi": killed[1], "injured_lo": injured[0], "injured_hi": injured[1],
     })
     frame["t0"], frame["t1"] = frame["t0"].where(frame["t0"].notna()), frame["t1"].where(frame["t1"].notna())  # NaN → NULL
-    frame["reported"] = False if urls is None else frame["id"].isin(urls["id"]).to_numpy(dtype=bool)
+    frame["reported"] = False if urls is None else _among(frame["id"], urls["id"])
     return frame
+
+
+def _among(values: pd.Series, others: pd.Series) -> np.ndarray:
+    """Which ``values`` are among ``others``, by Arrow's ``is_in``: pandas' ``isin`` on Arrow strings builds its
+    value set one Python object at a time, which at 10⁶ report rows costs more than the whole duplicate search."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def arrow(series: pd.Series):
+        return pa.array(series.array, type=pa.large_string()) if len(series) else pa.array([], type=pa.large_string())
+
+    return pc.is_in(arrow(values), value_set=arrow(others.dropna())).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _report_keys(reports: pd.DataFrame | None, incidents: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -261,9 +273,12 @@ def blocking_sql(prune: bool = True) -> str:
         FROM x_keys x JOIN y_keys y ON y.key = x.key AND y.day = x.day AND y.country = x.country
         WHERE x.id <> y.id AND (x.subdivision = y.subdivision OR x.subdivision = '' OR y.subdivision = '')
     ),
-    paged AS (  -- a page in common: bounded by how many incidents one page names
-        SELECT least(u.id, v.id) AS a, greatest(u.id, v.id) AS b
-        FROM urls u JOIN urls v ON v.key = u.key AND v.id <> u.id JOIN incidents x ON x.id = u.id JOIN incidents y ON y.id = v.id
+    -- a page in common: bounded by how many incidents one page names. Each side is joined to its
+    -- incident in its own step: given both at once, the planner may pair a country's incidents first.
+    page_pairs AS MATERIALIZED (SELECT u.id AS a, v.id AS b FROM urls u JOIN urls v ON v.key = u.key AND v.id <> u.id),
+    page_x AS MATERIALIZED (SELECT p.b, x.* FROM page_pairs p JOIN incidents x ON x.id = p.a),
+    paged AS (
+        SELECT least(x.id, y.id) AS a, greatest(x.id, y.id) AS b FROM page_x x JOIN incidents y ON y.id = x.b
         WHERE {MEET}
     )
     SELECT DISTINCT a, b FROM (SELECT * FROM keyed UNION ALL SELECT * FROM paged)
@@ -291,9 +306,14 @@ def alike_names(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _shared(table: str, name: str) -> str:
-    """SQL: per candidate pair, how many keys of ``table`` (id, key) both incidents have."""
-    return f"""{name} AS (SELECT p.a, p.b, count(DISTINCT u.key) AS n FROM pairs p
-        JOIN {table} u ON u.id = p.a JOIN {table} v ON v.id = p.b AND v.key = u.key GROUP BY p.a, p.b)"""
+    """SQL: per candidate pair, how many keys of ``table`` (id, key) both incidents have.
+
+    The first side's keys are materialised per pair before the second side is joined on (id,
+    key): left to itself, the planner may join the table to itself on the key first, and one
+    busy outlet (10⁵ incidents in its own voice) makes that 10¹⁰ rows.
+    """
+    return f"""{name}_a AS MATERIALIZED (SELECT p.a, p.b, u.key FROM pairs p JOIN {table} u ON u.id = p.a),
+    {name} AS (SELECT s.a, s.b, count(DISTINCT s.key) AS n FROM {name}_a s JOIN {table} v ON v.id = s.b AND v.key = s.key GROUP BY s.a, s.b)"""
 
 
 def scoring_sql(prune: bool = True) -> str:
@@ -304,11 +324,12 @@ def scoring_sql(prune: bool = True) -> str:
     levels = ", ".join(f"{linkage.level_sql(c)} AS {c.name}_level" for c in MODEL)
     weight = " + ".join([repr(linkage.PRIOR)] + [linkage.weight_sql(c, f"{c.name}_level") for c in MODEL])
     return f"""
-    WITH pairs AS ({blocking_sql(prune)}),
+    WITH pairs AS MATERIALIZED ({blocking_sql(prune)}),
+    place_a AS MATERIALIZED (SELECT p.a, p.b, ka.gid FROM pairs p JOIN keys ka ON ka.id = p.a),  -- as in _shared: per pair first
     shared AS (
-        SELECT p.a, p.b, min(ka.gid) AS gid, max(pl.population) AS population FROM pairs p
-        JOIN keys ka ON ka.id = p.a JOIN keys kb ON kb.id = p.b AND ka.gid = kb.gid LEFT JOIN places pl ON pl.gid = ka.gid
-        GROUP BY p.a, p.b
+        SELECT s.a, s.b, min(s.gid) AS gid, max(pl.population) AS population FROM place_a s
+        JOIN keys kb ON kb.id = s.b AND kb.gid = s.gid LEFT JOIN places pl ON pl.gid = s.gid
+        GROUP BY s.a, s.b
     ),
     {_shared("urls", "paged")},
     {_shared("originators", "voiced")},
