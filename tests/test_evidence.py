@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from civharm import evidence, pages
 from civharm.cli import main
-from civharm.package import load_package
 from conftest import loopback, set_cell
 
 URL = "https://dailywrap.uk/russian-guerrillas-strike-military-targets-in-belgorod-and-kursk,7005851269351041a"

@@ -563,6 +563,48 @@ def add(file, package_path, supersedes, today, debug):
 
 
 @main.command()
+@click.argument("first", metavar="INCIDENT")
+@click.argument("second", metavar="INCIDENT")
+@click.option("--reason", required=True, metavar="REASON",
+              help="What tells the two apart: a reason of duplicate_decisions.csv (docs/codebook.md); importer-only reasons are refused.")
+@click.option("--note", required=True, metavar="TEXT", help="In your words: what the pages of both say that tells them apart.")
+@click.option("--package", "package_path", default=".", show_default=True, type=click.Path(), help="The data package.")
+@click.option("--today", metavar="YYYY-MM-DD", help="The day of the decision [env: CIVHARM_TODAY].")
+@debug_option
+@handle_errors
+@opens_package("package_path", writes=True)
+def decide(first, second, reason, note, package_path, today, debug):
+    """Record that two incidents validate flags as a near-duplicate pair are two events: one pair, one reason, one note.
+
+    For incidents already in the package (``add`` asks the same per candidate when it adds a
+    statement). The decision stores the fingerprint of the fields its reason rests on, so
+    validate asks again when they change; run it again then to renew the decision. The
+    package is validated as it would be, and nothing is written if the change adds an error.
+
+    \b
+    Examples:
+      civharm decide inc_01M8BXYJ9JXC1F8JK54GB4ADWP inc_01M8BXYJ9MCRVM43F2SQCZ8B40 \\
+        --reason different_site --note "one page names the market, the other the railway station"
+    """
+    from .atomic import write_files
+    from .contribute import check, decide_pair
+    from .package import load_package
+
+    day = _parse_today(today)
+    pkg = load_package(package_path)
+    decided = decide_pair(pkg, first, second, reason, note, day)
+    problems = check(pkg, decided, day)
+    if problems:
+        for finding in problems:
+            click.echo(f"  {finding.as_text()}  [{finding.rule_id}]", err=True)
+        raise click.ClickException(f"nothing written: the decision would add {len(problems)} error(s)")
+    write_files(decided.root, decided.files)
+    a, b = decided.pair
+    what = f"renewed ({', '.join(decided.changed)} changed; logged in {pkg['changes'].path})" if decided.changed else "recorded"
+    click.echo(f"{pkg['duplicate_decisions'].path}:{decided.line}: {a} and {b} decided distinct ({reason}), fingerprint {decided.fingerprint}; {what}")
+
+
+@main.command()
 @click.argument("package", default=".", type=click.Path())
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--reason", metavar="TEXT", help="Why, for the corrections log (default: the rules were re-applied after a hand edit).")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import duplicates, figures
 from .atomic import FaultHook, os_error, write_files
+from .diff import KEY_JOIN
 from .findings import CivharmError, Finding, quote
 from .ids import new_id
 from .limits import read_bounded
@@ -493,9 +494,6 @@ def decide(package: Package, built: Plan, decisions: list[Decision], today: dt.d
         if decisions:
             raise CivharmError(f"{decisions[0].where or 'distinct_from'}: the report goes to an existing incident; no new incident to tell apart")
         return
-    vocabulary = reasons(package)
-    minimum = next((f.get("constraints", {}).get("minLength", 1) for f in package["duplicate_decisions"].schema.get("fields", [])
-                    if f.get("name") == "note"), 1)
     others = [built.other(c) for c in built.candidates]
     seen: set[str] = set()
     for decision in decisions:
@@ -506,12 +504,7 @@ def decide(package: Package, built: Plan, decisions: list[Decision], today: dt.d
         if decision.incident in seen:
             raise CivharmError(f"{at}: incident: {decision.incident} is decided twice")
         seen.add(decision.incident)
-        if decision.reason not in vocabulary:
-            given = f"{decision.reason!r} is not a reason" if decision.reason else "no reason given"
-            raise CivharmError(f"{at}: reason: {given}; say what tells the two apart: one of {', '.join(vocabulary)}")
-        if len(decision.note.strip()) < minimum:
-            raise CivharmError(f"{at}: note: say in your words (at least {minimum} characters) what the pages of both say "
-                               f"that tells them apart")
+        _check_reason_and_note(package, decision.reason, decision.note, at)
     left = undecided(built, decisions)
     if left:
         raise CivharmError(f"no decision for candidate(s) {', '.join(left)}: attach the statement to the incident it describes "
@@ -528,6 +521,92 @@ def decide(package: Package, built: Plan, decisions: list[Decision], today: dt.d
     built.files[package.root / resource.path] = _serialise(resource.header, rows)
 
 
+def _check_reason_and_note(package: Package, reason: str, note: str, at: str) -> None:
+    """A person's distinct decision names a reason of the vocabulary and says in a note what tells the two apart."""
+    vocabulary = reasons(package)
+    minimum = next((f.get("constraints", {}).get("minLength", 1) for f in package["duplicate_decisions"].schema.get("fields", [])
+                    if f.get("name") == "note"), 1)
+    if reason not in vocabulary:
+        given = f"{reason!r} is not a reason" if reason else "no reason given"
+        raise CivharmError(f"{at}: reason: {given}; say what tells the two apart: one of {', '.join(vocabulary)}")
+    if len(note.strip()) < minimum:
+        raise CivharmError(f"{at}: note: say in your words (at least {minimum} characters) what the pages of both say "
+                           f"that tells them apart")
+
+
+@dataclass
+class PairDecision:
+    """What ``decide_pair`` would write: the decision row (its line in the file) and the files."""
+
+    pair: tuple[str, str]
+    line: int
+    fingerprint: str
+    changed: list[str]  # fields of an existing decision that changed (empty for a new one)
+    files: dict[Path, str]
+    root: Path
+
+
+def decide_pair(package: Package, first: str, second: str, reason: str, note: str, today: dt.date) -> PairDecision:
+    """Record that two existing incidents, flagged as a near-duplicate pair, are two events: ``civharm decide``.
+
+    The same checks as a decision made in ``add``: both incidents exist and are active, the
+    pair is a candidate of the duplicate gate (a decision silences a finding; it is not a note
+    on any pair), the reason is one of the vocabulary and the note says why. An existing
+    decision for the pair (outdated by an edit, or retracted) is renewed in place, each
+    changed field in the corrections log; a merged pair is refused. Touches no file.
+    """
+    missing = [name for name in ("incidents", "reports", "changes", "duplicate_decisions")
+               if package.get(name) is None or package[name].raw is None or package[name].unread is not None]
+    if missing:
+        raise CivharmError(f"the package lacks readable table(s) {', '.join(missing)}; run civharm validate")
+    a, b = sorted((first, second))
+    if a == b:
+        raise CivharmError(f"{a}: an incident is not a pair with itself; name two incidents")
+    incidents = {_cell(r.get("incident_id")): r for r in _records(package["incidents"])}
+    resource = package["incidents"]
+    for incident in (a, b):
+        if incident not in incidents:
+            raise CivharmError(f"{resource.path}: no incident {incident}")
+        if _cell(incidents[incident].get("status")) != "active":
+            raise CivharmError(f"{resource.path}: incident {incident} is {_cell(incidents[incident].get('status')) or 'without status'}, "
+                               "not active; only active incidents are compared")
+    typed = package["incidents"].typed
+    pair = typed[typed["incident_id"].isin([a, b]).to_numpy(dtype=bool)].drop_duplicates("incident_id")
+    scored = duplicates.near_duplicates(pair, minimum=0.0, reports=package["reports"].typed)
+    score = scored[0].score if scored else 0.0
+    if score < duplicates.THRESHOLD:
+        raise CivharmError(f"{a} and {b} are not a near-duplicate candidate (match probability {score:.2f}, below "
+                           f"{duplicates.THRESHOLD}): there is no finding to decide; a decision is recorded for a candidate pair only")
+    _check_reason_and_note(package, reason, note, "decision")
+    decisions = package["duplicate_decisions"]
+    tables = {"duplicate_decisions": _records(decisions), "changes": _records(package["changes"])}
+    fingerprint = duplicates.fingerprint(duplicates.rests_on(decisions.schema)[reason], incidents[a], incidents[b])
+    values = {"status": "active", "decision": "distinct", "reason": reason, "note": note.strip(), "fingerprint": fingerprint}
+    key = KEY_JOIN.join((a, b))
+    rows = tables["duplicate_decisions"]
+    index = next((i for i, r in enumerate(rows) if record_key("duplicate_decisions", r) == key), None)
+    changed: list[str] = []
+    if index is None:
+        rows.append(_row(decisions, {"incident_a": a, "incident_b": b, **values}, today))
+        index = len(rows) - 1
+        line = _serialise(decisions.header, rows[:-1]).count("\n") + 1  # a note may hold line breaks
+    else:
+        line = decisions.line_of(index)
+        existing = rows[index]
+        if _cell(existing.get("status")) == "active" and _cell(existing.get("decision")) == "merged":
+            raise CivharmError(f"{decisions.path}:{line}: the pair {a}, {b} is decided merged (one event); "
+                               "retract that decision first if the two are in fact different events")
+        changed = correct(tables, "duplicate_decisions", key, values,
+                          f"Distinct decision renewed ({reason}): the pair was checked against its pages again (civharm decide).", today)
+        if not changed:
+            raise CivharmError(f"{decisions.path}:{line}: the pair {a}, {b} is already decided distinct with this reason, "
+                               "note and fingerprint; nothing to change")
+    files = {package.root / decisions.path: _serialise(decisions.header, rows)}
+    if changed:
+        files[package.root / package["changes"].path] = _serialise(package["changes"].header, tables["changes"])
+    return PairDecision((a, b), line, fingerprint, changed, files, package.root)
+
+
 def _typed(package: Package, name: str, rows: list[dict]) -> pd.DataFrame:
     """The typed frame of a table as its rows would be (rows of cell text, as ``_records`` gives)."""
     resource = package[name]
@@ -542,7 +621,14 @@ def _typed_incidents(package: Package, rows: list[dict]) -> pd.DataFrame:
 
 # --- corrections through the log: one API for supersession, recomputation and hand corrections ---
 
-ID_FIELDS = {"incidents": "incident_id", "reports": "report_id", "damage": "damage_id", "sources": "source_id"}
+# the fields whose values, joined as the history gate joins a key (diff.KEY_JOIN), make a record's ID in the log
+ID_FIELDS = {"incidents": ("incident_id",), "reports": ("report_id",), "damage": ("damage_id",), "sources": ("source_id",),
+             "duplicate_decisions": ("incident_a", "incident_b")}
+
+
+def record_key(table: str, row: dict) -> str:
+    """The ID a corrections-log row gives a record of ``table`` (a pair's two incident IDs for a decision)."""
+    return KEY_JOIN.join(_cell(row.get(name)) for name in ID_FIELDS[table])
 
 
 def _cell(value) -> str:
@@ -557,8 +643,7 @@ def correct(tables: dict[str, list[dict]], table: str, record_id: str, values: d
     row per changed field is appended to ``tables["changes"]`` with ``reason`` and the report
     that justifies it. Values equal to the stored ones change nothing (no version, no log).
     """
-    key = ID_FIELDS[table]
-    row = next((r for r in tables[table] if _cell(r.get(key)) == record_id), None)
+    row = next((r for r in tables[table] if record_key(table, r) == record_id), None)
     if row is None:
         raise CivharmError(f"{table}: no record {record_id}")
     changed = [(name, _cell(row.get(name)), value) for name, value in values.items() if _cell(row.get(name)) != value]

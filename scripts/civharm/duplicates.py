@@ -658,5 +658,5 @@ def _near_duplicate_findings(package: Package, resource, incidents: pd.DataFrame
             f"weight {candidate.weight:+.1f} (prior {linkage.PRIOR:+.1f}; {'; '.join(candidate.reasons)}). "
             f"Check both against their sources, then either attach the later statement to the incident it describes, "
             f"or record in data/duplicate_decisions.csv that this pair is distinct, with a reason, a note and the fingerprint validate then shows "
-            f"(`civharm add` does this per pair), or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
+            f"(`civharm decide` does this for the pair; `civharm add` per candidate), or merge one into the other (status merged, merged_into, a corrections-log entry) and record the decision as merged"))
     return findings
