@@ -47,6 +47,15 @@ def test_superseded_and_retracted_statements_do_not_dispute():
     assert _verdicts(inc, rep) == {"A": ("russian_forces", "russian_forces")}
 
 
+def test_a_later_statement_that_names_nobody_leaves_the_originator_s_earlier_party_in_force():
+    """Supersession as for a figure: an update that says nothing of who is responsible withdraws nobody."""
+    inc, rep = _tables([["A", "active", None], ["B", "active", None]],
+                       [["r1", "A", "active", "r2", "russian_forces"], ["r2", "A", "active", "r3", "unknown"], ["r3", "A", "active", None, None],
+                        ["r4", "B", "active", "r5", "ukrainian_forces"], ["r5", "B", "active", "r6", "unknown"],
+                        ["r6", "B", "active", None, "russian_forces"]])
+    assert _verdicts(inc, rep) == {"A": ("russian_forces", "russian_forces"), "B": ("russian_forces", "russian_forces")}
+
+
 def test_a_merged_incident_s_reports_count_toward_the_target():
     inc, rep = _tables([["A", "active", None], ["B", "merged", "A"]],
                        [["r1", "A", "active", None, "russian_forces"], ["r2", "B", "active", None, "ukrainian_forces"]])

@@ -15,13 +15,13 @@ def _show(value) -> str:
 
 
 @rule("attribution/rule-mismatch", Severity.ERROR,
-      "An active incident's perpetrator_alleged and alleged_parties equal what the attribution rule derives from its current reports.",
+      "An active incident's perpetrator_alleged and alleged_parties equal what the attribution rule derives from its statements.",
       "When sources disagree about who is responsible, the incident must say so; one party picked by hand hides the dispute.")
 def rule_mismatch(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
     if incidents is None or reports is None:
         return
-    computed = compute_incident_attribution(incidents, reports, ctx.current_reports())
+    computed = compute_incident_attribution(incidents, reports, ctx.active_reports())
     checked = incidents.loc[ctx.active_incidents(), ["incident_id", *FIELDS]]
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): no reports, so nothing named
     for column, nobody in zip(FIELDS, (UNKNOWN, None)):
@@ -30,7 +30,7 @@ def rule_mismatch(ctx, rule):
         differs = pd.Series(stored).fillna("").to_numpy() != pd.Series(wanted).fillna("").to_numpy()
         for index, was, should in zip(checked.index[differs], stored[differs], wanted[differs]):
             yield rule.at_row(ctx, "incidents", index, column,
-                              f"stored {_show(was)}, but the attribution rule gives {_show(should)} from the current reports")
+                              f"stored {_show(was)}, but the attribution rule gives {_show(should)} from the statements")
 
 
 @rule("attribution/basis-mismatch", Severity.ERROR,
