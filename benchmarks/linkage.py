@@ -32,6 +32,7 @@ import sys
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
@@ -232,15 +233,20 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def evaluate(incidents: pd.DataFrame, reports: pd.DataFrame) -> dict:
-    """Pair recall, incident recall and false pairs of the gate on labelled incidents."""
+def evaluate(incidents: pd.DataFrame, reports: pd.DataFrame, weights: np.ndarray | None = None) -> dict:
+    """Pair recall, incident recall and false pairs of the gate on labelled incidents (or of other ``weights``, see ``fit``)."""
     label = dict(zip(incidents["incident_id"], incidents["event"]))
     members: dict[str, list[str]] = {}
     for incident, event in label.items():
         members.setdefault(event, []).append(incident)
     truth = {tuple(sorted(p)) for ids in members.values() for p in combinations(ids, 2)}
-    found = duplicates.near_duplicates(incidents.drop(columns=["event", "hard"], errors="ignore"), reports=reports)
-    flagged = {(c.a, c.b): c for c in found}
+    unlabelled = incidents.drop(columns=["event", "hard"], errors="ignore")
+    if weights is None:
+        flagged = {(c.a, c.b): c for c in duplicates.near_duplicates(unlabelled, reports=reports)}
+    else:
+        pairs = duplicates.scored_pairs(unlabelled, 0.0, prune=False, reports=reports)
+        score = 1 / (1 + np.exp(-_indicators(pairs) @ weights))
+        flagged = {(a, b): None for a, b, p in zip(pairs["a"], pairs["b"], score) if p >= linkage.THRESHOLD}
     hits = truth & set(flagged)
     linked = {i for pair in hits for i in pair}
     clustered = {tuple(sorted(p)) for group in _chains(set(flagged)) for p in combinations(group, 2)}
@@ -311,6 +317,57 @@ def by_case(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+# --- the same model form with weights fitted to the generator: what the synthetic set can grade ---
+
+FIT_SEEDS = (1, 2, 3, 4, 5)  # synthetic sets to fit on; the evaluated one (SEED) is not among them
+
+
+def _indicators(pairs: pd.DataFrame) -> np.ndarray:
+    """One column per level that carries a weight (and a constant): the pair's levels as the model scores them."""
+    columns = [np.ones(len(pairs))]
+    for comparison in linkage.MODEL:
+        columns += [(pairs[f"{comparison.name}_level"] == i).to_numpy(dtype=float)
+                    for i, level in enumerate(comparison.levels) if level.m is not None]
+    return np.column_stack(columns)
+
+
+def fit(seeds=FIT_SEEDS, events: int = EVENTS, ridge: float = 1.0) -> np.ndarray:
+    """Natural-log weights of the model's levels fitted by logistic regression (Newton steps, a small ridge) on every
+    blocked pair of the synthetic sets of ``seeds``, labelled by event: supervised Fellegi–Sunter, trained on the generator."""
+    xs, ys = [], []
+    for seed in seeds:
+        incidents, reports = synthetic(events, seed)
+        pairs = duplicates.scored_pairs(incidents.drop(columns=["event", "hard"]), 0.0, prune=False, reports=reports)
+        label = dict(zip(incidents["incident_id"], incidents["event"]))
+        xs.append(_indicators(pairs))
+        ys.append(np.array([label[a] == label[b] for a, b in zip(pairs["a"], pairs["b"])], dtype=float))
+    x, y = np.vstack(xs), np.concatenate(ys)
+    weights = np.zeros(x.shape[1])
+    for _ in range(40):
+        p = 1 / (1 + np.exp(-x @ weights))
+        gradient = x.T @ (p - y) + ridge * weights
+        hessian = (x.T * (p * (1 - p))) @ x + ridge * np.eye(len(weights))
+        weights -= np.linalg.solve(hessian, gradient)
+    return weights
+
+
+def fitted_section(events: int = EVENTS) -> str:
+    """The targets met by weights fitted to the generator, on the synthetic set and on the labelled one."""
+    weights = fit(events=events)
+    results = {f"synthetic ({events} events, seed {SEED})": evaluate(*synthetic(events), weights=weights),
+               "labelled (shared/sources)": evaluate(*labelled(), weights=weights)}
+    rows = ["| set | pair recall | incident recall | false pairs | allowed (1 per 50) | meets targets |", "|---|---|---|---|---|---|"]
+    rows += [f"| {name} | {100 * r['pair_recall']:.1f}% | {100 * r['incident_recall']:.1f}% | {r['false']} | {r['allowed']:.1f} "
+             f"| {'yes' if _meets(r) else 'no'} |" for name, r in results.items()]
+    return ("\n## Weights fitted to the generator\n\n"
+            f"The same levels, weighted by a logistic regression on every blocked pair of the synthetic sets of seeds "
+            f"{', '.join(map(str, FIT_SEEDS))} (not {SEED}), labelled by event, with the gate's threshold. Not adopted: the "
+            "generator's hard set becomes separable once the weights learn what the generator never does (two "
+            "statements of one event never name means of two families or two kinds of site), and real reporting does "
+            "it (the labelled Tyotkino statements name ground fighting and artillery); on the labelled set these weights "
+            "flag pairs of different events that the declared model leaves apart.\n\n" + "\n".join(rows) + "\n")
+
+
 WHY_NOT_SPLINK = """
 ## Why the model is not Splink
 
@@ -340,7 +397,7 @@ def document(events: int = EVENTS) -> str:
             "who merges each flagged pair would join them: a pair of one event is found, a pair of two events is false.\n\n" + table(results) + "\n## Synthetic pairs by hard case\n\n"
             "Each later statement of an event carries one hard case (see `_World`); a pair is named by its two statements' "
             "cases. Pairs of two hard statements (a district-only page against a month-only one) carry little evidence "
-            "of their own.\n\n" + by_case(synthetic_result) + WHY_NOT_SPLINK)
+            "of their own.\n\n" + by_case(synthetic_result) + fitted_section(events) + WHY_NOT_SPLINK)
 
 
 def main(argv=None) -> None:
