@@ -114,25 +114,34 @@ def _within(ctx, rule, part: str, whole: str, why: str, harms: tuple[str, ...] =
                     yield rule.at_row(ctx, "incidents", index, a, f"{a} {hand_set.at[index, a]} is greater than {b} {hand_set.at[index, b]}: {why}")
 
 
-def _per_originator(ctx, rule, reports, active, small: str, large: str, why: str):
-    """One originator's counted ``small`` range against its counted ``large`` range on one incident."""
+def _counted_side(ctx, reports, active, figure: str) -> pd.DataFrame:
+    """The statements whose ``figure`` counts by the figure rule, with incident, originator and stated range; once per run."""
     from ..figures import counting, originators, successors
 
-    successor = successors(reports)
-    carrier = pd.Series(active["carrier_id"].to_numpy(dtype=object), index=active["row"].to_numpy())
-    sides = []
-    for figure in (small, large):
-        rows = counting(reports, active, figure, successor)
+    memo = ctx.memo.setdefault("counted-sides", {})
+    if figure not in memo:
+        if "successors" not in ctx.memo:  # shared by every figure: who supersedes whom, and every report's originator
+            ctx.memo["successors"] = successors(reports)
+            ctx.memo["originators"] = originators(reports).to_numpy(dtype=object)
+            ctx.memo["carriers"] = pd.Series(active["carrier_id"].to_numpy(dtype=object), index=active["row"].to_numpy())
+        rows = counting(reports, active, figure, ctx.memo["successors"])
         low, high = _stated(reports, figure, rows)
-        read = reports[["source_id", "republished_from", "claimant", "claimant_type"]].take(rows)
-        sides.append(pd.DataFrame({"carrier": carrier.reindex(rows).to_numpy(dtype=object), "origin": originators(read).to_numpy(dtype=object),
-                                   "low": low.to_numpy(dtype="float64", na_value=np.nan), "high": high.to_numpy(dtype="float64", na_value=np.nan),
-                                   "index": reports.index[rows]}))
+        memo[figure] = pd.DataFrame({"carrier": ctx.memo["carriers"].reindex(rows).to_numpy(dtype=object), "origin": ctx.memo["originators"][rows],
+                                     "low": low.to_numpy(dtype="float64", na_value=np.nan), "high": high.to_numpy(dtype="float64", na_value=np.nan),
+                                     "index": reports.index[rows]})
+    return memo[figure]
+
+
+def _per_originator(ctx, rule, reports, active, small: str, large: str, why: str):
+    """One originator's counted ``small`` range against its counted ``large`` range on one incident."""
+    sides = [_counted_side(ctx, reports, active, figure) for figure in (small, large)]
     parts, wholes = sides
     if parts.empty or wholes.empty:
         return
     # the whole's highest value per originator: open when any of its counted statements is open
-    ceiling = wholes.groupby(["carrier", "origin"]).agg(high=("high", lambda h: np.nan if h.isna().any() else h.max()), whole=("index", "first"))
+    ceiling = wholes.assign(open=wholes["high"].isna()).groupby(["carrier", "origin"]).agg(
+        high=("high", "max"), open=("open", "any"), whole=("index", "first"))
+    ceiling["high"] = ceiling["high"].mask(ceiling["open"])
     joined = parts.join(ceiling, on=["carrier", "origin"], rsuffix="_whole").dropna(subset=["low", "high_whole"])
     joined = joined[(joined["low"] > joined["high_whole"]) & (joined["index"] != joined["whole"])]  # one statement: reported above
     for index, whole in sorted(zip(joined["index"], joined["whole"])):
