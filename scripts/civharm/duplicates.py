@@ -362,7 +362,7 @@ def scoring_sql(prune: bool = True) -> str:
 
 # DuckDB spills the blocking join to a temporary folder beyond this, instead of growing the run's
 # peak memory (benchmarks/README.md, "Timing notes").
-DUCKDB_MEMORY = "600MB"
+DUCKDB_MEMORY = "400MB"
 
 
 @contextmanager

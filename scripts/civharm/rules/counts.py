@@ -72,6 +72,8 @@ def split_above_casualties(ctx, rule):
     for status in ("civilians", "all"):
         for harm in HARMS:
             yield from _within(ctx, rule, f"{status}_{harm}", f"{status}_casualties", "the combined toll counts the killed and the injured", ("",))
+    for key in SIDES:  # the last of the three rules that share them (registered in this order): memory for the rules after
+        ctx.memo.pop(key, None)
 
 
 def _stated(reports: pd.DataFrame, figure: str, rows: np.ndarray) -> tuple[pd.Series, pd.Series]:
@@ -114,11 +116,14 @@ def _within(ctx, rule, part: str, whole: str, why: str, harms: tuple[str, ...] =
                     yield rule.at_row(ctx, "incidents", index, a, f"{a} {hand_set.at[index, a]} is greater than {b} {hand_set.at[index, b]}: {why}")
 
 
+SIDES = ("counted-sides", "successors", "originators", "carriers")  # what the three rules above share in ctx.memo
+
+
 def _counted_side(ctx, reports, active, figure: str) -> pd.DataFrame:
     """The statements whose ``figure`` counts by the figure rule, with incident, originator and stated range; once per run."""
     from ..figures import counting, originators, successors
 
-    memo = ctx.memo.setdefault("counted-sides", {})
+    memo = ctx.memo.setdefault(SIDES[0], {})
     if figure not in memo:
         if "successors" not in ctx.memo:  # shared by every figure: who supersedes whom, and every report's originator
             ctx.memo["successors"] = successors(reports)
