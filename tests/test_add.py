@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from civharm import contribute
+from civharm import contribute, submission
 from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.package import load_package
@@ -126,7 +126,7 @@ def test_a_table_whose_header_is_too_wide_to_keep_is_not_rewritten(real, tmp_pat
 def test_a_fault_between_two_file_writes_leaves_data_byte_identical(real):
     before = snapshot(real)
     package = load_package(real)
-    built = contribute.plan(package, contribute.Submission.from_mapping({"incident": TYOTKINO_ID, "report": REPORT}, "test"), dt.date.fromisoformat(DATA_TODAY))
+    built = contribute.plan(package, submission.Submission.from_mapping({"incident": TYOTKINO_ID, "report": REPORT}, "test"), dt.date.fromisoformat(DATA_TODAY))
     assert len(built.files) >= 3  # reports, incidents and changes all change
 
     def fault(index, path):
@@ -233,7 +233,7 @@ def test_a_submission_larger_than_the_limit_is_refused_unread(minimal, tmp_path)
     path, _ = yaml_submission(tmp_path)
     with open(path, "a", encoding="utf-8") as out:
         out.write(("# an invented comment line to make the file large\n" * 22_000))
-    assert contribute.MAX_SUBMISSION_BYTES < (tmp_path / "submission.yaml").stat().st_size
+    assert submission.MAX_SUBMISSION_BYTES < (tmp_path / "submission.yaml").stat().st_size
     result = add(path, "--package", str(minimal))
     assert result.exit_code == 2
     assert result.output == f"Error: {path}: larger than 1,048,576 bytes, the most a submission may hold\n"

@@ -137,16 +137,16 @@ def test_the_python_api_refuses_a_new_incident_left_undecided_and_records_each_p
     """``civharm add`` is a thin layer: the same decisions through ``contribute`` (issue 16)."""
     import datetime as dt
 
-    from civharm import contribute
+    from civharm import contribute, submission
     from civharm.findings import CivharmError
 
     package = load_package(real)
     day = dt.date.fromisoformat(DATA_TODAY)
-    built = contribute.plan(package, contribute.Submission.from_mapping({"incident": INCIDENT, "report": REPORT}, "api"), day)
+    built = contribute.plan(package, submission.Submission.from_mapping({"incident": INCIDENT, "report": REPORT}, "api"), day)
     assert [built.other(c) for c in built.candidates] == [TYOTKINO_ID]
     with pytest.raises(CivharmError, match=f"no decision for candidate\\(s\\) {TYOTKINO_ID}: attach the statement"):
         contribute.decide(package, built, [], day)
-    submission = contribute.Submission.from_mapping(
+    submission = submission.Submission.from_mapping(
         {"incident": INCIDENT, "report": REPORT, "distinct_from": [{"incident": TYOTKINO_ID, "reason": "different_means", "note": NOTE}]}, "api")
     built = contribute.plan(package, submission, day)
     contribute.decide(package, built, submission.distinct_from, day)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from civharm import contribute, figures, history
+from civharm import corrections, figures, history
 from civharm.cli import main
 from civharm.findings import CivharmError
 from civharm.package import load_package
@@ -240,21 +240,21 @@ def test_add_refuses_a_supersession_across_originators(valid_package, tmp_path):
 def test_supersession_candidates_are_the_same_originators_earlier_statements(valid_package):
     package = load_package(valid_package)
     same = {"claimant": "Daily Wrap (unattributed figures)", "claimant_type": "media_outlet", "source_id": "dailywrap", "as_of": "2024-03-15"}
-    assert [r["report_id"] for r in contribute.supersession_candidates(package, BELGOROD_14_MAR, same)] == [DAILYWRAP_14_MAR]
+    assert [r["report_id"] for r in corrections.supersession_candidates(package, BELGOROD_14_MAR, same)] == [DAILYWRAP_14_MAR]
     other = {**same, "claimant": "Governor", "claimant_type": "regional_authority"}
-    assert contribute.supersession_candidates(package, BELGOROD_14_MAR, other) == []
+    assert corrections.supersession_candidates(package, BELGOROD_14_MAR, other) == []
     earlier = {**same, "as_of": "2024-03-13"}  # the existing statement is later than this one: not a candidate
-    assert contribute.supersession_candidates(package, BELGOROD_14_MAR, earlier) == []
+    assert corrections.supersession_candidates(package, BELGOROD_14_MAR, earlier) == []
 
 
 def test_supersede_refuses_a_second_successor(valid_package):
     package = load_package(valid_package)
-    tables = {n: contribute._records(package[n]) for n in ("reports", "changes")}
+    tables = {n: corrections.records(package[n]) for n in ("reports", "changes")}
     tables["reports"].append({**tables["reports"][0], "report_id": "rep_01M8BXYJA0SECND00000000000", "superseded_by": ""})
     tables["reports"].append({**tables["reports"][0], "report_id": "rep_01M8BXYJA0SECND00000000100", "superseded_by": ""})
-    contribute.supersede(tables, DAILYWRAP_14_MAR, "rep_01M8BXYJA0SECND00000000000", dt.date(2026, 11, 27))
+    corrections.supersede(tables, DAILYWRAP_14_MAR, "rep_01M8BXYJA0SECND00000000000", dt.date(2026, 11, 27))
     with pytest.raises(CivharmError, match="already superseded by rep_01M8BXYJA0SECND00000000000"):
-        contribute.supersede(tables, DAILYWRAP_14_MAR, "rep_01M8BXYJA0SECND00000000100", dt.date(2026, 11, 27))
+        corrections.supersede(tables, DAILYWRAP_14_MAR, "rep_01M8BXYJA0SECND00000000100", dt.date(2026, 11, 27))
 
 
 # --- civharm recompute -------------------------------------------------------------------------

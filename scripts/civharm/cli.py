@@ -626,7 +626,7 @@ def recompute(package, dry_run, reason, today, debug):
       civharm recompute --dry-run
       civharm recompute --reason "Kharkiv 29 Jan 2023: the governor's earlier statement is superseded"
     """
-    from .contribute import recompute as plan_recompute, write_recomputation
+    from .corrections import recompute as plan_recompute, write_recomputation
     from .package import load_package
 
     pkg = load_package(package)

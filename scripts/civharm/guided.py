@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import click
 
-from . import contribute, gazetteer
+from . import contribute, corrections, gazetteer
 from .package import Package
+from .submission import Decision, Submission, read_submission
 
 
 def echo(text: str = "") -> None:
@@ -287,7 +288,7 @@ def ask_figures() -> dict:
 
 # --- the whole statement ---------------------------------------------------------------------
 
-def ask_submission(package: Package, today: dt.date) -> contribute.Submission:
+def ask_submission(package: Package, today: dt.date) -> Submission:
     """Ask for a statement, beginning with the page."""
     echo("Start with the page the statement is on.")
     url = ask("URL of the page", check=_url)
@@ -313,7 +314,7 @@ def ask_submission(package: Package, today: dt.date) -> contribute.Submission:
     incident["confidence"] = choose(package, "incidents", "confidence", "low")
     incident["summary"] = ask("summary (what happened, in your words, at least 10 characters)",
                               check=lambda t: t if len(t) >= 10 else (_ for _ in ()).throw(Refused("a summary has at least 10 characters")))
-    return contribute.Submission(report={k: v for k, v in report.items() if v != ""}, incident=incident, source=source)
+    return Submission(report={k: v for k, v in report.items() if v != ""}, incident=incident, source=source)
 
 
 # --- the review ---------------------------------------------------------------------------
@@ -331,7 +332,7 @@ def show_candidates(package: Package, built: contribute.Plan) -> None:
             echo(f"  {what:8}  {new:{width}}  |  {old}")
 
 
-def ask_decisions(package: Package, built: contribute.Plan) -> tuple[str | None, list[contribute.Decision]]:
+def ask_decisions(package: Package, built: contribute.Plan) -> tuple[str | None, list[Decision]]:
     """Attach to a candidate (offered first), or tell the new incident apart from each candidate."""
     show_candidates(package, built)
     others = [built.other(c) for c in built.candidates]
@@ -360,14 +361,14 @@ def ask_decisions(package: Package, built: contribute.Plan) -> tuple[str | None,
         chosen = ask(f"reason for {other}", check=reason)
         note = ask(f"note for {other} (what the pages of both say, in your words)",
                    check=lambda t: t if len(t) >= 10 else (_ for _ in ()).throw(Refused("say it in at least 10 characters")))
-        decisions.append(contribute.Decision(other, chosen, note))
+        decisions.append(Decision(other, chosen, note))
     return None, decisions
 
 
 def ask_supersedes(package: Package, built: contribute.Plan, report: dict) -> list[str]:
     """Which earlier statements of the same originator on the incident this statement updates, if any."""
     chosen = []
-    for row in contribute.supersession_candidates(package, built.incident_id, report):
+    for row in corrections.supersession_candidates(package, built.incident_id, report):
         figures = ", ".join(f"{name} {row[name]}" for name, _ in FIGURE_QUESTIONS if row.get(name))
         echo(f"\nReport {row['report_id']} of the same originator ({row['claimant']}), as of {row['as_of']}: {figures or 'no figures'}")
         if click.confirm("Does the new statement update it (a later toll from the same originator)?", default=False, err=True):
@@ -392,7 +393,7 @@ def ask_damage(package: Package) -> list[dict]:
     return rows
 
 
-def review(package: Package, submission: contribute.Submission, today: dt.date, interactive: bool) -> contribute.Plan:
+def review(package: Package, submission: Submission, today: dt.date, interactive: bool) -> contribute.Plan:
     """Plan the change and settle its candidates: from the file's decisions, else by asking."""
     built = contribute.plan(package, submission, today)
     if built.candidates and submission.attach_to is None and not submission.distinct_from:
@@ -422,7 +423,7 @@ def add(package: Package, file: Path | None, today: dt.date, interactive: bool, 
     """The whole of ``civharm add``; returns the plan written, or None when the person said no."""
     if file is None and not interactive:
         raise click.UsageError("give a FILE: without a terminal, civharm add cannot ask for the fields")
-    submission = contribute.read_submission(file, package) if file is not None else ask_submission(package, today)
+    submission = read_submission(file, package) if file is not None else ask_submission(package, today)
     submission.supersedes = [*submission.supersedes, *(s for s in supersedes if s not in submission.supersedes)]
     built = review(package, submission, today, interactive and file is None)
     problems = contribute.check(package, built, today)
