@@ -18,6 +18,12 @@ Near-duplicates are found in two steps so the search stays sub-quadratic:
 
 A pair recorded in ``data/duplicate_decisions.csv`` is silenced; any other candidate at or
 above ``THRESHOLD`` fails validation with the instruction to resolve it.
+
+Why it is over 500 lines: the gate is one stage of validation whose parts read the same
+frames (repeated rows, repeated statements, near-duplicate incidents, and the decisions that
+silence them), and the blocking SQL is long because each key it joins on is proven necessary
+(``KEYED``). The model it scores with is ``linkage``; the decisions are written by
+``contribute`` (``add``, ``decide``).
 """
 from __future__ import annotations
 
