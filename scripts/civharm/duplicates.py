@@ -157,7 +157,8 @@ def _report_keys(reports: pd.DataFrame | None, incidents: pd.DataFrame, what: st
 
     if reports is None or reports.empty:
         return pd.DataFrame({"id": pd.Series([], dtype=object), "key": pd.Series([], dtype=object)})
-    active = reports[(reports["status"] == "active").fillna(False).to_numpy(dtype=bool)]
+    read = ["incident_id", "url"] if what == "url" else ["incident_id", "source_id", "republished_from", "claimant", "claimant_type"]
+    active = reports.loc[(reports["status"] == "active").fillna(False).to_numpy(dtype=bool), read]  # these columns only: memory
     key = active["url"] if what == "url" else originators(active)
     carriers = carrier_ids(active["incident_id"], incidents) if "merged_into" in incidents.columns else active["incident_id"]
     found = pd.DataFrame({"id": carriers.array, "key": key.array}).dropna()
@@ -464,19 +465,23 @@ def _content_duplicates(resource) -> list[Finding]:
 
 
 def check(package: Package) -> list[Finding]:
-    """Every duplicate finding for the package."""
+    """Every duplicate finding for the package.
+
+    The near-duplicate search runs first: it needs the most memory, and the heap is smallest
+    before the other checks have left their freed blocks in it.
+    """
     findings: list[Finding] = []
+    incidents_res, reports_res = package.get("incidents"), package.get("reports")
+    both = incidents_res is not None and reports_res is not None and incidents_res.usable and reports_res.usable
+    if both:
+        findings += _near_duplicate_findings(package, incidents_res, incidents_res.typed, reports_res.typed)
     for name in ("incidents", "reports", "damage", "sources"):
         resource = package.get(name)
         if resource is not None and resource.usable:
             findings += _content_duplicates(resource)
-    incidents_res, reports_res = package.get("incidents"), package.get("reports")
-    if incidents_res is None or reports_res is None or not (incidents_res.usable and reports_res.usable):
-        return findings
-    incidents, reports = incidents_res.typed, reports_res.typed
-    findings += _same_statement(reports_res, reports, incidents)
-    findings += _same_figures(reports_res, reports)
-    findings += _near_duplicate_findings(package, incidents_res, incidents, reports)
+    if both:
+        findings += _same_statement(reports_res, reports_res.typed, incidents_res.typed)
+        findings += _same_figures(reports_res, reports_res.typed)
     return findings
 
 
