@@ -41,7 +41,7 @@ from . import gazetteer, linkage
 from .findings import Finding, Rule, Severity, declare
 from .gazetteer import normalise_name
 from .linkage import MODEL, NAME_SIMILARITY, NEAR_KM, THRESHOLD, WINDOW_DAYS
-from .package import Package
+from .package import Package, among
 
 RULES = declare(
     Rule("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
@@ -134,20 +134,9 @@ def _incident_frame(incidents: pd.DataFrame, urls: pd.DataFrame | None = None) -
         "killed_lo": killed[0], "killed_hi": killed[1], "injured_lo": injured[0], "injured_hi": injured[1],
     })
     frame["t0"], frame["t1"] = frame["t0"].where(frame["t0"].notna()), frame["t1"].where(frame["t1"].notna())  # NaN → NULL
-    frame["reported"] = False if urls is None else _among(frame["id"], urls["id"])
+    frame["reported"] = False if urls is None else among(frame["id"], urls["id"])
     return frame
 
-
-def _among(values: pd.Series, others: pd.Series) -> np.ndarray:
-    """Which ``values`` are among ``others``, by Arrow's ``is_in``: pandas' ``isin`` on Arrow strings builds its
-    value set one Python object at a time, which at 10⁶ report rows costs more than the whole duplicate search."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def arrow(series: pd.Series):
-        return pa.array(series.array, type=pa.large_string()) if len(series) else pa.array([], type=pa.large_string())
-
-    return pc.is_in(arrow(values), value_set=arrow(others.dropna())).to_numpy(zero_copy_only=False).astype(bool)
 
 
 def _report_keys(reports: pd.DataFrame | None, incidents: pd.DataFrame, what: str) -> pd.DataFrame:

@@ -49,21 +49,26 @@ def schema_field(package: Package, table: str, name: str) -> dict:
     return next((f for f in package[table].schema.get("fields", []) if f["name"] == name), {})
 
 
+def picked(definitions: dict[str, str], text: str, what: str) -> str:
+    """A vocabulary value given as itself or as its number in the list shown; else refused, saying what is allowed."""
+    values = list(definitions)
+    if text.isdigit() and 1 <= int(text) <= len(values):
+        return values[int(text) - 1]
+    if text in definitions:
+        return text
+    raise Refused(f"{text!r} is not {what} of {', '.join(values)} (or its number)")
+
+
 def choose(package: Package, table: str, name: str, default: str | None = None, optional: bool = False, several: bool = False) -> str:
     """A value of a field's vocabulary, its definitions shown first; a number picks the n-th value."""
     item = schema_field(package, table, name)
     definitions = item.get("civharm:definitions", {})
-    values = list(definitions)
     echo(f"\n{name}: {item.get('description', '')}")
     for number, (value, text) in enumerate(definitions.items(), start=1):
         echo(f"  {number:>2}  {value}: {text}")
 
     def one(text: str) -> str:
-        if text.isdigit() and 1 <= int(text) <= len(values):
-            return values[int(text) - 1]
-        if text in definitions:
-            return text
-        raise Refused(f"{text!r} is not one of {', '.join(values)} (or its number)")
+        return picked(definitions, text, "one")
 
     def check(text: str) -> str:
         parts = [p.strip() for p in text.split(";")] if several else [text]
@@ -347,16 +352,11 @@ def ask_decisions(package: Package, built: contribute.Plan) -> tuple[str | None,
     decisions = []
     for other in others:
         echo(f"\nWhat tells the new incident apart from {other}?")
-        values = list(vocabulary)
         for number, (value, text) in enumerate(vocabulary.items(), start=1):
             echo(f"  {number}  {value}: {text}")
 
         def reason(text: str) -> str:
-            if text.isdigit() and 1 <= int(text) <= len(values):
-                return values[int(text) - 1]
-            if text in vocabulary:
-                return text
-            raise Refused(f"{text!r} is not a reason: one of {', '.join(values)} (or its number)")
+            return picked(vocabulary, text, "a reason: one")
 
         chosen = ask(f"reason for {other}", check=reason)
         note = ask(f"note for {other} (what the pages of both say, in your words)",

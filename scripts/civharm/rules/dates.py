@@ -6,11 +6,9 @@ from __future__ import annotations
 import great_expectations as gx
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..findings import Severity
-from ..package import arrow_text, positions_in
+from ..package import among, positions_in
 from . import Check, expectation_rule, in_order, rows_where, rule
 
 BASIS_RULE_TEXT = """\
@@ -175,20 +173,14 @@ def _supported(incidents: pd.DataFrame, days: pd.DataFrame) -> dict[str, pd.Seri
         "relative_to_publication": stated_day & (days["published"] >= days["date_start"]) & (days["published"] <= reach),
         "day_of_report": (days["date_precision"] == "day") & ((days["as_of"] == days["date_start"]) | (stated_day & (days["published"] == days["date_start"]))),
         "year_from_page": days["published"].dt.year.sub(days["date_start"].dt.year).isin([0, 1])
-                          | (days["published"].isna() & ~_among(days["carrier"], days.loc[days["published"].notna(), "carrier"])),
+                          | (days["published"].isna() & ~among(days["carrier"], days.loc[days["published"].notna(), "carrier"])),
     }
-    reported = _among(incidents["incident_id"], days["carrier"])
+    reported = among(incidents["incident_id"], days["carrier"])
     out = {}
     for basis in CHECKED_BASES:
         carriers = days.loc[per_report[basis].fillna(False).to_numpy(dtype=bool), "carrier"]
-        out[basis] = pd.Series(_among(incidents["incident_id"], carriers) | ~reported, index=incidents.index)  # no current report: links/no-current-report says so
+        out[basis] = pd.Series(among(incidents["incident_id"], carriers) | ~reported, index=incidents.index)  # no current report: links/no-current-report says so
     return out
-
-
-def _among(ids: pd.Series, values: pd.Series) -> np.ndarray:
-    """Whether each ID is one of ``values``: one Arrow hash, not pandas' per-cell isin on Arrow strings."""
-    value_set = pa.array(values.dropna().unique(), type=pa.large_string())
-    return np.asarray(pc.is_in(arrow_text(ids), value_set=value_set).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _basis_problem(basis: str, row: pd.Series) -> str:
