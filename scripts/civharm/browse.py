@@ -77,7 +77,7 @@ LIST_COLUMNS = ["incident_id", "date", "place", "means_of_harm", "killed", "inju
 COLUMN_HELP = {
     "date": "When it happened: a day, a month (YYYY-MM), a year, or a range of days, as precisely as the sources date it.",
     "place": "Settlement, first-level subdivision and country (ISO code), as far as the sources name them.",
-    "killed": "Civilians killed, as the range the current statements give: \"25\", \"101+\" (at least 101, no upper bound), "
+    "killed": "Civilians killed, as the range the statements that count give (each figure from its latest statement per originator): \"25\", \"101+\" (at least 101, no upper bound), "
               "\"1–3\", \"unknown\". \"(all)\": the sources do not separate civilians, so the figure counts everyone killed.",
     "injured": "Civilians injured, as a range, like killed.",
     "sources": "How many publishers' statements (active reports) describe the incident.",

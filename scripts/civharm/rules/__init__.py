@@ -8,6 +8,7 @@ catalogue (``findings.CATALOGUE``) that the codebook and the catalogue test read
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Collection
@@ -96,25 +97,41 @@ def rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.Index:
     return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
 
 
-def _register(rule_id: str, severity: Severity, title: str, rationale: str, engine: str):
+def _when_present(tables: tuple[str, ...], function):
+    """``function``, run only when every table it reads is usable: a missing table or column is a structure finding
+    already, so a rule that needs the table has nothing to add (and need not check for it itself)."""
+    if not tables:
+        return function
+
+    @functools.wraps(function)
+    def check(ctx, *args):
+        if any(ctx.table(name) is None for name in tables):
+            return ()
+        return function(ctx, *args)
+
+    return check
+
+
+def _register(rule_id: str, severity: Severity, title: str, rationale: str, engine: str, needs: tuple[str, ...]):
     def register(function):
         module = function.__module__.rsplit(".", 1)[-1]
         assert rule_id.startswith(module + "/"), f"{rule_id} must start with {module}/"
         assert rule_id not in REGISTRY, f"{rule_id} declared twice"
-        REGISTRY.update(declare(Rule(rule_id, severity, title, rationale, function, engine)))
+        REGISTRY.update(declare(Rule(rule_id, severity, title, rationale, _when_present(needs, function), engine)))
         return function
 
     return register
 
 
-def rule(rule_id: str, severity: Severity, title: str, rationale: str):
-    """Register ``check(ctx, rule)`` that yields Findings (for what GX cannot express)."""
-    return _register(rule_id, severity, title, rationale, "pandas")
+def rule(rule_id: str, severity: Severity, title: str, rationale: str, needs: tuple[str, ...] = ()):
+    """Register ``check(ctx, rule)`` that yields Findings (for what GX cannot express); it runs only when the
+    tables it ``needs`` are usable."""
+    return _register(rule_id, severity, title, rationale, "pandas", needs)
 
 
-def expectation_rule(rule_id: str, severity: Severity, title: str, rationale: str):
+def expectation_rule(rule_id: str, severity: Severity, title: str, rationale: str, needs: tuple[str, ...] = ()):
     """Register ``check(ctx)`` that returns ``Check`` objects run in one GX suite per table."""
-    return _register(rule_id, severity, title, rationale, "gx")
+    return _register(rule_id, severity, title, rationale, "gx", needs)
 
 
 def load_all(families: Collection[str] = FAMILIES) -> dict[str, Rule]:

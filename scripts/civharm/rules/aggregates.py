@@ -43,21 +43,17 @@ def period_end_before_start(ctx):
 
 
 @rule("aggregates/period-without-start", Severity.ERROR, "A period total (figures_scope `period`) states period_start.",
-      "A total for a period whose first day is unknown cannot be told from a running total, nor compared with incidents.")
+      "A total for a period whose first day is unknown cannot be told from a running total, nor compared with incidents.", needs=(TABLE,))
 def period_without_start(ctx, rule):
     frame = ctx.table(TABLE)
-    if frame is None:
-        return
     for index in rows_where(frame, (frame["figures_scope"] == "period") & frame["period_start"].isna()):
         yield rule.at_row(ctx, TABLE, index, "period_start", "a period total needs its first day (use figures_scope cumulative for a running total)")
 
 
 @rule("aggregates/no-provenance", Severity.ERROR, "A total has a page URL, or a complete import record (import_file, import_sha256, import_key).",
-      "Every figure must lead back to where it was read: the page, or one version of one record of a data file.")
+      "Every figure must lead back to where it was read: the page, or one version of one record of a data file.", needs=(TABLE,))
 def no_provenance(ctx, rule):
     frame = ctx.table(TABLE)
-    if frame is None:
-        return
     imported = frame[list(IMPORT_FIELDS)].notna()
     partial = imported.any(axis=1) & ~imported.all(axis=1)
     for index in rows_where(frame, frame["url"].isna() & ~imported.all(axis=1)):
@@ -67,10 +63,10 @@ def no_provenance(ctx, rule):
 
 
 @rule("aggregates/part-above-whole", Severity.ERROR, "A total is not above the total it is part of (part_of): children among civilians.",
-      "A narrower population is counted within the wider one; a larger part means a figure is wrong or mis-scoped.")
+      "A narrower population is counted within the wider one; a larger part means a figure is wrong or mis-scoped.", needs=(TABLE,))
 def part_above_whole(ctx, rule):
     frame = ctx.table(TABLE)
-    if frame is None or frame.empty:
+    if frame.empty:
         return
     linked = frame[frame["part_of"].notna().to_numpy(dtype=bool)]
     wholes = frame.drop_duplicates("aggregate_id").dropna(subset=["aggregate_id"]).set_index("aggregate_id")
@@ -88,10 +84,10 @@ def part_above_whole(ctx, rule):
 
 @rule("aggregates/cumulative-fell", Severity.ERROR,
       "A running total is not lower than the same claimant's earlier one for the same area and population, unless revision_note says why.",
-      "A running total only grows; a fall is a typing error, or a revision that must be stated so that readers do not take it for one.")
+      "A running total only grows; a fall is a typing error, or a revision that must be stated so that readers do not take it for one.", needs=(TABLE,))
 def cumulative_fell(ctx, rule):
     frame = ctx.table(TABLE)
-    if frame is None or frame.empty:
+    if frame.empty:
         return
     running = _current(frame)
     running = running[(running["figures_scope"] == "cumulative").fillna(False).to_numpy(dtype=bool) & running["period_end"].notna().to_numpy(dtype=bool)]
@@ -113,10 +109,10 @@ def cumulative_fell(ctx, rule):
 
 @rule("aggregates/period-above-cumulative", Severity.ERROR,
       "A period total is not above the same claimant's running total for the same area and population as of the period's end or later.",
-      "A running total that covers the whole period includes everything counted in it; a larger period figure means one of them is wrong.")
+      "A running total that covers the whole period includes everything counted in it; a larger period figure means one of them is wrong.", needs=(TABLE,))
 def period_above_cumulative(ctx, rule):
     frame = ctx.table(TABLE)
-    if frame is None or frame.empty:
+    if frame.empty:
         return
     current = _current(frame)
     scope = current["figures_scope"]

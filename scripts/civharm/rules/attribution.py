@@ -16,11 +16,9 @@ def _show(value) -> str:
 
 @rule("attribution/rule-mismatch", Severity.ERROR,
       "An active incident's perpetrator_alleged and alleged_parties equal what the attribution rule derives from its statements.",
-      "When sources disagree about who is responsible, the incident must say so; one party picked by hand hides the dispute.")
+      "When sources disagree about who is responsible, the incident must say so; one party picked by hand hides the dispute.", needs=("incidents", "reports"))
 def rule_mismatch(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
-    if incidents is None or reports is None:
-        return
     computed = compute_incident_attribution(incidents, reports, ctx.active_reports())
     checked = incidents.loc[ctx.active_incidents(), ["incident_id", *FIELDS]]
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): no reports, so nothing named
@@ -35,11 +33,9 @@ def rule_mismatch(ctx, rule):
 
 @rule("attribution/basis-mismatch", Severity.ERROR,
       "An active incident's attribution_basis is not_attributed, alone, exactly when perpetrator_alleged is unknown.",
-      "A basis must describe the attribution it qualifies: no basis for a party nobody named, and a named party always has one.")
+      "A basis must describe the attribution it qualifies: no basis for a party nobody named, and a named party always has one.", needs=("incidents",))
 def basis_mismatch(ctx, rule):
     incidents = ctx.table("incidents")
-    if incidents is None:
-        return
     active = incidents[ctx.active_incidents()]
     basis, perpetrator = active["attribution_basis"], active["perpetrator_alleged"]
     known = basis.notna() & perpetrator.notna()

@@ -8,11 +8,9 @@ from . import rule
 
 @rule("confidence/high-needs-two-originators", Severity.ERROR,
       "Confidence high needs active reports (superseded ones too) from at least two independent originators (following republished_from and claimant).",
-      "Five copies of one statement are one source; the top grade promises independent corroboration, which a superseded statement still gives.")
+      "Five copies of one statement are one source; the top grade promises independent corroboration, which a superseded statement still gives.", needs=("incidents", "reports"))
 def high_needs_two_originators(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
-    if incidents is None or reports is None:
-        return
     high = incidents[ctx.active_incidents() & (incidents["confidence"] == "high").fillna(False).to_numpy(dtype=bool)]
     active = ctx.active_reports()
     active = active[active["carrier_id"].isin(high["incident_id"]).to_numpy(dtype=bool)]  # the only reports that count here

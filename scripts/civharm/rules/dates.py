@@ -82,10 +82,10 @@ def _period_end(start: pd.Series, precision: pd.Series) -> pd.Series:
 
 
 @rule("dates/precision-mismatch", Severity.ERROR, "date_start and date_end span exactly the stated precision (a day, a calendar month, a calendar year); a range spans more than one day.",
-      "A month-precision date stored as one day would be counted as a precise date; coarse dates are intervals.")
+      "A month-precision date stored as one day would be counted as a precise date; coarse dates are intervals.", needs=("incidents",))
 def precision_mismatch(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None or frame.empty:
+    if frame.empty:
         return
     start, end, precision = frame["date_start"], frame["date_end"], frame["date_precision"]
     ranged = (precision == "range").fillna(False)
@@ -104,10 +104,10 @@ def precision_mismatch(ctx, rule):
 
 
 @rule("dates/published-before-incident", Severity.ERROR, "A report is not published before its incident starts.",
-      "A page cannot report an event that had not happened yet; the report is attached to the wrong incident or a date is wrong.")
+      "A page cannot report an event that had not happened yet; the report is attached to the wrong incident or a date is wrong.", needs=("reports", "incidents"))
 def published_before_incident(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
-    if reports is None or incidents is None or reports.empty or incidents.empty:
+    if reports.empty or incidents.empty:
         return
     starts = incidents[["incident_id", "date_start"]].drop_duplicates("incident_id")
     position = positions_in(reports["incident_id"], starts["incident_id"])
@@ -126,11 +126,9 @@ def accessed_before_published(ctx):
 
 
 @rule("dates/as-of-format", Severity.ERROR, "as_of is a real date (and time) not after today.",
-      "The as-of moment orders statements (superseded_by) and identifies a repeated statement.")
+      "The as-of moment orders statements (superseded_by) and identifies a repeated statement.", needs=("reports",))
 def as_of_format(ctx, rule):
     frame = ctx.table("reports")
-    if frame is None:
-        return
     from ..figures import as_of_span
 
     raw = frame["as_of"]
@@ -198,10 +196,10 @@ def _basis_problem(basis: str, row: pd.Series) -> str:
 
 
 @rule("dates/basis-unsupported", Severity.ERROR, "An active incident's date_basis is one its current reports can support (see the date rule).",
-      "A date derived from a page must be derivable from that page; a publication or report day is not the incident's day unless the page says so.")
+      "A date derived from a page must be derivable from that page; a publication or report day is not the incident's day unless the page says so.", needs=("incidents", "reports"))
 def basis_unsupported(ctx, rule):
-    incidents, reports = ctx.table("incidents"), ctx.table("reports")
-    if incidents is None or reports is None or incidents.empty:
+    incidents = ctx.table("incidents")
+    if incidents.empty:
         return
     supported = _supported(incidents, _report_days(ctx))
     active = pd.Series(ctx.active_incidents(), index=incidents.index) & incidents["date_start"].notna() & incidents["date_end"].notna()

@@ -14,11 +14,9 @@ def _show(value) -> str:
 
 
 @rule("figures/rule-mismatch", Severity.ERROR, "An active incident's figures equal what the figure rule computes from its statements, unless figures_override_reason is set.",
-      "Incident figures must be reproducible from the statements that support them; a hand-edited total cannot be traced.")
+      "Incident figures must be reproducible from the statements that support them; a hand-edited total cannot be traced.", needs=("incidents", "reports"))
 def rule_mismatch(ctx, rule):
     incidents, reports = ctx.table("incidents"), ctx.table("reports")
-    if incidents is None or reports is None:
-        return
     computed = compute_incident_figures(incidents, reports, ctx.active_reports())
     mask = ctx.active_incidents() & incidents["figures_override_reason"].isna().to_numpy(dtype=bool)
     checked = incidents.loc[mask, ["incident_id", *computed.columns]]  # these columns only, not a copy of every cell

@@ -38,11 +38,9 @@ PLAIN_URL = r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+([/?#][\x21-\x7e]*)?$"
 
 
 @rule("links/bad-url", Severity.ERROR, "URLs are http(s), with a host, no credentials and no white space.",
-      "A report must point to a public page anyone can open; credentials in a URL leak secrets.")
+      "A report must point to a public page anyone can open; credentials in a URL leak secrets.", needs=("reports",))
 def bad_url(ctx, rule):
     frame = ctx.table("reports")
-    if frame is None:
-        return
     urls = frame["url"]
     # RE2 (pyarrow), whose $ is the end of the text: a trailing line break is not plain
     plain = pc.fill_null(pc.match_substring_regex(pa.array(urls.astype(object), pa.large_string(), from_pandas=True), PLAIN_URL), False)
@@ -54,11 +52,9 @@ def bad_url(ctx, rule):
 
 
 @rule("links/merge-target", Severity.ERROR, "A merged incident names an active incident in merged_into (no chains, no cycles); others leave it empty.",
-      "A merge into a merged or retracted incident, or a cycle, loses the incident's reports from every count.")
+      "A merge into a merged or retracted incident, or a cycle, loses the incident's reports from every count.", needs=("incidents",))
 def merge_target(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
-        return
     status = frame[["incident_id", "status"]].drop_duplicates("incident_id").set_index("incident_id")["status"]
     merged = frame["status"] == "merged"
     target = frame["merged_into"]
@@ -75,21 +71,17 @@ def merge_target(ctx, rule):
 
 
 @rule("links/status-reason", Severity.ERROR, "A merged or retracted incident says why in status_reason.",
-      "Readers must be able to see why a record stopped counting.")
+      "Readers must be able to see why a record stopped counting.", needs=("incidents",))
 def status_reason(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
-        return
     for index in rows_where(frame, frame["status"].isin(["merged", "retracted"]) & frame["status_reason"].isna()):
         yield rule.at_row(ctx, "incidents", index, "status_reason", f"a {frame.at[index, 'status']} incident needs a reason")
 
 
 @rule("links/no-current-report", Severity.ERROR, "An active incident has at least one current report.",
-      "Every incident must be traceable to a statement in force; an incident without one is unsourced.")
+      "Every incident must be traceable to a statement in force; an incident without one is unsourced.", needs=("incidents", "reports"))
 def no_current_report(ctx, rule):
-    incidents, reports = ctx.table("incidents"), ctx.table("reports")
-    if incidents is None or reports is None:
-        return
+    incidents = ctx.table("incidents")
     carried = pa.array(ctx.current_reports()["carrier_id"].dropna().unique(), type=pa.large_string())
     has_report = pd.Series(pc.is_in(arrow_text(incidents["incident_id"]), value_set=carried).to_numpy(zero_copy_only=False), index=incidents.index)
     for index in rows_where(incidents, pd.Series(ctx.active_incidents(), index=incidents.index) & ~has_report):
@@ -98,11 +90,9 @@ def no_current_report(ctx, rule):
 
 @rule("links/superseded-by", Severity.ERROR,
       "superseded_by names a statement of the same incident and the same originator that is not earlier, and supersession has no cycles.",
-      "Superseding a statement with one about another incident, by another originator, or an older one, silently drops a figure.")
+      "Superseding a statement with one about another incident, by another originator, or an older one, silently drops a figure.", needs=("reports", "incidents"))
 def superseded_by(ctx, rule):
     reports, incidents = ctx.table("reports"), ctx.table("incidents")
-    if reports is None or incidents is None:
-        return
     from ..figures import as_of_span, carrier_of, originators
 
     carrier = carrier_of(incidents)
@@ -149,10 +139,10 @@ def _originator(by_id: pd.DataFrame, report_id: str) -> str:
 
 @rule("links/not-superseded", Severity.ERROR,
       "A statement with a later statement of the same originator on the same incident names a successor in superseded_by.",
-      "A rising toll by one claimant is one figure that changed, not two sources that disagree; left unlinked, the old figure widens the range.")
+      "A rising toll by one claimant is one figure that changed, not two sources that disagree; left unlinked, the old figure widens the range.", needs=("reports", "incidents"))
 def not_superseded(ctx, rule):
     reports, active = ctx.table("reports"), ctx.active_reports()
-    if reports is None or active is None or active.empty:
+    if active.empty:
         return
     from ..figures import as_of_span, originators
 

@@ -39,11 +39,9 @@ def unknown_country(ctx, rule):
 
 
 @rule("places/subdivision-not-in-country", Severity.ERROR, "subdivision_code is an ISO 3166-2 code of the incident's country, and subdivision_name is its ISO name.",
-      "A subdivision of another country (UA-63 in RU) is a swapped or mistyped code that would misplace the incident.")
+      "A subdivision of another country (UA-63 in RU) is a swapped or mistyped code that would misplace the incident.", needs=("incidents",))
 def subdivision_not_in_country(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
-        return
     rows = rows_where(frame, frame["subdivision_code"].notna())
     if not len(rows):
         return
@@ -71,11 +69,9 @@ def _subdivision_verdict(code: str, country: str | None, name: str | None) -> tu
 
 @rule("places/coordinates-without-gazetteer", Severity.ERROR,
       "Coordinates are set exactly when a GeoNames ID is, and only at locality precision.",
-      "Coordinates come only from a named gazetteer; a point without its GeoNames ID cannot be checked or traced.")
+      "Coordinates come only from a named gazetteer; a point without its GeoNames ID cannot be checked or traced.", needs=("incidents",))
 def coordinates_without_gazetteer(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
-        return
     has_id = frame["geonames_id"].notna()
     has_point = frame["latitude"].notna() & frame["longitude"].notna()
     partial = frame["latitude"].notna() != frame["longitude"].notna()
@@ -93,10 +89,10 @@ def coordinates_without_gazetteer(ctx, rule):
 
 
 @rule("places/geonames-mismatch", Severity.ERROR, "The coordinates and country are those of the recorded GeoNames place.",
-      "Hand-typed or rounded coordinates drift from the gazetteer; the recorded ID makes every point checkable.")
+      "Hand-typed or rounded coordinates drift from the gazetteer; the recorded ID makes every point checkable.", needs=("incidents",))
 def geonames_mismatch(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None or not frame["geonames_id"].notna().any():
+    if not frame["geonames_id"].notna().any():
         return
     places = gazetteer.places()
     rows = rows_where(frame, frame["geonames_id"].notna())
@@ -121,11 +117,9 @@ def geonames_mismatch(ctx, rule):
 
 
 @rule("places/outside-country", Severity.ERROR, "Coordinates fall inside the country's bounding box.",
-      "A point outside its country is usually a swapped latitude and longitude.")
+      "A point outside its country is usually a swapped latitude and longitude.", needs=("incidents",))
 def outside_country(ctx, rule):
     frame = ctx.table("incidents")
-    if frame is None:
-        return
     located = frame["latitude"].notna() & frame["longitude"].notna()
     if not located.any():
         return
