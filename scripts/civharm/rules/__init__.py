@@ -97,6 +97,18 @@ def rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.Index:
     return frame.index[mask.fillna(False).to_numpy(dtype=bool)]
 
 
+def unlike_derived(ctx, rule, checked: pd.DataFrame, column: str, derived: pd.Series, show: Callable, by: str):
+    """A finding on each checked incident whose stored ``column`` is not what the rule named ``by`` derives from the
+    statements (empty matches only empty): the figure and attribution rules word their mismatches alike."""
+    stored = checked[column]
+    fill = 0 if pd.api.types.is_numeric_dtype(stored) else ""
+    differs = stored.isna().to_numpy(dtype=bool) != derived.isna().to_numpy(dtype=bool)
+    differs |= stored.fillna(fill).to_numpy() != derived.fillna(fill).to_numpy()
+    for index, was, should in zip(checked.index[differs], stored[differs], derived[differs]):
+        yield rule.at_row(ctx, "incidents", index, column,
+                          f"stored {show(was)}, but the {by} gives {show(should)} from the statements (civharm recompute rewrites it)")
+
+
 def _when_present(tables: tuple[str, ...], function):
     """``function``, run only when every table it reads is usable: a missing table or column is a structure finding
     already, so a rule that needs the table has nothing to add (and need not check for it itself)."""

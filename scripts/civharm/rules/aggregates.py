@@ -24,6 +24,12 @@ def _current(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[counted(frame)]
 
 
+def _in_force(frame: pd.DataFrame, scope: str, dated: str) -> pd.DataFrame:
+    """The totals in force of one figures_scope (period or cumulative) whose ``dated`` column is set."""
+    current = _current(frame)
+    return current[(current["figures_scope"] == scope).fillna(False).to_numpy(dtype=bool) & current[dated].notna().to_numpy(dtype=bool)]
+
+
 def _ranges(frame: pd.DataFrame, figure: str) -> tuple[pd.Series, pd.Series]:
     """(min, max) of a figure by its qualifier (``figures.bounds``)."""
     return bounds(frame[figure], frame[f"{figure}_qualifier"])
@@ -89,8 +95,7 @@ def cumulative_fell(ctx, rule):
     frame = ctx.table(TABLE)
     if frame.empty:
         return
-    running = _current(frame)
-    running = running[(running["figures_scope"] == "cumulative").fillna(False).to_numpy(dtype=bool) & running["period_end"].notna().to_numpy(dtype=bool)]
+    running = _in_force(frame, "cumulative", "period_end")
     keys = _series_key(running, ("period_start",))
     for figure in FIGURES:
         given = running[running[figure].notna().to_numpy(dtype=bool)]
@@ -114,10 +119,7 @@ def period_above_cumulative(ctx, rule):
     frame = ctx.table(TABLE)
     if frame.empty:
         return
-    current = _current(frame)
-    scope = current["figures_scope"]
-    periods = current[(scope == "period").fillna(False).to_numpy(dtype=bool) & current["period_start"].notna().to_numpy(dtype=bool)]
-    running = current[(scope == "cumulative").fillna(False).to_numpy(dtype=bool) & current["period_end"].notna().to_numpy(dtype=bool)]
+    periods, running = _in_force(frame, "period", "period_start"), _in_force(frame, "cumulative", "period_end")
     if periods.empty or running.empty:
         return
     pairs = pd.DataFrame({"key": _series_key(periods), "p": periods.index}).merge(

@@ -7,7 +7,7 @@ import pandas as pd
 from ..attribution import FIELDS, NOT_ATTRIBUTED, UNKNOWN, compute_incident_attribution
 from ..findings import Severity
 from ..package import positions_in
-from . import rows_where, rule
+from . import rows_where, rule, unlike_derived
 
 
 def _show(value) -> str:
@@ -23,12 +23,8 @@ def rule_mismatch(ctx, rule):
     checked = incidents.loc[ctx.active_incidents(), ["incident_id", *FIELDS]]
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): no reports, so nothing named
     for column, nobody in zip(FIELDS, (UNKNOWN, None)):
-        wanted = np.append(computed[column].to_numpy(dtype=object), nobody)[position]
-        stored = checked[column].to_numpy(dtype=object, na_value=None)
-        differs = pd.Series(stored).fillna("").to_numpy() != pd.Series(wanted).fillna("").to_numpy()
-        for index, was, should in zip(checked.index[differs], stored[differs], wanted[differs]):
-            yield rule.at_row(ctx, "incidents", index, column,
-                              f"stored {_show(was)}, but the attribution rule gives {_show(should)} from the statements")
+        derived = pd.Series(np.append(computed[column].to_numpy(dtype=object), nobody)[position], index=checked.index)
+        yield from unlike_derived(ctx, rule, checked, column, derived, _show, "attribution rule")
 
 
 @rule("attribution/basis-mismatch", Severity.ERROR,

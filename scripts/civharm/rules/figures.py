@@ -6,7 +6,7 @@ import pandas as pd
 from ..figures import FIGURES, compute_incident_figures
 from ..findings import Severity, json_pointer
 from ..package import DESCRIPTOR, positions_in
-from . import rule
+from . import rule, unlike_derived
 
 
 def _show(value) -> str:
@@ -22,13 +22,8 @@ def rule_mismatch(ctx, rule):
     checked = incidents.loc[mask, ["incident_id", *computed.columns]]  # these columns only, not a copy of every cell
     position = positions_in(checked["incident_id"], computed.index)  # -1 (an empty ID): nothing computed
     for column in computed.columns:
-        stored = checked[column]
-        wanted = pd.Series(computed[column].array.take(position, allow_fill=True), index=checked.index)
-        differs = stored.isna() != wanted.isna()
-        differs |= stored.notna() & wanted.notna() & (stored.fillna(0) != wanted.fillna(0))
-        for index in checked.index[differs.to_numpy(dtype=bool)]:
-            yield rule.at_row(ctx, "incidents", index, column,
-                              f"stored {_show(stored[index])}, but the figure rule gives {_show(wanted[index])} from the statements (civharm recompute rewrites it)")
+        derived = pd.Series(computed[column].array.take(position, allow_fill=True), index=checked.index)
+        yield from unlike_derived(ctx, rule, checked, column, derived, _show, "figure rule")
 
 
 DERIVED = "figures_derived"
