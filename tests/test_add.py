@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -279,3 +280,41 @@ def test_a_long_cell_gets_one_verdict_in_a_fresh_process_and_after_frictionless_
 
     assert located(fresh.stdout) == located(warm.stdout)
     assert ("data/reports.csv", 3, "notes", "files/cell-too-large") in located(warm.stdout)
+
+
+
+def _add_resource(root, path: str) -> None:
+    descriptor = json.loads((root / "datapackage.json").read_text(encoding="utf-8"))
+    descriptor["resources"].append({"name": "payload", "path": path, "schema": "schema/sources.json", "profile": "tabular-data-resource"})
+    (root / "datapackage.json").write_text(json.dumps(descriptor), encoding="utf-8")
+
+
+def _header(root) -> str:
+    return (root / "data" / "sources.csv").read_text(encoding="utf-8").splitlines()[0] + "\n"
+
+
+@pytest.mark.parametrize("through_symlink", [True, False])
+def test_a_resource_path_that_climbs_out_is_refused_and_add_writes_nothing_outside(tmp_path, monkeypatch, through_symlink):
+    """The Data Package spec forbids `..`: such a path is refused even when, read through a symlinked folder, it
+    would stay inside, and add's check copy (in a temporary folder) never writes where it points."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "t" / "u"))
+    (tmp_path / "t" / "u").mkdir(parents=True)
+    root = build_package(tmp_path / "a" / "real", REPO / "data")
+    if through_symlink:  # inside the package the path climbs back out of a deep symlinked folder; in a plain copy, to /
+        deep = root.joinpath("d", *map(str, range(29)))
+        deep.mkdir(parents=True)
+        (root / "lnk").symlink_to(deep.relative_to(root))
+        target = tmp_path / "outside" / "payload.csv"
+        path = "lnk/" + "../" * 30 + str(target).lstrip("/")
+        source = root / str(target).lstrip("/")
+    else:  # read from the package's grandparent; the copy's grandparent is another folder
+        path = "../../victim/payload.csv"
+        source, target = tmp_path / "victim" / "payload.csv", tmp_path / "t" / "u" / "victim" / "payload.csv"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text(_header(root), encoding="utf-8")
+    _add_resource(root, path)
+    findings = run(root, Options(today=dt.date.fromisoformat(DATA_TODAY))).findings
+    assert [(f.file, f.field, f.message) for f in findings if f.rule_id == "package/unsafe-path"] == [
+        ("datapackage.json", "path", f"path {path!r} must be a relative path inside the package")]
+    add(write(tmp_path, {"incident": TYOTKINO_ID, "report": REPORT}), "--package", str(root))
+    assert not target.exists()

@@ -673,12 +673,12 @@ def test_a_data_path_that_climbs_out_and_back_in_is_not_written_into_the_zip(val
     (valid_package / "datapackage.json").write_text(json.dumps(descriptor, indent=2), encoding="utf-8")
     with pytest.raises(CivharmError) as caught:  # build() itself, since `civharm build` stops at validation first
         build(valid_package, tmp_path / "dist")
-    assert str(caught.value) == (
-        "datapackage.json#/resources/2/path: 'data/../../pkg/data/damage.csv' would unpack outside the folder "
-        "the release zip is unpacked in; write it without '..' or '.' parts")
+    assert str(caught.value) == (  # the Data Package spec forbids `..`: reading the package refuses it before build's own check
+        "cannot build: 1 problem(s) while reading the package, first datapackage.json#/resources/2/path: path: "
+        "path 'data/../../pkg/data/damage.csv' must be a relative path inside the package; run `civharm validate`")
     assert list(tmp_path.iterdir()) == [valid_package]
     result = CliRunner().invoke(main, ["build", str(valid_package), "--out", str(tmp_path / "dist")])
-    assert result.exit_code == 1 and "does not validate" in result.stderr, result.output
+    assert result.exit_code == 2 and "must be a relative path inside the package" in result.stderr, result.output
     assert list(tmp_path.iterdir()) == [valid_package]
 
 

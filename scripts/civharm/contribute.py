@@ -19,7 +19,7 @@ from .corrections import apply_figure_rule, cell_of, correct, fresh_row, record_
 from .diff import KEY_JOIN
 from .findings import CivharmError, Finding
 from .ids import new_id
-from .package import Package
+from .package import BadPath, Package, safe_path, safe_relative
 from .submission import Decision, Submission
 from .validate import Options, run
 
@@ -272,9 +272,18 @@ def decide_pair(package: Package, first: str, second: str, reason: str, note: st
 
 
 def _package_files(package: Package) -> list[str]:
+    """The descriptor and each data and schema file it names inside the package, as relative paths. A path the
+    package refuses (absolute, a URL, `..`, out through a symlink) is not copied: read in the copy, it is refused
+    the same way, and nothing is ever written outside the copy."""
     paths = ["datapackage.json"]
     for resource in package.resources.values():
-        paths += [p for p in (resource.path, resource.schema_path) if p]
+        for path in (resource.path, resource.schema_path):
+            try:
+                inside = safe_path(package.root, path) is not None
+            except BadPath:
+                inside = False
+            if inside:
+                paths.append(safe_relative(path))
     return paths
 
 

@@ -377,13 +377,13 @@ def safe_relative(relative: object) -> str | None:
 
 
 def safe_path(root: Path, relative: object) -> Path | None:
-    """Resolve a descriptor path, refusing absolute paths, URLs and escapes from the package (None).
+    """Resolve a descriptor path, refusing absolute paths, URLs, ``..`` parts and escapes from the package (None).
 
     Raises ``BadPath`` for a control character (a NUL cannot be passed to the system at all)
     and for a path that cannot be resolved (a symbolic link loop).
     """
-    if _outside_form(relative):
-        return None
+    if safe_relative(relative) is None:
+        return None  # the Data Package spec forbids absolute paths and `..`; a `..` after a symlinked folder would climb out
     if _CONTROL.search(relative):
         raise BadPath("package/unsafe-path", f"path {quote(relative)} holds a control character, which no file name here may")
     try:
