@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from filelock import FileLock
 
-from civharm import atomic
+from civharm import atomic, load
 from civharm.cli import main
 from civharm.findings import CivharmError
 from conftest import TODAY, build_package, child_environment, set_cell
@@ -91,7 +91,7 @@ def test_a_writer_waits_a_bounded_time_for_another_then_names_the_lock(command, 
 def test_a_bad_lock_wait_is_a_usage_error(tmp_path, monkeypatch):
     root = build_package(tmp_path / "pkg")
     monkeypatch.setenv("CIVHARM_LOCK_WAIT", "soon")
-    result = CliRunner().invoke(main, ["docs", str(root), "--check"])
+    result = CliRunner().invoke(main, ["docs", str(root)])  # a writer: it waits for the lock
     assert result.exit_code == 2 and "CIVHARM_LOCK_WAIT" in result.output and "'soon' is not a number of seconds" in result.output
 
 
@@ -167,8 +167,12 @@ def test_a_kill_at_any_step_is_recovered_by_the_next_command(three_files, stop, 
     killed = crashing(copy, stop, _moved(plan, root, copy, tmp_path))
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     left = tree(copy)
-    result = CliRunner().invoke(main, ["docs", str(copy), "--check"])  # any command that opens the package
-    assert "Traceback" not in result.output and "Error" not in result.output, result.output
+    read = CliRunner().invoke(main, ["docs", str(copy), "--check"])  # a command that only reads changes no file
+    if (copy / atomic.JOURNAL).exists():
+        assert read.exit_code == 2 and "civharm recover" in read.output and "Traceback" not in read.output, read.output
+    assert tree(copy) == left
+    result = CliRunner().invoke(main, ["recover", str(copy)])
+    assert result.exit_code == 0 and "Traceback" not in result.output and "Error" not in result.output, result.output
     state = tree(copy)
     assert state in (before, after), sorted(set(state.items()) ^ set(before.items()))
     if left in (before, after):
@@ -177,7 +181,7 @@ def test_a_kill_at_any_step_is_recovered_by_the_next_command(three_files, stop, 
         assert "civharm command stopped" in result.stderr or "civharm command was stopped" in result.stderr
 
 
-def test_add_killed_at_its_second_rename_is_undone_by_validate(tmp_path):
+def test_add_killed_at_its_second_rename_stops_readers_until_recover_undoes_it(tmp_path):
     root = build_package(tmp_path / "pkg")
     before = tree(root)
     add = "from civharm import cli; cli.main(['add', sys.argv[4], '--package', root], standalone_mode=False)"
@@ -186,13 +190,26 @@ def test_add_killed_at_its_second_rename_is_undone_by_validate(tmp_path):
     killed = crashing(root, second_rename, tmp_path / "unused", run=add, args=(submission(tmp_path),))
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert (root / atomic.JOURNAL).exists() and tree(root) != before
-    result = subprocess.run([sys.executable, "-c", "from civharm.cli import console_script; console_script()",
-                             "validate", str(root)], capture_output=True, env=environment(), timeout=300)
-    assert result.returncode == 0, result.stdout.decode()[-2000:]
-    assert result.stderr.decode().splitlines()[0] == (
+    left = tree(root)
+
+    def civharm(*args):
+        return subprocess.run([sys.executable, "-c", "from civharm.cli import console_script; console_script()", *args],
+                              capture_output=True, env=environment(), timeout=300)
+
+    refused = civharm("validate", str(root))
+    assert refused.returncode == 2 and tree(root) == left
+    assert refused.stderr.decode().splitlines()[-1] == (
+        f"Error: {root / atomic.JOURNAL}: a civharm write into this package was interrupted, so its files may be half written; "
+        "run `civharm recover` to undo it, then this command again (a command that only reads changes no file)")
+    with pytest.raises(CivharmError, match="was interrupted"):
+        load(root)  # the Python API hands out no half-written table either
+    recovered = civharm("recover", str(root))
+    assert recovered.returncode == 0, recovered.stderr.decode()[-2000:]
+    assert recovered.stderr.decode().splitlines()[0] == (
         "a civharm command was stopped while writing data/incidents.csv, data/reports.csv, data/changes.csv; "
         "undone: those files are as they were before it")
     assert tree(root) == before
+    assert civharm("validate", str(root)).returncode == 0
 
 
 # --- failures inside the process --------------------------------------------------------------
@@ -257,7 +274,7 @@ def test_a_done_journal_is_finished_and_a_hostile_one_refused(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("keep me")
     (root / atomic.JOURNAL).write_text(json.dumps({"state": "pending", "files": [{"path": "../outside.txt", "existed": False}]}))
-    result = CliRunner().invoke(main, ["validate", str(root)])
+    result = CliRunner().invoke(main, ["recover", str(root)])
     assert result.exit_code == 2
     assert result.output.startswith(f"Error: {root / atomic.JOURNAL}: cannot read the journal of an interrupted write "
                                     "('../outside.txt' is not a path inside the package)")
@@ -282,3 +299,35 @@ def test_the_lock_file_does_not_make_the_package_look_changed_to_git(tmp_path):
         assert (root / atomic.LOCK_FILE).exists()
         assert not build_version(root).endswith(".dirty")
         assert "uncommitted" not in source_date_epoch(root, {})[1]
+
+
+@pytest.mark.parametrize(("path", "why"), [(".git/HEAD", "'.git/HEAD' is not a file civharm writes"),
+                                           ("data", "'data' is a folder, not a file"),
+                                           (".civharm.lock", "'.civharm.lock' is not a file civharm writes")])
+def test_a_journal_naming_git_a_folder_or_the_lock_is_refused_and_nothing_is_touched(tmp_path, path, why):
+    root = build_package(tmp_path / "pkg")
+    (root / ".git").mkdir()
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    before = tree(root)
+    (root / atomic.JOURNAL).write_text(json.dumps({"civharm-journal": 1, "state": "pending", "files": [{"path": path, "existed": False}]}))
+    result = CliRunner().invoke(main, ["recover", str(root)])
+    assert result.exit_code == 2 and "internal error" not in result.output
+    assert result.output.splitlines()[-1] == (f"Error: {root / atomic.JOURNAL}: cannot read the journal of an interrupted write ({why}); "
+                                              "compare the files it names with git, then remove it")
+    assert {k: v for k, v in tree(root).items() if k != atomic.JOURNAL} == before
+
+
+def test_a_journal_committed_to_a_pull_request_cannot_swap_the_data_before_the_history_gate_reads_it(tmp_path):
+    """A checkout that brings a journal and an old version beside a changed file: validate must read the committed
+    file or refuse, never put the journal's file back first (which would hide a deletion from the gate)."""
+    root = build_package(tmp_path / "pkg")
+    original = (root / "data" / "incidents.csv").read_bytes()
+    lines = original.decode("utf-8").splitlines(keepends=True)
+    (root / "data" / "incidents.csv").write_text("".join(lines[:-1]), encoding="utf-8")  # a row deleted
+    (root / "data" / ".incidents.csv.civharm-old").write_bytes(original)
+    (root / atomic.JOURNAL).write_text(json.dumps({"civharm-journal": 1, "state": "pending",
+                                                   "files": [{"path": "data/incidents.csv", "existed": True}]}))
+    committed = tree(root)
+    result = CliRunner().invoke(main, ["validate", str(root)])
+    assert result.exit_code == 2 and "was interrupted" in result.output and "civharm recover" in result.output
+    assert tree(root) == committed

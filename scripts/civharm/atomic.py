@@ -14,11 +14,18 @@ a bounded wait stops and names it.
 3. each new file is renamed over its target;
 4. the journal is marked done; the old versions are removed, then the journal.
 
-A crash anywhere before step 4 leaves a journal not marked done: the next command that opens
-the package (``recover``) puts every old version back, so the write is undone. A crash during
-step 4 leaves a done journal: the next command removes what is left. Either way the files are
-byte-identical to before or after the write, and no temporary file remains. A write that fails
-inside the process (disk full, an injected fault) is undone at once the same way.
+A crash anywhere before step 4 leaves a journal not marked done: the next command that writes
+into the package, or ``civharm recover`` (``recover``), puts every old version back, so the
+write is undone. A crash during step 4 leaves a done journal: the next writer removes what is
+left. Either way the files are byte-identical to before or after the write, and no temporary
+file remains. A write that fails inside the process (disk full, an injected fault) is undone at
+once the same way.
+
+**Readers never recover.** A command that only reads (``validate``, ``diff``, ``load()``) refuses
+to run while a journal is there (``refuse_if_interrupted``) instead of acting on it: the files may
+be half written, and a journal can come from a hostile checkout (committed to a pull request to
+swap files back before the history gate reads them, or to delete files), so reading never
+changes a file. A journal names only files of the package, never anything under ``.git``.
 """
 from __future__ import annotations
 
@@ -149,10 +156,14 @@ def _read_journal(root: Path) -> tuple[str, list[dict]]:
         parts = PurePosixPath(path).parts
         if not parts or PurePosixPath(path).is_absolute() or ".." in parts or "\\" in path or "\0" in path:
             raise broken(f"{path!r} is not a path inside the package")
+        if ".git" in parts or parts[-1] in (JOURNAL, JOURNAL_NEW, LOCK_FILE):
+            raise broken(f"{path!r} is not a file civharm writes")
         try:
             (root / path).resolve().relative_to(root.resolve())  # nor through a symlinked folder
         except ValueError:
             raise broken(f"{path!r} leads out of the package")
+        if (root / path).is_dir():
+            raise broken(f"{path!r} is a folder, not a file")
         entries.append({"path": path, "existed": entry["existed"]})
     return data["state"], entries
 
@@ -218,7 +229,7 @@ def write_files(root: Path, contents: Mapping[Path, bytes | str], fault: FaultHo
         return
     relative = {target: _relative(root, target) for target in encoded}
     if (root / JOURNAL).exists():
-        raise CivharmError(f"{root / JOURNAL}: an interrupted write is pending; run `civharm validate` on the package to undo it first")
+        raise CivharmError(f"{root / JOURNAL}: an interrupted write is pending; run `civharm recover` on the package to undo it first")
     entries = [{"path": relative[t], "existed": t.exists()} for t in encoded]
     current = JOURNAL
     try:
@@ -288,10 +299,9 @@ def package_lock(root: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[list[s
         lock.release()
 
 
-def recover_before_reading(root: Path, wait: float = LOCK_WAIT_SECONDS) -> list[str]:
-    """For a command that only reads: undo an interrupted write first, if there is one (under the lock)."""
-    root = Path(root)
-    if not (root / JOURNAL).exists() and not (root / JOURNAL_NEW).exists():
-        return []
-    with package_lock(root, wait) as recovered:
-        return recovered
+def refuse_if_interrupted(root: Path) -> None:
+    """For a command that only reads: stop, naming the journal, while an interrupted write is pending (see the module doc)."""
+    journal = Path(root) / JOURNAL
+    if journal.exists():
+        raise CivharmError(f"{journal}: a civharm write into this package was interrupted, so its files may be half written; "
+                           "run `civharm recover` to undo it, then this command again (a command that only reads changes no file)")

@@ -70,13 +70,14 @@ def opens_package(param: str, writes=False):
     """Run a command that opens the package named by ``param``: the one place commands meet ``atomic``.
 
     A writer (``writes`` true, or a function of the command's parameters that says so) holds
-    the package's lock from before it reads the package until it has written it; a reader
-    runs after any interrupted write was undone. Either way what was recovered is told on stderr.
+    the package's lock from before it reads the package until it has written it, and first
+    undoes an interrupted write (told on stderr); a reader refuses to run while one is pending
+    (``atomic.refuse_if_interrupted``): reading never changes a file.
     """
     def decorate(function):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
-            from .atomic import package_lock, recover_before_reading
+            from .atomic import package_lock, refuse_if_interrupted
             from .versions import root_of
             from .package import DESCRIPTOR
 
@@ -89,8 +90,7 @@ def opens_package(param: str, writes=False):
                     for message in recovered:
                         click.echo(message, err=True)
                     return function(*args, **kwargs)
-            for message in recover_before_reading(root, _lock_wait()):
-                click.echo(message, err=True)
+            refuse_if_interrupted(root)
             return function(*args, **kwargs)
 
         return wrapper
@@ -602,6 +602,27 @@ def decide(first, second, reason, note, package_path, today, debug):
     a, b = decided.pair
     what = f"renewed ({', '.join(decided.changed)} changed; logged in {pkg['changes'].path})" if decided.changed else "recorded"
     click.echo(f"{pkg['duplicate_decisions'].path}:{decided.line}: {a} and {b} decided distinct ({reason}), fingerprint {decided.fingerprint}; {what}")
+
+
+@main.command()
+@click.argument("package", default=".", type=click.Path())
+@debug_option
+@handle_errors
+@opens_package("package", writes=True)
+def recover(package, debug):
+    """Undo a write into PACKAGE that a crash or kill interrupted (or finish one that was complete).
+
+    Every command that writes does this first on its own; a command that only reads (validate,
+    diff, build, ...) refuses to run while an interrupted write is pending, and names this
+    command. What was undone is told on stderr.
+
+    \b
+    Examples:
+      civharm recover
+    """
+    from .versions import root_of
+
+    click.echo(f"no interrupted write is pending in {root_of(Path(package))}", err=True)
 
 
 @main.command()

@@ -32,9 +32,10 @@ import httpx
 import pandas as pd
 
 from .archive import CHECKSUMS, unpack
+from .atomic import refuse_if_interrupted
 from .figures import active, carrier_of
 from .findings import CivharmError
-from .limits import LIMITS, Limits, size_text
+from .limits import LIMITS, Limits, parse_json, size_text
 from .package import DESCRIPTOR, load_package
 
 RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
@@ -344,6 +345,7 @@ def _find_repository(start: Path) -> Path:
 
 def _typed_tables(path: Path, display: str) -> dict[str, pd.DataFrame]:
     package = load_package(path)
+    refuse_if_interrupted(package.root)  # half-written files are not data to hand out
     if package.findings:
         first = package.findings[0]
         more = f" (and {len(package.findings) - 1} more)" if len(package.findings) > 1 else ""
