@@ -310,6 +310,82 @@ def test_removed_corrections_entry_fails(logged_repo):
     assert any(change in f.message for f in found)
 
 
+# --- a repeated log row, and what a log row says the field held ----------------------------------
+
+
+def test_a_repeated_corrections_log_row_gives_the_structure_findings_not_a_crash(repo, monkeypatch):
+    import civharm.validate as validate
+
+    monkeypatch.setattr(validate.rules, "check", lambda package, today, families=None: [])  # keep the test fast
+    monkeypatch.setattr(validate.duplicates, "check", lambda package: [])
+    path = repo / "data" / "changes.csv"
+    last = path.read_text(encoding="utf-8").splitlines()[-1]
+    line = append(path, dict(zip(read_rows(path)[0], next(csv.reader([last])))))
+    change = last.split(",")[0]
+    assert history.check_against(load_package(repo), "HEAD") == []  # the gate counts the repeated row once
+    expected = [f"  data/changes.csv:{line}: change_id: duplicate primary key: the same as on line {line - 1}  error [frictionless/primary-key]",
+                f"  data/changes.csv:{line}: change_id: duplicate value {change!r}: the same as on line {line - 1}  error [frictionless/unique-error]"]
+    for args in ((), ("--base", "HEAD")):
+        result = invoke("validate", str(repo), "--today", DAY, *args)
+        assert result.exit_code == 1, result.output
+        assert [out for out in result.output.splitlines() if out.startswith("  ")] == expected
+
+
+def test_a_correction_logged_twice_by_mistake_counts_once(repo):
+    incident, _, cells = active_incident(repo)
+    edit(repo / "data" / "incidents.csv", incident, summary="A corrected summary.", record_version=str(following(cells)), last_updated=DAY)
+    log_change(repo, "incidents", incident, following(cells), "summary", cells["summary"], "A corrected summary.")
+    path = repo / "data" / "changes.csv"
+    path.write_text(path.read_text(encoding="utf-8") + path.read_text(encoding="utf-8").splitlines()[-1] + "\n", encoding="utf-8")
+    assert gate(repo) == []
+
+
+def report_with(root: Path, name: str) -> tuple[str, int, dict[str, str]]:
+    """(ID, line, cells) of the first active report with a value in ``name``."""
+    rows = read_rows(root / "data" / "reports.csv")
+    cells = next(dict(zip(rows[0], r)) for r in rows[1:] if dict(zip(rows[0], r))["status"] == "active" and dict(zip(rows[0], r))[name])
+    return cells["report_id"], *row(root / "data" / "reports.csv", cells["report_id"])
+
+
+def test_a_log_row_that_misstates_the_old_value_fails_at_its_line(repo):
+    """The attack: 25 civilians killed rewritten as 250, logged as 250 → 250 so that the log shows no change."""
+    report, _, cells = report_with(repo, "civilians_killed")
+    was, now = cells["civilians_killed"], str(int(cells["civilians_killed"]) * 10)
+    edit(repo / "data" / "reports.csv", report, civilians_killed=now, record_version=str(following(cells)), last_updated=DAY)
+    line = log_change(repo, "reports", report, following(cells), "civilians_killed", now, now)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id, f.message) for f in found] == [
+        ("data/changes.csv", line, "old_value", "history/log-old-value",
+         f"old_value {now!r} is not what civilians_killed of reports record {report} held before this change: "
+         f"the base version has {was!r}; old_value must be {was!r}")]
+
+
+def test_a_field_corrected_twice_is_a_chain_from_the_base_value_to_the_value_now(repo):
+    report, _, cells = report_with(repo, "civilians_killed")
+    was, first = cells["civilians_killed"], following(cells)
+    edit(repo / "data" / "reports.csv", report, civilians_killed="250", record_version=str(first + 1), last_updated=DAY)
+    log_change(repo, "reports", report, first, "civilians_killed", was, "30")
+    second = log_change(repo, "reports", report, first + 1, "civilians_killed", "30", "250")
+    assert gate(repo) == []
+    edit(repo / "data" / "changes.csv", read_rows(repo / "data" / "changes.csv")[second - 1][0], old_value=was)  # skips the 30
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id, f.message) for f in found] == [
+        ("data/changes.csv", second, "old_value", "history/log-old-value",
+         f"old_value {was!r} is not what civilians_killed of reports record {report} held before this change: "
+         f"its entry on line {second - 1} left '30'; old_value must be '30'")]
+
+
+def test_a_released_log_row_is_not_part_of_the_next_change(logged_repo):
+    """The base's entry for the record's current version is history; a new change, even one not versioned, starts from the base value."""
+    repo, _ = logged_repo
+    path = repo / "data" / "incidents.csv"
+    incident = read_rows(repo / "data" / "changes.csv")[-1][3]
+    line, cells = row(path, incident)
+    edit(path, incident, summary="Corrected again.")
+    log_change(repo, "incidents", incident, int(cells["record_version"]), "summary", cells["summary"], "Corrected again.")
+    assert gate(repo) == [("data/incidents.csv", line, name, "history/unversioned-change") for name in ("last_updated", "record_version")]
+
+
 # --- an ID that holds a different record (issue 13, point 8) ------------------------------------
 
 
@@ -449,6 +525,60 @@ def test_a_key_dropped_from_a_schema_written_in_the_descriptor_points_into_it(re
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.file, f.pointer, f.rule_id) for f in found] == [
         ("datapackage.json", f"/resources/{index}/schema/primaryKey", "history/key-dropped")]
+
+
+# --- a dropped field erases its values -----------------------------------------------------------
+
+
+def drop_column(root: Path, table: str, name: str, from_schema: bool = True) -> int:
+    """Remove a field from the table's CSV file (and schema); the number of values it held."""
+    if from_schema:
+        edit_schema(root, table, lambda s: s.update(fields=[f for f in s["fields"] if f["name"] != name]))
+    rows = read_rows(root / "data" / f"{table}.csv")
+    index = rows[0].index(name)
+    write_rows(root / "data" / f"{table}.csv", [r[:index] + r[index + 1:] for r in rows])
+    return sum(1 for r in rows[1:] if r[index])
+
+
+@pytest.mark.parametrize("name", ["title", "record_version"])
+def test_a_field_dropped_from_schema_and_data_is_an_error_at_the_schema(repo, name):
+    rows = len(read_rows(repo / "data" / "reports.csv")) - 1
+    values = drop_column(repo, "reports", name)
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.pointer, f.field, f.rule_id, f.message) for f in found] == [
+        ("schema/reports.json", None, "/fields", name, "history/field-dropped",
+         f"field `{name}` removed, erasing its values in {values} of the base's {rows} rows; a field is dropped only in a "
+         "major release, with a changelog note: put it back")]
+    assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "major"  # the level the message names is the diff's
+
+
+def test_a_renamed_field_points_at_its_new_name_and_a_column_gone_from_the_file_only_at_the_header(repo):
+    path = repo / "data" / "reports.csv"
+    rows = read_rows(path)
+    index, values = rows[0].index("title"), sum(1 for r in rows[1:] if r[rows[0].index("title")])
+    edit_schema(repo, "reports", lambda s: s["fields"][index].update(name="headline"))
+    write_rows(path, [["headline" if c == "title" else c for c in rows[0]]] + rows[1:])
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.pointer, f.field, f.message) for f in found] == [
+        ("schema/reports.json", f"/fields/{index}", "title", f"field `title` renamed to `headline`, erasing its values in {values} "
+         f"of the base's {len(rows) - 1} rows; a field is dropped only in a major release, with a changelog note: put it back")]
+    git(repo, "checkout", "-q", "--", ".")
+    drop_column(repo, "reports", "title", from_schema=False)  # the structure stage reports the missing column too
+    found = history.check_against(load_package(repo), "HEAD")
+    assert [(f.file, f.line, f.field, f.rule_id, f.message) for f in found] == [
+        ("data/reports.csv", 1, "title", "history/field-dropped", f"column `title` removed from data/reports.csv, erasing its "
+         f"values in {values} of the base's {len(rows) - 1} rows; a field is dropped only in a major release, with a changelog "
+         "note: put it back")]
+
+
+def test_a_field_empty_in_the_base_may_go(repo):
+    path = repo / "data" / "damage.csv"
+    rows = read_rows(path)
+    index = rows[0].index("notes")
+    write_rows(path, [rows[0]] + [r[:index] + [""] + r[index + 1:] for r in rows[1:]])
+    commit(repo, "notes emptied")
+    drop_column(repo, "damage", "notes")
+    assert gate(repo) == []
 
 
 # --- last_updated is a date (issue 13, point 10) ------------------------------------------------

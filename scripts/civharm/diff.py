@@ -164,6 +164,12 @@ class SchemaChange:
     kind: str
     detail: str
     level: str  # the release level it needs: major, minor or patch
+    was: str | None = None  # a renamed field's old name
+
+    @property
+    def dropped(self) -> str | None:
+        """The field of the older schema this change takes away (removed or renamed), else None."""
+        return self.was or self.field if self.kind in ("field-removed", "field-renamed") else None
 
 
 @dataclass
@@ -266,7 +272,8 @@ def schema_changes(table: str, old: dict | None, new: dict | None) -> list[Schem
     removed = [n for n in old_fields if n not in new_fields]
     added = [n for n in new_fields if n not in old_fields]
     if len(removed) == 1 and len(added) == 1 and list(old_fields).index(removed[0]) == list(new_fields).index(added[0]):
-        out.append(SchemaChange(table, added[0], "field-renamed", f"field `{removed[0]}` renamed to `{added[0]}`", LEVEL_OF["field-renamed"]))
+        out.append(SchemaChange(table, added[0], "field-renamed", f"field `{removed[0]}` renamed to `{added[0]}`", LEVEL_OF["field-renamed"],
+                                removed[0]))
         removed, added = [], []
     out += [SchemaChange(table, n, "field-removed", f"field `{n}` removed", LEVEL_OF["field-removed"]) for n in removed]
     for name in added:

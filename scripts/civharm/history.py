@@ -8,9 +8,10 @@ makes a row the same record is ``civharm.identity``; the rows compared come from
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
-from .diff import BOOKKEEPING, KEY_JOIN, LOG_TABLE, Rows, table_rows, tables
-from .findings import Finding, Rule, Severity, declare, quote
+from .diff import BOOKKEEPING, KEY_JOIN, LEVEL_OF, LOG_TABLE, Rows, schema_changes, table_rows, tables
+from .findings import Finding, Rule, Severity, declare, json_pointer, quote
 from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, dropped_keys, repeats, taken_over, unique_keys
 from .package import DESCRIPTOR, Package, Resource, parse_date
 from .versions import read_version
@@ -30,23 +31,51 @@ RULES = declare(
                 "reference dangling and still pass validation."),
     Rule("history/duplicate-key", Severity.ERROR, "Rows keep to the keys of the released schema, even where the new schema dropped them.",
                 "A released ID or unique value names one row; the released schema, not an edited one, says which values must stay unique."),
+    Rule("history/log-old-value", Severity.ERROR, "A corrections-log entry's old_value is what the field held before that change: "
+                "the base version's value, or the new_value of the field's entry before it.",
+                "An entry that misstates the old value rewrites history: a figure changed from 25 to 250 and logged as "
+                "250 → 250 would look as if it had always been 250."),
+    Rule("history/field-dropped", Severity.ERROR, "A field that holds values in the base version stays in its table.",
+                "Dropping a field (from the schema and the CSV file) erases every value in it, and a dropped record_version "
+                "would switch off the version check; a field is dropped only in a major release, with a changelog note."),
     Rule("history/unreadable-table", Severity.ERROR, "A table whose rows cannot be read is not compared as if it were empty.",
                 "Read the wrong way, a table would look as if all its rows were deleted, or none changed; its history is checked once it can be read."),
 )
 
 
-def _log_entries(head: Package) -> dict[tuple[str, str, str], list[tuple[int, str, int]]]:
-    """Corrections-log entries by (table, record_id, field): [(record_version, new_value, line)]."""
-    log = table_rows(head.get(LOG_TABLE))
-    entries: dict[tuple[str, str, str], list[tuple[int, str, int]]] = {}
+class LogEntry(NamedTuple):
+    """One corrections-log row about one field of one record."""
+
+    version: int
+    old: str
+    new: str
+    line: int
+    released: bool  # the base version's log holds this very row
+
+
+def _log_entries(base: Package, head: Package) -> dict[tuple[str, str, str], list[LogEntry]]:
+    """Corrections-log entries of ``head`` by (table, record_id, field).
+
+    A row repeating another row whole (the structure stage reports the repeated key) counts once.
+    """
+    log, released = table_rows(head.get(LOG_TABLE)), table_rows(base.get(LOG_TABLE))
+    entries: dict[tuple[str, str, str], list[LogEntry]] = {}
     if log is None:
         return entries
-    for key, row, line in [(k, r, log.lines[k]) for k, r in log.rows.items()] + log.extra:
+    columns = released.header if released else []
+    in_base = {_cells(row, columns) for row in [*released.rows.values(), *(r for _, _, r in released.extra)]} if released else set()
+    for key, line, row in [(k, log.lines[k], r) for k, r in log.rows.items()] + log.extra:
         version = _version(row.get("record_version", ""))
-        if version is not None:
-            entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
-                (version, row.get("new_value", ""), line))
+        if version is None or line != log.lines[key] and row == log.rows[key]:
+            continue
+        entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
+            LogEntry(version, row.get("old_value", ""), row.get("new_value", ""), line, _cells(row, columns) in in_base))
     return entries
+
+
+def _cells(row: dict[str, str], columns: list[str]) -> tuple[str, ...]:
+    """A log row by the base log's columns (a column added since does not make a released row new)."""
+    return tuple(row.get(c, "") for c in columns)
 
 
 def _version(text: str) -> int | None:
@@ -97,10 +126,10 @@ def _reused(old: Rows, new: Rows, fields: list[str]) -> list[tuple[str, int]]:
     return out
 
 
-def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], log, log_path: str) -> list[Finding]:
-    """Findings for one changed record that lacks a version bump, a new date or log entries."""
+def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], log, log_path: str) -> tuple[list[Finding], list[Finding]]:
+    """Findings for one changed record: (a missing version bump, new date or log entry; log entries that misstate an old value)."""
     before, after = old.rows[key], new.rows[key]
-    line, out = new.lines[key], []
+    line, out, misstated = new.lines[key], [], []
     rule = "history/unversioned-change"
     listed = ", ".join(changed)
     old_v, new_v = _version(before.get("record_version", "")), _version(after.get("record_version", ""))
@@ -120,15 +149,33 @@ def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], 
     target = str(max(new_v, old_v + 1)) if new_v is not None and old_v is not None else "<new record_version>"
     for name_of_field in changed:
         value = after.get(name_of_field, "")
-        entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e[0] in versions]
-        latest = max(entries, key=lambda e: (e[0], e[2]), default=None)  # highest version, then the log's later line (never the larger value)
+        entries = [e for e in log.get((name, key, name_of_field), []) if not versions or e.version in versions]
+        latest = max(entries, key=lambda e: (e.version, e.line), default=None)  # highest version, then the log's later line (never the larger value)
         if latest is None:
             out.append(RULES[rule].finding(new.path, line, name_of_field,
                                 f"changed from {before.get(name_of_field, '')!r} to {value!r} with no entry in {log_path} "
                                 f"(table {name}, record_id {key}, field {name_of_field}, new_value {value!r}, record_version {target})"))
-        elif latest[1] != value:
+        elif latest.new != value:
             out.append(RULES[rule].finding(new.path, line, name_of_field,
-                                f"holds {value!r} but its entry in {log_path} (line {latest[2]}) says new_value {latest[1]!r}"))
+                                f"holds {value!r} but its entry in {log_path} (line {latest.line}) says new_value {latest.new!r}"))
+        misstated += _misstated(name, key, name_of_field, before.get(name_of_field, ""), entries, log_path)
+    return out, misstated
+
+
+def _misstated(name: str, key: str, field: str, base_value: str, entries: list[LogEntry], log_path: str) -> list[Finding]:
+    """The entries of one change of a field, in order, whose old_value is not what the field held before them.
+
+    The first new entry starts from the base version's value, each later one from the new_value
+    of the entry before it, so a field corrected twice (versions 2 and 3) is a chain; the last
+    entry's new_value is the field's value now (``_unversioned`` checks that).
+    """
+    out, value, source = [], base_value, "the base version has"
+    for entry in sorted((e for e in entries if not e.released), key=lambda e: (e.version, e.line)):
+        if entry.old != value:
+            out.append(RULES["history/log-old-value"].finding(log_path, entry.line, "old_value",
+                                f"old_value {quote(entry.old)} is not what {field} of {name} record {key} held before this change: "
+                                f"{source} {quote(value)}; old_value must be {quote(value)}"))
+        value, source = entry.new, f"its entry on line {entry.line} left"
     return out
 
 
@@ -157,7 +204,7 @@ def _log_edits(old: Rows, new: Rows | None) -> list[Finding]:
 
 def check(base: Package, head: Package) -> list[Finding]:
     """Findings for every way ``head`` rewrites the history recorded in ``base``."""
-    log = _log_entries(head)
+    log = _log_entries(base, head)
     log_resource = head.get(LOG_TABLE)
     log_path = log_resource.path if log_resource else "the corrections log"
     findings: list[Finding] = []
@@ -173,11 +220,13 @@ def check(base: Package, head: Package) -> list[Finding]:
             continue  # a new table: nothing in it existed before
         if new is not None:
             findings += _key_findings(head, base[name], head[name], old)
-        if name == LOG_TABLE:
+        if name == LOG_TABLE:  # a dropped log column shows as an edit of every entry
             findings += _log_edits(old, new)
             continue
         if new is None:
             new = Rows(old.path, old.header, old.key_fields, old.has_merge)
+        else:
+            findings += _dropped_fields(head, base[name], head[name], old, new)
         deleted = [k for k in old.rows if k not in new.rows]
         added = [k for k in new.rows if k not in old.rows]
         key_field = new.key_fields[0]
@@ -219,7 +268,8 @@ def _changed_records(name: str, old: Rows, new: Rows, fields: list[str], deleted
                                 f"ID {key} now holds a different record: {identity} changed, and that identifies the record "
                                 f"(line {old.lines[key]} of the base); put it back, retract {key} and add the corrected record under a new ID"))
         else:
-            problems = _unversioned(name, old, new, key, changed_fields, log, log_path)
+            problems, misstated = _unversioned(name, old, new, key, changed_fields, log, log_path)
+            out += misstated
             filled = [f for f in fields if old.rows[key].get(f, "") or new.rows[key].get(f, "")]
             if problems and len(changed_fields) >= 3 and len(changed_fields) * 2 > len(filled):
                 out.append(RULES[rule].finding(new.path, line, key_field,
@@ -250,6 +300,34 @@ def _key_findings(head: Package, released: Resource, now: Resource, old: Rows) -
                 continue
             out.append(RULES["history/duplicate-key"].finding(now.path, now.line_of(index), ",".join(key),
                                 f"{quote(value)} repeats line {now.line_of(first)}: the released schema keeps {', '.join(key)} unique"))
+    return out
+
+
+def _dropped_fields(head: Package, released: Resource, now: Resource, old: Rows, new: Rows) -> list[Finding]:
+    """Columns of the base table that hold values there and are gone from the table now.
+
+    Located at the schema when it dropped the field too (the change ``civharm diff`` lists, with
+    the release level it needs), else at the CSV header.
+    """
+    dropping = {c.dropped: c for c in schema_changes(now.name, released.schema, now.schema) if c.dropped}
+    file, prefix = _schema_location(head, now)
+    names = [f.get("name") if isinstance(f, dict) else None for f in now.schema.get("fields", [])]
+    out = []
+    for column in (c for c in old.header if c not in new.header):
+        filled = sum(1 for row in old.rows.values() if row.get(column, ""))
+        if not filled:
+            continue
+        change = dropping.get(column)
+        level = change.level if change else LEVEL_OF["field-removed"]
+        what = change.detail if change else f"column `{column}` removed from {new.path}"
+        message = (f"{what}, erasing its values in {filled} of the base's {len(old.rows)} rows; a field is dropped only in a "
+                   f"{level} release, with a changelog note: put it back")
+        rule = RULES["history/field-dropped"]
+        if change is None:
+            out.append(rule.finding(new.path, 1, column, message))
+        else:
+            at = json_pointer("fields", names.index(change.field)) if change.was and change.field in names else "/fields"
+            out.append(rule.finding(file, None, column, message, pointer=prefix + at))
     return out
 
 
