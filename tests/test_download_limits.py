@@ -349,3 +349,19 @@ def test_force_replaces_a_folder_download_made_or_an_empty_one(server, release_z
     empty.mkdir()
     assert invoke("download", VERSION, "--base-url", base, "--to", str(empty), "--force").exit_code == 0
     assert (empty / "datapackage.json").is_file()
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[" * 100_000 + "]" * 100_000, "1: JSON nested deeper than 64 levels"),
+    ('{"civharm:releases": \n', "2: invalid JSON: Expecting value (column 1)"),
+], ids=["nested-100000-deep", "not-json"])
+def test_an_unreadable_descriptor_where_the_releases_address_is_read_is_named(text, problem, tmp_path, monkeypatch):
+    """`civharm download` without a base URL reads the address from the descriptor of the package you are in:
+    one nested 100,000 levels deep is refused by the bounded reader (not a RecursionError), located, exit 2."""
+    (tmp_path / "datapackage.json").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("download", VERSION, "--to", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {tmp_path / 'datapackage.json'}:{problem}; the releases address (\"civharm:releases\") "
+                             "is read from it: fix it, set CIVHARM_RELEASES_URL or pass --base-url\n")
+    assert_nothing_left(tmp_path / "out")

@@ -59,9 +59,13 @@ def _published_at(start: Path) -> str:
     for folder in [start, *start.parents]:
         if (folder / DESCRIPTOR).is_file():
             try:
-                value = json.loads((folder / DESCRIPTOR).read_text(encoding="utf-8")).get(RELEASES_KEY)
-            except (OSError, ValueError, AttributeError):
+                descriptor = parse_json((folder / DESCRIPTOR).read_text(encoding="utf-8"), str(folder / DESCRIPTOR))
+            except (OSError, ValueError):
                 return ""
+            except CivharmError as exc:  # too deep, a huge number or not JSON: say so, not "no release location"
+                raise CivharmError(f"{exc}; the releases address (\"{RELEASES_KEY}\") is read from it: fix it, "
+                                   f"set {RELEASES_URL_ENV} or pass --base-url")
+            value = descriptor.get(RELEASES_KEY) if isinstance(descriptor, dict) else None
             return value.strip() if isinstance(value, str) and value.strip().startswith(("https://", "http://")) else ""
     return ""
 

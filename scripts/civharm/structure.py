@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from frictionless import errors as ferrors
 from frictionless import system
 
-from .findings import Finding, Rule, Severity, declare, quote
+from .findings import Finding, Rule, Severity, declare, json_pointer, quote
 from .package import (DESCRIPTOR, EXTRA_LABELS_KEPT, Package, Resource, arrow_text, date_spelled, is_utf8,
                       plain_dates, plain_integers)
 
@@ -318,31 +318,77 @@ def _check_with_frictionless(package: Package, loadable: list[Resource], basepat
     findings: list[Finding] = []
     descriptor = _frictionless_descriptor(package, {r.name for r in loadable})
     report = _validate(package, descriptor, basepath)
-    if isinstance(report, Finding):
-        findings.append(report)
+    # package-level properties frictionless refuses: reported once, at their pointers; the tables are checked without them
+    refused = {f.pointer.split("/")[1].replace("~1", "/").replace("~0", "~") for f in report
+               if f.pointer and not f.pointer.startswith("/resources/")} if isinstance(report, list) else set()
+    if refused:
+        findings += report
+        report = _validate(package, {k: v for k, v in descriptor.items() if k not in refused}, basepath)
+    if isinstance(report, list):
+        findings += report
     else:
         findings += _task_findings(package, report)
     for resource in loadable:
-        alone = _frictionless_descriptor(package, {resource.name})
+        alone = {k: v for k, v in _frictionless_descriptor(package, {resource.name}).items() if k not in refused}
         for spec in alone["resources"]:
             spec["schema"] = {k: v for k, v in spec["schema"].items() if k != "foreignKeys"}
         single = _validate(package, alone, basepath)
-        if isinstance(single, Finding):
-            findings.append(Finding(resource.schema_path or DESCRIPTOR, None, None, single.rule_id, single.message, pointer=""))
+        if isinstance(single, list):  # a failure frictionless names no property of: on the table's schema, as before
+            findings += [f if f.pointer else Finding(resource.schema_path or DESCRIPTOR, None, None, f.rule_id, f.message, pointer="")
+                         for f in single]
         else:
             findings += _task_findings(package, single)
-    if any(f.file != DESCRIPTOR for f in findings):  # a package-level failure is explained by the per-table ones
+    if any(f.file != DESCRIPTOR or f.pointer for f in findings):  # a package-level failure is explained by the located ones
         findings = [f for f in findings if not (f.file == DESCRIPTOR and f.pointer == "")]
     return list(dict.fromkeys(findings))
 
 
 def _validate(package: Package, descriptor: dict, basepath):
+    """frictionless' report, or the findings of a descriptor it refuses (``_refusal_findings``)."""
     with system.use_context(trusted=False):
         try:
             return frictionless.Package(descriptor, basepath=str(basepath)).validate(limit_errors=ERROR_LIMIT)
         except frictionless.FrictionlessException as exc:
-            error = exc.error
-            return Finding(DESCRIPTOR, None, None, f"frictionless/{error.type}", _message(error), pointer="")
+            return _refusal_findings(package, descriptor, exc)
+
+
+_AT_PROPERTY = re.compile(r"(?P<note>.*) at property '(?P<path>.*)'", re.S)
+
+
+def _refusal_findings(package: Package, descriptor: dict, exc) -> list[Finding]:
+    """Each reason frictionless gives for refusing a descriptor, at datapackage.json and the JSON pointer of the
+    property it names ('licenses' of the package; 'title' of the one resource checked alone); a reason that names
+    no property found in datapackage.json is one finding at pointer "" (the caller places it)."""
+    error, found, unplaced = exc.error, [], False
+    for reason in exc.reasons or [error]:
+        match = _AT_PROPERTY.fullmatch(reason.note or "")
+        base: list = []
+        if match and reason.type == "resource-error" and len(descriptor.get("resources", [])) == 1:
+            names = [spec.get("name") if isinstance(spec, dict) else None for spec in package.descriptor.get("resources", [])]
+            base = ["resources", names.index(descriptor["resources"][0]["name"])]
+        parts = _member(package.descriptor, base + match["path"].split("/")) if match and (base or reason.type == "package-error") else None
+        if not parts:
+            unplaced = True
+            continue
+        field = next((part for part in reversed(parts) if isinstance(part, str)), None)
+        found.append(Finding(DESCRIPTOR, None, field, f"frictionless/{error.type}",
+                             _wording(error.type, error.title, None, match["note"], None), pointer=json_pointer(*parts)))
+    if unplaced or not found:
+        found.append(Finding(DESCRIPTOR, None, None, f"frictionless/{error.type}", _message(error), pointer=""))
+    return found
+
+
+def _member(node, parts: list) -> list | None:
+    """``parts`` with list positions as numbers, when they name a member of ``node``; else None."""
+    resolved = []
+    for part in parts:
+        if isinstance(node, list) and str(part).isdigit() and int(part) < len(node):
+            part = int(part)
+        elif not (isinstance(node, dict) and isinstance(part, str) and part in node):
+            return None
+        node = node[part]
+        resolved.append(part)
+    return resolved
 
 
 def _task_findings(package: Package, report) -> list[Finding]:

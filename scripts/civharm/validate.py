@@ -26,6 +26,8 @@ NOT_A_CIVHARM_PACKAGE = "not a civharm package: no incidents or reports table"
 # Rule families run beside the duplicate gate when ``civharm.speed`` runs the two workloads at
 # once (pandas-only: GX stays in the first process); chosen so that both end at about the same time.
 SECOND_PROCESS_RULES = frozenset({"text"})
+# The tables the duplicate checks read (a field they look up and a table lacks is named, as the rules' are).
+DUPLICATE_TABLES = ("incidents", "reports", "damage", "sources", "duplicate_decisions")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,17 @@ def write_report_dir(report: Report, package: Package, today: dt.date, directory
     return sorted(p for p in target.rglob("*") if p.is_file())
 
 
+def _duplicates(package: Package) -> list[Finding]:
+    """``duplicates.check``, or ``package/missing-field`` findings when it looks up a field a table lacks."""
+    try:
+        return duplicates.check(package)
+    except KeyError as error:
+        found = rules.missing_fields(package, error, DUPLICATE_TABLES)
+        if not found:
+            raise
+        return found
+
+
 def _run(package: Package, path: str | Path, options: Options) -> Report:
     stage = options.progress or (lambda name: None)
     findings = list(package.findings)
@@ -106,7 +119,7 @@ def _run(package: Package, path: str | Path, options: Options) -> Report:
         if not dataset_rules:
             return []
         stage("duplicates")
-        return rules.check(package, options.today, SECOND_PROCESS_RULES) + duplicates.check(package)
+        return rules.check(package, options.today, SECOND_PROCESS_RULES) + _duplicates(package)
 
     def type_tables() -> None:  # what both workloads read, computed once before they part
         for resource in package.resources.values():

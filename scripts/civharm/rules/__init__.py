@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Collection
+from pathlib import Path
+from typing import Callable, Collection, Iterable
 
 import pandas as pd
 
@@ -19,10 +21,19 @@ import numpy as np
 
 from ..figures import active, active_reports, current_reports
 from ..findings import Finding, Rule, Severity, declare
-from ..package import Package
+from ..package import DESCRIPTOR, Package
 
 MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "attribution", "confidence", "aggregates")
 FAMILIES = frozenset(MODULES)  # a rule's family is its module: the part of its ID before "/"
+
+MISSING_FIELD = declare(Rule(
+    "package/missing-field", Severity.ERROR, "A table has every field civharm's checks read from it.",
+    "A table whose schema and file both lack a field is consistent, so the structure checks pass, but a check that reads the "
+    "field cannot run: the field is named at the table's schema and the checks that read it are skipped, instead of stopping "
+    "the run. The missing field is found where a check looks it up, not against a list of required fields: the fields read "
+    "are spread over every rule, their helpers and the duplicate search, so such a list would be a second copy of the "
+    "schemas to keep in step (civharm ships none with the tool), and a field added later that no check needs (time_of_day, "
+    "site_type) must not fail an older package."))["package/missing-field"]
 
 
 @dataclass(frozen=True)
@@ -35,9 +46,11 @@ class Context:
     package: Package
     today: dt.date
     memo: dict = field(default_factory=dict, compare=False, repr=False)
+    reads: set = field(default_factory=set, compare=False, repr=False)  # the tables the running rule asked for
 
     def table(self, name: str) -> pd.DataFrame | None:
         """The typed frame of a table, or None when it is absent or lacks schema columns."""
+        self.reads.add(name)
         resource = self.package.get(name)
         if resource is None or not resource.usable:
             return None  # a missing or repeated column is a structural error already; rules need all columns
@@ -109,19 +122,80 @@ def unlike_derived(ctx, rule, checked: pd.DataFrame, column: str, derived: pd.Se
                           f"stored {show(was)}, but the {by} gives {show(should)} from the statements (civharm recompute rewrites it)")
 
 
-def _when_present(tables: tuple[str, ...], function):
-    """``function``, run only when every table it reads is usable: a missing table or column is a structure finding
-    already, so a rule that needs the table has nothing to add (and need not check for it itself)."""
-    if not tables:
-        return function
+def _guarded(tables: tuple[str, ...], function):
+    """``function``, run only when every table it ``needs`` is usable (a missing table or column is a structure
+    finding already, so the rule has nothing to add and need not check for it itself), and whose findings are
+    ``package/missing-field`` instead when it looks up a field its table lacks (see ``missing_fields``)."""
 
     @functools.wraps(function)
     def check(ctx, *args):
+        ctx.reads.clear()
         if any(ctx.table(name) is None for name in tables):
-            return ()
-        return function(ctx, *args)
+            return []
+        try:
+            return list(function(ctx, *args))  # whole or not at all: a rule stopped half-way says nothing
+        except KeyError as error:
+            found = missing_fields(ctx.package, error, ctx.reads)
+            if not found:
+                raise
+            return found
 
     return check
+
+
+_QUOTED = re.compile(r"(?<!dtype=)'([^']+)'")  # the names in pandas' "['a', 'b'] not in index"
+
+
+def missing_fields(package: Package, error: KeyError, tables: Iterable[str]) -> list[Finding]:
+    """A ``package/missing-field`` finding for each field that pandas did not find (``error``) and that one of
+    ``tables`` lacks; [] when the error is not that (a lookup of a row, or a bug), which the caller raises again.
+
+    The table is the one whose fields make up the frame the lookup was in (most of its columns), when the
+    traceback shows it: ``url`` missing from reports is not blamed on incidents, which never had one.
+    """
+    innermost = error.__traceback__
+    while innermost is not None and innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    if innermost is None or "pandas" not in Path(innermost.tb_frame.f_code.co_filename).parts:
+        return []
+    key = error.args[0] if error.args else None
+    if isinstance(key, str):
+        names = [key] if key.isidentifier() else _QUOTED.findall(key)
+    else:  # the labels themselves (an Index of the names not found)
+        names = [name for name in key if isinstance(name, str)] if isinstance(key, (list, tuple, pd.Index)) else []
+    found = []
+    for name in dict.fromkeys(names):
+        lacking = [package[t] for t in sorted(set(tables)) if t in package.resources and name not in package[t].field_names]
+        columns = _looked_up_in(error)
+        if columns and lacking:
+            overlap = {resource.name: len(columns & set(resource.field_names)) for resource in lacking}
+            lacking = [resource for resource in lacking if overlap[resource.name] == max(overlap.values())]
+        found += [_missing_field(package, resource, name) for resource in lacking]
+    return found
+
+
+def _looked_up_in(error: KeyError) -> set[str]:
+    """The columns of the DataFrame a failed lookup was made in, read from the traceback (empty if none is found)."""
+    columns: set[str] = set()
+    frame = error.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        owner = getattr(owner, "obj", owner)  # .loc / .at keep their frame as ``obj``
+        if isinstance(owner, pd.DataFrame):
+            columns = set(owner.columns)
+        frame = frame.tb_next
+    return columns
+
+
+def _missing_field(package: Package, resource, name: str) -> Finding:
+    if resource.schema_path:
+        file, pointer = resource.schema_path, "/fields"
+    else:
+        listed = [spec.get("name") if isinstance(spec, dict) else None for spec in package.descriptor.get("resources", [])]
+        file, pointer = DESCRIPTOR, f"/resources/{listed.index(resource.name)}/schema/fields"
+    return MISSING_FIELD.finding(file, None, name, f"the field {name!r} is missing, and civharm's checks read it from the "
+                                 f"{resource.name} table: add it to the schema and its column to {resource.path} "
+                                 "(the checks that read it did not run)", pointer=pointer)
 
 
 def _register(rule_id: str, severity: Severity, title: str, rationale: str, engine: str, needs: tuple[str, ...]):
@@ -129,7 +203,7 @@ def _register(rule_id: str, severity: Severity, title: str, rationale: str, engi
         module = function.__module__.rsplit(".", 1)[-1]
         assert rule_id.startswith(module + "/"), f"{rule_id} must start with {module}/"
         assert rule_id not in REGISTRY, f"{rule_id} declared twice"
-        REGISTRY.update(declare(Rule(rule_id, severity, title, rationale, _when_present(needs, function), engine)))
+        REGISTRY.update(declare(Rule(rule_id, severity, title, rationale, _guarded(needs, function), engine)))
         return function
 
     return register
@@ -176,7 +250,14 @@ def check(package: Package, today: dt.date, families: Collection[str] | None = N
         else:
             findings.extend(registered.check(context, registered))
     if gx_checks:
-        findings += expectations.run(context, gx_checks)
+        runnable = []
+        for registered, expected in gx_checks:  # an expectation on a column the table lacks: the field is named instead
+            frame = context.table(expected.table)
+            lacking = [name for name in expectations._columns(expected.expectation) if frame is not None and name not in frame.columns]
+            findings += [_missing_field(package, package[expected.table], name) for name in lacking]
+            if not lacking:
+                runnable.append((registered, expected))
+        findings += expectations.run(context, runnable)
     return findings
 
 
