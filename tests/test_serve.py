@@ -375,3 +375,28 @@ def test_a_changed_figure_makes_the_list_and_incident_screenshots_stale(tmp_path
     set_cell(package / "data" / "incidents.csv", line, "all_injured_max", "17")
     after = site_screenshots.data_hashes(package)
     assert [shot for shot in before if before[shot] != after[shot]] == ["docs/screenshot-incidents.png", "docs/screenshot-incident.png"]
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+def test_an_incident_page_shows_a_statement_dated_at_the_calendars_edge_as_text(as_of, tmp_path):
+    """A chart pads a day on either side of its dates; a statement of 0001-01-01 or 9999-12-31 (invalid
+    data, which `civharm serve` still shows) is left out of the chart and listed as text, never a 500."""
+    from datasette.app import Datasette
+    from datasette.plugins import pm
+
+    package = build_package(tmp_path / "pkg")
+    set_cell(package / "data" / "reports.csv", 2, "as_of", as_of)  # a statement on the Belgorod incident of 14 March 2024
+    arguments = serve.prepare(load_package(package), tmp_path / "site")
+    options = dict(zip(arguments[::2], arguments[1::2]))
+    before = set(pm.get_plugins())
+    datasette = Datasette(immutables=[options["-i"]], metadata=json.loads(Path(options["--metadata"]).read_text(encoding="utf-8")),
+                          template_dir=options["--template-dir"], plugins_dir=options["--plugins-dir"])
+
+    async def fetch(path):
+        return await datasette.client.get(path)
+
+    page = asyncio.run(fetch("/civharm/incidents/inc_01M8BXYJ9JXC1F8JK54GB4ADWP"))
+    for plugin in set(pm.get_plugins()) - before:
+        pm.unregister(plugin)
+    assert page.status_code == 200, page.text[-2000:]
+    assert f"<td>{as_of}</td>" in page.text

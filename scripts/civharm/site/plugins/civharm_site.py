@@ -70,14 +70,19 @@ async def _home(datasette) -> dict:
 
 
 def _day(value) -> dt.date | None:
-    """The first day a date-like cell names (YYYY-MM-DD…, YYYY-MM, YYYY), or None."""
+    """The first day a date-like cell names (YYYY-MM-DD…, YYYY-MM, YYYY), or None.
+
+    Not the calendar's first or last day (0001-01-01, 9999-12-31): a chart pads a day on either
+    side, which Python's dates cannot hold. Such a cell (invalid data) stays text in the table.
+    """
     if not isinstance(value, str):
         return None
     for size, pad in ((10, ""), (7, "-01"), (4, "-01-01")):
         try:
-            return dt.date.fromisoformat(value[:size] + pad)
+            day = dt.date.fromisoformat(value[:size] + pad)
         except ValueError:
             continue
+        return day if dt.date.min < day < dt.date.max else None
     return None
 
 
