@@ -41,7 +41,7 @@ from . import gazetteer, linkage
 from .findings import Finding, Rule, Severity, declare
 from .gazetteer import normalise_name
 from .linkage import MODEL, NAME_SIMILARITY, NEAR_KM, THRESHOLD, WINDOW_DAYS
-from .package import Package, among
+from .package import MAX_SPAN_DAYS, Package, among
 
 RULES = declare(
     Rule("duplicates/exact-row", Severity.ERROR, "No row repeats another row of the same table apart from its ID.",
@@ -201,8 +201,11 @@ UNKEYED_BOUNDS = {
 }
 KEYED = all(bound < linkage.THRESHOLD_WEIGHT for bound in UNKEYED_BOUNDS.values())
 
-_EXPAND = """unnest(generate_series(CAST("start" AS DATE) - INTERVAL {pad} DAY, CAST("end" AS DATE) + INTERVAL {pad} DAY, INTERVAL 1 DAY))"""
-WIDENED, EXACT = _EXPAND.format(pad=WINDOW_DAYS), _EXPAND.format(pad=0)
+# At most MAX_SPAN_DAYS days of an interval: a valid one whole, a longer one (dates/span-too-long) cut
+# there, so what it costs is bounded whatever the data say.
+_EXPAND = """unnest(generate_series(CAST("start" AS DATE) - INTERVAL {pad} DAY,
+    least(CAST("end" AS DATE), CAST("start" AS DATE) + INTERVAL {last} DAY) + INTERVAL {pad} DAY, INTERVAL 1 DAY))"""
+WIDENED, EXACT = _EXPAND.format(pad=WINDOW_DAYS, last=MAX_SPAN_DAYS - 1), _EXPAND.format(pad=0, last=MAX_SPAN_DAYS - 1)
 # each incident of a subdivision once per family of means of harm it names, once for its site, once if timed
 SUBDIVISION_KEYS = f"""(SELECT id, country, subdivision, name, 'f' || unnest(list_filter(range({len(linkage.MEANS_FAMILIES)}),
         lambda b: (families >> b) & 1 = 1)) AS tag FROM incidents WHERE subdivision <> ''

@@ -263,19 +263,38 @@ def _nullable_int64(numbers: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.
 # frictionless reads dates with strptime, which also takes '2024-3-14' and other digits ('٢٠٢٤');
 # the structure check reports those (structure/date-format) and every reader here refuses them.
 DATE_SPELLING = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# The days a date may name, declared once. The dataset records civilian harm in contemporary
+# armed conflict: a day before 1900 is a typing error (0224-03-14 for 2024-03-14), and a day
+# after today is one already (dates/in-future, dates/as-of-format); 2099 caps it for any today
+# this tool will see. Both bounds keep every day read, and the month or year the rules add to
+# it, inside pandas' nanosecond datetimes (1677-09-21 to 2262-04-11). Every reader here reads
+# a day outside as no date (like any invalid cell); structure/date-out-of-range reports it.
+EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
+# The longest date interval of one incident, date_start to date_end counted inclusive: an
+# incident is one event, and its coarsest precision, a calendar year, spans 366 days in a leap
+# year. A longer one is dates/span-too-long; the duplicate gate expands no interval beyond it.
+MAX_SPAN_DAYS = 366
+
+
+def outside_message(cell: str) -> str:
+    """Why a cell written YYYY-MM-DD… (a date, an as_of) names no day here: it is outside EARLIEST_DAY to LATEST_DAY."""
+    if cell < EARLIEST_DAY.isoformat():
+        return f"{quote(cell)} is before {EARLIEST_DAY}, the earliest day a date here may name (a mistyped year?)"
+    return f"{quote(cell)} is after {LATEST_DAY}, the latest day a date here may name (a mistyped year?)"
 
 
 def parse_date(text: object) -> dt.date | None:
-    """The day a cell names when it is written YYYY-MM-DD (a real day from year 1); else None.
+    """The day a cell names when it is written YYYY-MM-DD (a real day from EARLIEST_DAY to LATEST_DAY); else None.
 
     The scalar twin of ``_dates``, for code that compares single cells (the history gate).
     """
     if not isinstance(text, str) or not re.fullmatch(DATE_SPELLING, text):
         return None
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         return None
+    return day if EARLIEST_DAY <= day <= LATEST_DAY else None
 
 
 def date_spelled(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -287,9 +306,9 @@ def date_spelled(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _dates(column: pd.Series) -> pd.Series:
     """Cells as ``parse_date`` reads them, as datetime64[us]; empty or not such a date: NaT.
 
-    Arrow's cast reads what ``parse_date`` reads (YYYY-MM-DD, a real day), and year 0 too,
-    in one pass (tests/test_dates.py); a column with any other cell, or a day before year 1,
-    is read one distinct value at a time.
+    Arrow's cast reads what ``parse_date`` reads (YYYY-MM-DD, a real day), and any year from
+    0 too, in one pass (tests/test_dates.py); a column with any other cell, or a day outside
+    EARLIEST_DAY to LATEST_DAY, is read one distinct value at a time.
     """
     cells = arrow_text(_empty_as_missing(column))
     days = plain_dates(cells)
@@ -300,19 +319,20 @@ def _dates(column: pd.Series) -> pd.Series:
     return pd.Series(microseconds.view("datetime64[us]"), index=column.index, copy=False)
 
 
-_YEAR_ONE = (dt.date(1, 1, 1) - dt.date(1970, 1, 1)).days  # date32 counts days from 1970
+_FIRST, _LAST = ((day - dt.date(1970, 1, 1)).days for day in (EARLIEST_DAY, LATEST_DAY))  # date32 counts days from 1970
 
 
 def plain_dates(cells: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
     """The date fast path, shared by loading and the structure check: Arrow's cast of the whole
-    column to days, which reads exactly YYYY-MM-DD real days (and year 0, refused here); None
-    when any cell is not such a day (the caller reads the column its slower way)."""
+    column to days, which reads exactly YYYY-MM-DD real days of any year; None when any cell is
+    not such a day from EARLIEST_DAY to LATEST_DAY (the caller reads the column its slower way)."""
     try:
         days = pc.cast(cells, pa.date32())
     except pa.ArrowInvalid:
         return None
-    first = pc.min(pc.cast(days, pa.int32())).as_py()
-    return None if first is not None and first < _YEAR_ONE else days
+    extremes = pc.min_max(pc.cast(days, pa.int32()))
+    first, last = extremes["min"].as_py(), extremes["max"].as_py()
+    return None if first is not None and (first < _FIRST or last > _LAST) else days
 
 
 def _dates_one_by_one(cells: pa.Array | pa.ChunkedArray) -> pa.Array:

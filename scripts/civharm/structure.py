@@ -14,8 +14,10 @@ a row-by-row validator takes minutes. frictionless 5 stays the oracle in three w
 
 Each error becomes a Finding whose rule id is ``frictionless/<type>``, placed on the
 physical CSV line, and worded the same way on both paths. No finding is ever dropped.
-One check of our own follows on both paths: a date that frictionless reads but that is not
-written YYYY-MM-DD in ASCII digits ('2024-3-14', '٢٠٢٤-03-14') is ``structure/date-format``.
+Two checks of our own follow on both paths: a date that frictionless reads but that is not
+written YYYY-MM-DD in ASCII digits ('2024-3-14', '٢٠٢٤-03-14') is ``structure/date-format``,
+and one outside the days a date may name (``package.EARLIEST_DAY`` to ``LATEST_DAY``:
+'0224-03-14') is ``structure/date-out-of-range``.
 What frictionless lets through but other readers do not is ``civharm.strictness``.
 
 Why it is over 500 lines: the vectorised path and the frictionless path must word every
@@ -44,8 +46,8 @@ from frictionless import errors as ferrors
 from frictionless import system
 
 from .findings import Finding, Rule, Severity, declare, json_pointer, quote
-from .package import (DESCRIPTOR, EXTRA_LABELS_KEPT, Package, Resource, arrow_text, date_spelled, is_utf8,
-                      plain_dates, plain_integers)
+from .package import (DESCRIPTOR, EARLIEST_DAY, EXTRA_LABELS_KEPT, LATEST_DAY, Package, Resource, arrow_text, date_spelled,
+                      is_utf8, outside_message, plain_dates, plain_integers)
 
 ERROR_LIMIT = 10_000_000
 
@@ -60,6 +62,9 @@ RULES = declare(
     Rule("structure/date-format", Severity.ERROR, "A date is written YYYY-MM-DD: four-digit year, two-digit month and day, ASCII digits 0–9.",
             "Stock frictionless also reads '2024-3-14' and other scripts' digits ('٢٠٢٤'); sorting, comparing and other tools "
             "do not, so such a date would be misordered or lost downstream (civharm reads it as no date)."),
+    Rule("structure/date-out-of-range", Severity.ERROR, f"A date is a day from {EARLIEST_DAY} to {LATEST_DAY}.",
+            "The data set records harm in contemporary armed conflict: an earlier day is a mistyped year (0224 for 2024), a "
+            "later one is after any today this tool will see. civharm reads such a date as no date, so no other rule checks it."),
     Rule("structure/number-spelling", Severity.ERROR,
             "Integer and number cells use the ASCII digits 0–9 without '_' separators; integers have at most 18 digits.",
             "frictionless reads cells with Python, which takes '1_0' as 10, '٢' as 2 and integers of any length; spreadsheets, "
@@ -163,7 +168,7 @@ def check(package: Package) -> list[Finding]:
     tables = _compile(package, loadable)
     if tables is None:
         findings = check_with_frictionless(package)
-        return findings + _date_format_findings(loadable, findings)
+        return findings + _date_findings(loadable, findings)
     findings: list[Finding] = []
     keys = {name: table.key_columns() for name, table in tables.items()}
     for table in tables.values():
@@ -171,15 +176,17 @@ def check(package: Package) -> list[Finding]:
         findings += table.unique_findings()
         findings += table.primary_key_findings()
         findings += table.foreign_key_findings(keys)
-    return findings + _date_format_findings(loadable, findings)
+    return findings + _date_findings(loadable, findings)
 
 
-def _date_format_findings(loadable: list[Resource], schema_findings: list[Finding]) -> list[Finding]:
-    """structure/date-format for each date cell frictionless reads but that is not written YYYY-MM-DD.
+def _date_findings(loadable: list[Resource], schema_findings: list[Finding]) -> list[Finding]:
+    """structure/date-format for each date cell frictionless reads but that is not written YYYY-MM-DD;
+    structure/date-out-of-range for each written so but outside EARLIEST_DAY to LATEST_DAY.
 
     A cell frictionless rejects already has its type error and gets no second finding.
     """
-    rule = RULES["structure/date-format"]
+    rule, outside_rule = RULES["structure/date-format"], RULES["structure/date-out-of-range"]
+    earliest, latest = (pa.scalar(day.isoformat(), pa.large_string()) for day in (EARLIEST_DAY, LATEST_DAY))
     mistyped = {(f.file, f.line, f.field) for f in schema_findings if f.rule_id == "frictionless/type-error"}
     findings = []
     for resource in loadable:
@@ -190,12 +197,19 @@ def _date_format_findings(loadable: list[Resource], schema_findings: list[Findin
             missing = [str(v) for v in missing] if isinstance(missing, list) else [""]
             cells = arrow_text(column)
             absent = _mask(pc.is_in(cells, value_set=pa.array(missing, pa.large_string()))) | _mask(pc.is_null(cells))
-            odd = ~date_spelled(cells) & ~absent
+            spelled = date_spelled(cells)
+            odd = ~spelled & ~absent
             for index in np.flatnonzero(odd):
                 line = resource.line_of(int(index))
                 if (resource.path, line, spec["name"]) not in mistyped:
                     findings.append(Finding(resource.path, line, spec["name"], rule.id,
                                             f"{quote(column.iat[index])} is not written YYYY-MM-DD in ASCII digits (e.g. 2024-03-04)", rule.severity))
+            # YYYY-MM-DD in ASCII digits sorts as the days do: compared as text, each cell whatever its day
+            outside = spelled & (_mask(pc.less(cells, earliest)) | _mask(pc.greater(cells, latest)))
+            for index in np.flatnonzero(outside):
+                line = resource.line_of(int(index))
+                if (resource.path, line, spec["name"]) not in mistyped:
+                    findings.append(Finding(resource.path, line, spec["name"], outside_rule.id, outside_message(column.iat[index]), outside_rule.severity))
     return findings
 
 
@@ -500,7 +514,8 @@ def _plain_integers(values, missing: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def _plain_dates(values, missing: np.ndarray) -> bool:
-    """Whether every present cell is a real day written YYYY-MM-DD, as frictionless' strptime reads it.
+    """Whether every present cell is a real day written YYYY-MM-DD, as frictionless' strptime reads it,
+    from EARLIEST_DAY to LATEST_DAY (a day outside goes to frictionless' reader; ``_date_findings`` reports it).
 
     Arrow's cast reads exactly that spelling; year 0, which it also reads, strptime does not.
     """

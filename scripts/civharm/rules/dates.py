@@ -1,4 +1,4 @@
-"""Rules on dates: ranges are ordered and match their precision, nothing is in the future,
+"""Rules on dates: ranges are ordered, match their precision and span at most a leap year, nothing is in the future,
 a page cannot be published before its incident or read before it was published, and an
 incident's date basis is one its reports can support (the date rule, ``BASIS_RULE_TEXT``)."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Severity
-from ..package import among, positions_in
+from ..package import EARLIEST_DAY, LATEST_DAY, MAX_SPAN_DAYS, among, outside_message, positions_in
 from . import Check, expectation_rule, in_order, rows_where, rule
 
 BASIS_RULE_TEXT = """\
@@ -75,6 +75,18 @@ def in_future(ctx):
     return checks
 
 
+@rule("dates/span-too-long", Severity.ERROR, f"An incident's dates span at most {MAX_SPAN_DAYS} days, date_start to date_end counted inclusive.",
+      "An incident is one event, dated at worst to a calendar year (366 days in a leap year); a longer interval is a mistyped "
+      "day or year, and the duplicate gate would compare it day by day.", needs=("incidents",))
+def span_too_long(ctx, rule):
+    frame = ctx.table("incidents")
+    start, end = frame["date_start"], frame["date_end"]
+    days = (end - start).dt.days + 1
+    for index in rows_where(frame, days > MAX_SPAN_DAYS):
+        yield rule.at_row(ctx, "incidents", index, "date_end", f"{start[index]:%Y-%m-%d} to {end[index]:%Y-%m-%d} spans {int(days[index]):,} days; "
+                                                               f"one incident's dates span at most {MAX_SPAN_DAYS}")
+
+
 def _period_end(start: pd.Series, precision: pd.Series) -> pd.Series:
     month_end = start + pd.offsets.MonthEnd(0)
     year_end = start + pd.offsets.YearEnd(0)
@@ -125,19 +137,31 @@ def accessed_before_published(ctx):
     return [_not_before("reports", "accessed_date", "published_date")]
 
 
-@rule("dates/as-of-format", Severity.ERROR, "as_of is a real date (and time) not after today.",
+@rule("dates/as-of-format", Severity.ERROR, f"as_of is a real date (and time), not before {EARLIEST_DAY} and not after today.",
       "The as-of moment orders statements (superseded_by) and identifies a repeated statement.", needs=("reports",))
 def as_of_format(ctx, rule):
     frame = ctx.table("reports")
     from ..figures import as_of_span
 
     raw = frame["as_of"]
-    parsed = pd.Series(as_of_span(raw)[0], index=frame.index)  # the reader that orders statements: one reading of as_of
-    for index in frame.index[(raw.notna() & parsed.isna()).to_numpy(dtype=bool)]:
+    outside = _outside(raw)
+    for index in rows_where(frame, outside):
+        yield rule.at_row(ctx, "reports", index, "as_of", outside_message(raw[index]))
+    parsed = pd.Series(as_of_span(raw)[0], index=frame.index).where(~outside)  # the reader that orders statements: one reading of as_of
+    for index in frame.index[(raw.notna() & parsed.isna() & ~outside).to_numpy(dtype=bool)]:
         yield rule.at_row(ctx, "reports", index, "as_of", f"{raw[index]!r} is not a real date or date and time")
     late = parsed.notna() & (parsed.dt.normalize() > pd.Timestamp(ctx.today))
     for index in frame.index[late.to_numpy(dtype=bool)]:
         yield rule.at_row(ctx, "reports", index, "as_of", f"{raw[index]} is after today ({ctx.today:%Y-%m-%d})")
+
+
+def _outside(as_of: pd.Series) -> pd.Series:
+    """Which as_of cells name a day (a month: its first) outside EARLIEST_DAY to LATEST_DAY; compared as text,
+    which YYYY-MM-DD in ASCII digits sorts as the days, so no such day reaches a datetime."""
+    text = as_of.astype("string")
+    day = text.str.slice(0, 10).where(text.str.len() != 7, text + "-01")
+    dated = text.str.match(r"[0-9]{4}-[0-9]{2}").fillna(False)
+    return dated & ((day < EARLIEST_DAY.isoformat()) | (day > LATEST_DAY.isoformat())).fillna(False)
 
 
 def _report_days(ctx) -> pd.DataFrame:
@@ -148,7 +172,7 @@ def _report_days(ctx) -> pd.DataFrame:
         "carrier": current["carrier_id"].to_numpy(dtype=object, na_value=None),
         "published": read["published_date"].to_numpy(),
         "precision": read["published_precision"].to_numpy(dtype=object, na_value=None),
-        "as_of": pd.to_datetime(read["as_of"].str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy(),
+        "as_of": pd.to_datetime(read["as_of"].where(~_outside(read["as_of"])).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy(),
     })
 
 
