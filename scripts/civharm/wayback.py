@@ -89,7 +89,7 @@ class SavePageNow:
         """One API call answered with a JSON object; 429, 5xx and network errors are retried with backoff."""
         url = f"{self.base}{path}"
         data = urllib.parse.urlencode(form).encode("ascii") if form is not None else None
-        problem = ""
+        problem, retry_after = "", None  # what the last failed attempt said, read before the next one
         for attempt in range(self.settings.retries + 1):
             if attempt:
                 self._wait(attempt - 1, retry_after)
