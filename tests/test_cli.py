@@ -46,10 +46,12 @@ def test_json_format_has_documented_shape(valid_package):
     assert [set(f) for f in payload["findings"]] == [{"rule_id", "severity", "file", "line", "pointer", "field", "message"}]
 
 
-def test_bad_today_is_a_usage_error(valid_package):
-    result = invoke("validate", str(valid_package), "--today", "yesterday")
+@pytest.mark.parametrize("today", ["yesterday", "2024-3-14", "9999-12-31", "0224-03-14"])
+def test_bad_today_is_a_usage_error(valid_package, today):
+    """A day out of the range dates are read in (package.EARLIEST_DAY..LATEST_DAY) would move every 'not after today' rule."""
+    result = invoke("validate", str(valid_package), "--today", today)
     assert result.exit_code == 2
-    assert "is not a date" in result.output
+    assert f"Invalid value for --today / CIVHARM_TODAY: {today!r} is not a day (YYYY-MM-DD) from 1900-01-01 to 2099-12-31" in result.output
 
 
 @pytest.mark.parametrize("command", sorted(main.commands))

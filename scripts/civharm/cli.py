@@ -106,10 +106,12 @@ def _parse_today(value: str | None) -> dt.date:
     raw = value or os.environ.get("CIVHARM_TODAY")
     if not raw:
         return dt.date.today()
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise click.BadParameter(f"{raw!r} is not a date (YYYY-MM-DD)", param_hint="--today / CIVHARM_TODAY")
+    from .package import EARLIEST_DAY, LATEST_DAY, parse_date
+
+    today = parse_date(raw)  # a real day within the days a date here may name (package.EARLIEST_DAY..LATEST_DAY)
+    if today is None:
+        raise click.BadParameter(f"{raw!r} is not a day (YYYY-MM-DD) from {EARLIEST_DAY} to {LATEST_DAY}", param_hint="--today / CIVHARM_TODAY")
+    return today
 
 
 def console_script() -> None:
