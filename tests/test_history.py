@@ -227,6 +227,22 @@ def test_proper_correction_passes(repo):
     assert gate(repo) == []
 
 
+def test_a_second_correction_on_the_day_of_the_first_passes_but_an_unchanged_older_day_does_not(repo):
+    """last_updated is the day of the change: a record corrected twice in one day keeps the day the base already has,
+    which its log rows name; a day before the base's is still refused."""
+    incident, line, cells = active_incident(repo)
+    figure = figure_of(cells)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "7", "record_version": str(following(cells)), "last_updated": DAY})
+    log_change(repo, "incidents", incident, following(cells), figure, cells[figure], "7")
+    commit(repo, "first correction of the day")
+    _, corrected = row(repo / "data" / "incidents.csv", incident)
+    edit(repo / "data" / "incidents.csv", incident, **{figure: "8", "record_version": str(following(corrected))})  # last_updated stays DAY
+    log_change(repo, "incidents", incident, following(corrected), figure, "7", "8")
+    assert gate(repo) == []
+    edit(repo / "data" / "incidents.csv", incident, last_updated=cells["last_updated"])  # a day before the base's
+    assert gate(repo) == [("data/incidents.csv", line, "last_updated", "history/unversioned-change")]
+
+
 def test_log_entry_with_another_value_does_not_match(repo):
     incident, line, cells = active_incident(repo)
     figure = figure_of(cells)

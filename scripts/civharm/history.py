@@ -51,6 +51,7 @@ class LogEntry(NamedTuple):
     new: str
     line: int
     released: bool  # the base version's log holds this very row
+    day: str = ""  # change_date as written
 
 
 def _log_entries(base: Package, head: Package) -> dict[tuple[str, str, str], list[LogEntry]]:
@@ -69,7 +70,8 @@ def _log_entries(base: Package, head: Package) -> dict[tuple[str, str, str], lis
         if version is None or line != log.lines[key] and row == log.rows[key]:
             continue
         entries.setdefault((row.get("table", ""), row.get("record_id", ""), row.get("field", "")), []).append(
-            LogEntry(version, row.get("old_value", ""), row.get("new_value", ""), line, _cells(row, columns) in in_base))
+            LogEntry(version, row.get("old_value", ""), row.get("new_value", ""), line, _cells(row, columns) in in_base,
+                     row.get("change_date", "")))
     return entries
 
 
@@ -142,7 +144,9 @@ def _unversioned(name: str, old: Rows, new: Rows, key: str, changed: list[str], 
             versions = {new_v} if new_v is not None else set()
         else:
             versions = range(old_v + 1, new_v + 1)
-    if "last_updated" in new.header and not _later(after.get("last_updated", ""), before.get("last_updated", "")):
+    raised = isinstance(versions, range)  # record_version went up: the log rows of those versions date the change
+    logged_days = {e.day for f in changed for e in log.get((name, key, f), []) if raised and not e.released and e.version in versions}
+    if "last_updated" in new.header and not _day_of_change(after.get("last_updated", ""), before.get("last_updated", ""), logged_days):
         out.append(RULES[rule].finding(new.path, line, "last_updated",
                             f"record {key} changed ({listed}) but last_updated is {after.get('last_updated') or 'empty'} "
                             f"(base: {before.get('last_updated') or 'empty'}); set it to the day of the change (YYYY-MM-DD)"))
@@ -179,10 +183,11 @@ def _misstated(name: str, key: str, field: str, base_value: str, entries: list[L
     return out
 
 
-def _later(new: str, old: str) -> bool:
-    """Whether ``new`` is a date after ``old``, both read by ``parse_date`` (an unreadable base date: any date is)."""
+def _day_of_change(new: str, old: str, logged_days: set[str]) -> bool:
+    """Whether last_updated ``new`` can be the day of the change: after the base's ``old`` (an unreadable base date: any
+    date is), or that same day when the change's log rows are dated it too (a record corrected twice in one day)."""
     new_day, old_day = parse_date(new), parse_date(old)
-    return new_day is not None and (old_day is None or new_day > old_day)
+    return new_day is not None and (old_day is None or new_day > old_day or (new_day == old_day and new in logged_days))
 
 
 def _log_edits(old: Rows, new: Rows | None) -> list[Finding]:
