@@ -168,11 +168,14 @@ def test_a_kill_at_any_step_is_recovered_by_the_next_command(three_files, stop, 
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     left = tree(copy)
     read = CliRunner().invoke(main, ["docs", str(copy), "--check"])  # a command that only reads changes no file
-    if (copy / atomic.JOURNAL).exists():
-        assert read.exit_code == 2 and "civharm recover" in read.output and "Traceback" not in read.output, read.output
+    pending = (copy / atomic.JOURNAL).exists() and json.loads((copy / atomic.JOURNAL).read_text())["state"] == "pending"
+    assert ("civharm recover" in read.output) == pending and "Traceback" not in read.output, read.output  # done: the files are new
+    if pending:
+        assert read.exit_code == 2
     assert tree(copy) == left
     result = CliRunner().invoke(main, ["recover", str(copy)])
     assert result.exit_code == 0 and "Traceback" not in result.output and "Error" not in result.output, result.output
+    assert ("nothing to recover" in result.stderr) == (left == tree(copy)), result.stderr  # says what it did, or that there was nothing
     state = tree(copy)
     assert state in (before, after), sorted(set(state.items()) ^ set(before.items()))
     if left in (before, after):
@@ -205,11 +208,13 @@ def test_add_killed_at_its_second_rename_stops_readers_until_recover_undoes_it(t
         load(root)  # the Python API hands out no half-written table either
     recovered = civharm("recover", str(root))
     assert recovered.returncode == 0, recovered.stderr.decode()[-2000:]
-    assert recovered.stderr.decode().splitlines()[0] == (
+    assert recovered.stderr.decode().splitlines() == [
         "a civharm command was stopped while writing data/incidents.csv, data/reports.csv, data/changes.csv; "
-        "undone: those files are as they were before it")
+        "undone: those files are as they were before it"]
     assert tree(root) == before
     assert civharm("validate", str(root)).returncode == 0
+    again = civharm("recover", str(root))
+    assert again.returncode == 0 and again.stderr.decode().splitlines() == [f"nothing to recover: no interrupted write in {root}"]
 
 
 # --- failures inside the process --------------------------------------------------------------
@@ -331,3 +336,45 @@ def test_a_journal_committed_to_a_pull_request_cannot_swap_the_data_before_the_h
     result = CliRunner().invoke(main, ["validate", str(root)])
     assert result.exit_code == 2 and "was interrupted" in result.output and "civharm recover" in result.output
     assert tree(root) == committed
+
+
+def _pending_journal(root: Path, state: str = "pending") -> None:
+    (root / "data" / ".reports.csv.civharm-old").write_bytes((root / "data" / "reports.csv").read_bytes())
+    (root / atomic.JOURNAL).write_text(json.dumps({"civharm-journal": 1, "state": state,
+                                                   "files": [{"path": "data/reports.csv", "existed": True}]}))
+
+
+def test_a_reader_waits_for_a_write_still_running_instead_of_calling_it_interrupted(tmp_path, monkeypatch):
+    root = build_package(tmp_path / "pkg")
+    _pending_journal(root)
+    monkeypatch.setenv("CIVHARM_LOCK_WAIT", "0.2")
+    with FileLock(root / ".civharm.lock"):  # a writer at work
+        result = CliRunner().invoke(main, ["validate", str(root)])
+    assert result.exit_code == 2
+    assert result.output == f"Error: another civharm command is writing this package (lock: {root / '.civharm.lock'})\n"
+
+
+def test_a_done_journal_does_not_stop_a_reader_and_is_left_to_the_next_writer(tmp_path):
+    root = build_package(tmp_path / "pkg")
+    _pending_journal(root, state="done")
+    before = tree(root)
+    result = CliRunner().invoke(main, ["validate", str(root), "--today", TODAY])
+    assert result.exit_code == 0, result.output
+    assert tree(root) == before
+
+
+def test_a_journal_committed_to_git_is_never_acted_on(tmp_path):
+    root = build_package(tmp_path / "pkg")
+    _pending_journal(root)
+    (root / "data" / "reports.csv").write_text("report_id\n", encoding="utf-8")  # what the journal would swap back
+    for args in (["init", "-q"], ["add", "-A", "-f"], ["-c", "user.name=Test", "-c", "user.email=test@example.org", "commit", "-qm", "pr"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    before = tree(root)
+    message = (f"Error: {root / atomic.JOURNAL}: a write journal committed to git records no write made here, so it is not acted on; "
+               "remove it from git (git rm --cached) and restore the files it names from git")
+    for command in (["validate", str(root)], ["recover", str(root)], ["docs", str(root)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2 and result.output.splitlines()[-1] == message, (command, result.output)
+    with pytest.raises(CivharmError, match="committed to git"):
+        load(root)
+    assert tree(root) == before

@@ -156,7 +156,7 @@ def _read_journal(root: Path) -> tuple[str, list[dict]]:
         parts = PurePosixPath(path).parts
         if not parts or PurePosixPath(path).is_absolute() or ".." in parts or "\\" in path or "\0" in path:
             raise broken(f"{path!r} is not a path inside the package")
-        if ".git" in parts or parts[-1] in (JOURNAL, JOURNAL_NEW, LOCK_FILE):
+        if ".git" in (part.lower() for part in parts) or parts[-1] in (JOURNAL, JOURNAL_NEW, LOCK_FILE):
             raise broken(f"{path!r} is not a file civharm writes")
         try:
             (root / path).resolve().relative_to(root.resolve())  # nor through a symlinked folder
@@ -283,8 +283,8 @@ def _set_aside(target: Path) -> None:
 
 
 @contextmanager
-def package_lock(root: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[list[str]]:
-    """Hold the package's write lock for the block, after undoing any interrupted write; yields what was recovered."""
+def _held(root: Path, wait: float) -> Iterator[None]:
+    """Hold the package's write lock for the block, waiting at most ``wait`` seconds for another writer."""
     path = Path(root) / LOCK_FILE
     lock = FileLock(path, timeout=wait, fallback_to_soft=False)
     try:
@@ -294,14 +294,32 @@ def package_lock(root: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[list[s
     except OSError as exc:
         raise CivharmError(f"cannot lock the package: {path}: {exc.strerror or exc}") from exc
     try:
-        yield recover(root)
+        yield
     finally:
         lock.release()
 
 
-def refuse_if_interrupted(root: Path) -> None:
-    """For a command that only reads: stop, naming the journal, while an interrupted write is pending (see the module doc)."""
+@contextmanager
+def package_lock(root: Path, wait: float = LOCK_WAIT_SECONDS) -> Iterator[list[str]]:
+    """Hold the package's write lock for the block, after undoing any interrupted write; yields what was recovered."""
+    with _held(root, wait):
+        yield recover(root)
+
+
+def refuse_if_interrupted(root: Path, wait: float = LOCK_WAIT_SECONDS) -> None:
+    """For a command that only reads: stop, naming the journal, while an interrupted write is pending (see the module doc).
+
+    A journal can also be that of a write still running: the reader waits for its lock first, as a writer would.
+    A journal marked done belongs to a complete write (its files are the new ones): reading goes on.
+    """
     journal = Path(root) / JOURNAL
-    if journal.exists():
+    if not journal.exists():
+        return
+    with _held(root, wait):
+        if not journal.exists():
+            return  # the write was running and has finished
+        state, _ = _read_journal(Path(root))
+        if state == "done":
+            return
         raise CivharmError(f"{journal}: a civharm write into this package was interrupted, so its files may be half written; "
                            "run `civharm recover` to undo it, then this command again (a command that only reads changes no file)")

@@ -66,6 +66,9 @@ def _lock_wait() -> float:
     return seconds
 
 
+RECOVERED = "civharm.recovered"  # click context meta: what the writer's lock undid before the command ran
+
+
 def opens_package(param: str, writes=False):
     """Run a command that opens the package named by ``param``: the one place commands meet ``atomic``.
 
@@ -78,19 +81,21 @@ def opens_package(param: str, writes=False):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             from .atomic import package_lock, refuse_if_interrupted
-            from .versions import root_of
+            from .versions import refuse_committed_journal, root_of
             from .package import DESCRIPTOR
 
             target = Path(kwargs[param])
             root = root_of(target)
             if not (target if target.is_file() or target.suffix == ".json" else root / DESCRIPTOR).is_file():
                 return function(*args, **kwargs)  # no package here: the command says so
+            refuse_committed_journal(root)
             if writes(kwargs) if callable(writes) else writes:
                 with package_lock(root, _lock_wait()) as recovered:
                     for message in recovered:
                         click.echo(message, err=True)
+                    click.get_current_context().meta[RECOVERED] = recovered
                     return function(*args, **kwargs)
-            refuse_if_interrupted(root)
+            refuse_if_interrupted(root, _lock_wait())
             return function(*args, **kwargs)
 
         return wrapper
@@ -614,9 +619,10 @@ def decide(first, second, reason, note, package_path, today, debug):
 def recover(package, debug):
     """Undo a write into PACKAGE that a crash or kill interrupted (or finish one that was complete).
 
-    Every command that writes does this first on its own; a command that only reads (validate,
-    diff, build, ...) refuses to run while an interrupted write is pending, and names this
-    command. What was undone is told on stderr.
+    Every command that writes (add, decide, recompute, docs, build, release, ...) does this
+    first on its own; a command that only reads (validate, diff, serve, docs --check, ...)
+    refuses to run while an interrupted write is pending, and names this command. What was
+    undone is told on stderr. A journal committed to git is never acted on.
 
     \b
     Examples:
@@ -624,7 +630,8 @@ def recover(package, debug):
     """
     from .versions import root_of
 
-    click.echo(f"no interrupted write is pending in {root_of(Path(package))}", err=True)
+    if not click.get_current_context().meta.get(RECOVERED):
+        click.echo(f"nothing to recover: no interrupted write in {root_of(Path(package))}", err=True)
 
 
 @main.command()

@@ -37,6 +37,7 @@ from .figures import active, carrier_of
 from .findings import CivharmError
 from .limits import LIMITS, Limits, parse_json, size_text
 from .package import DESCRIPTOR, load_package
+from .versions import refuse_committed_journal
 
 RELEASES_URL_ENV = "CIVHARM_RELEASES_URL"
 RELEASES_KEY = "civharm:releases"  # in datapackage.json: where `civharm release`'s files are published, set by the maintainers
@@ -349,6 +350,7 @@ def _find_repository(start: Path) -> Path:
 
 def _typed_tables(path: Path, display: str) -> dict[str, pd.DataFrame]:
     package = load_package(path)
+    refuse_committed_journal(package.root)
     refuse_if_interrupted(package.root)  # half-written files are not data to hand out
     if package.findings:
         first = package.findings[0]

@@ -42,6 +42,16 @@ def git_text(root: Path, *args: str) -> str | None:
     return done.stdout.decode("utf-8", "replace").strip() if done.returncode == 0 else None
 
 
+def refuse_committed_journal(root: Path) -> None:
+    """A write journal that git tracks came with a checkout (a pull request), not from a write made here: it is never
+    acted on (recovering it would put files back or delete them before anyone reads the data)."""
+    from .atomic import JOURNAL
+
+    if (Path(root) / JOURNAL).exists() and git_text(Path(root), "ls-files", "--", JOURNAL):
+        raise CivharmError(f"{Path(root) / JOURNAL}: a write journal committed to git records no write made here, so it is not "
+                           "acted on; remove it from git (git rm --cached) and restore the files it names from git")
+
+
 def is_repository(root: Path) -> bool:
     return git(root, "rev-parse", "--is-inside-work-tree").returncode == 0
 
