@@ -960,3 +960,15 @@ def test_the_repository_keeps_its_recorded_versions_equal():
     for name in ("CHANGELOG.md", "releases.json"):
         assert recorded[name] in (None, recorded["datapackage.json"]), name
     assert (recorded["CHANGELOG.md"] is None) == (recorded["releases.json"] is None)
+
+
+def test_a_release_records_no_hash_of_a_file_outside_the_package(tmp_path):
+    """releases.json lists the sha256 of each file a release holds; a path out through a symlinked folder is none of them."""
+    root, outside = tmp_path / "pkg", tmp_path / "outside"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.csv").write_text("not the package's\n", encoding="utf-8")
+    (root / "data" / "inside.csv").write_text("a\n", encoding="utf-8")
+    (root / "lnk").symlink_to(outside)
+    descriptor = json.dumps({"resources": [{"name": "a", "path": "data/inside.csv"}, {"name": "b", "path": "lnk/secret.csv"}]}).encode()
+    assert sorted(releases._package_files(root, descriptor)) == ["data/inside.csv", "datapackage.json"]

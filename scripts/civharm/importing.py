@@ -24,7 +24,7 @@ from .atomic import FaultHook, write_files
 from .findings import CivharmError, Finding
 from .ids import new_id
 from .limits import MAX_IMPORT_BYTES, read_bounded, size_text
-from .package import DESCRIPTOR, Package
+from .package import DESCRIPTOR, BadPath, Package, safe_path
 
 # Wraps a sequence the importer walks, to show progress (the CLI passes a progress bar).
 Track = Callable[[Sequence, str], Iterable]
@@ -200,7 +200,7 @@ def skeleton(folder: Path, template: Package, title: str, licence: dict) -> Path
                       licenses=[licence], sources=[])
     files: dict[Path, bytes | str] = {folder / DESCRIPTOR: json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n"}
     for resource in template.resources.values():
-        if resource.raw is None or (resource.schema_path and not _inside(template.root, resource.schema_path)):
+        if resource.raw is None or (resource.schema_path and not _inside(template.root, resource.schema_path)) or not _inside(template.root, resource.path):
             raise CivharmError(f"{template.root / DESCRIPTOR}: resource {resource.name!r} cannot be read from inside the package; "
                                "run civharm validate on it")
         if resource.schema_path:
@@ -211,8 +211,11 @@ def skeleton(folder: Path, template: Package, title: str, licence: dict) -> Path
 
 
 def _inside(root: Path, relative: str) -> bool:
-    """Whether a descriptor path stays inside the package folder."""
-    return (root / relative).resolve().is_relative_to(root.resolve()) and not Path(relative).is_absolute()
+    """Whether a descriptor path stays inside the package folder (``package.safe_path``; an unresolvable one does not)."""
+    try:
+        return safe_path(root, relative) is not None
+    except BadPath:
+        return False
 
 
 def apply(change: Change, fault: FaultHook | None = None) -> None:

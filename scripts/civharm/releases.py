@@ -18,7 +18,7 @@ from .findings import CivharmError
 from .limits import parse_json
 from .diff import BOOKKEEPING, KIND_TITLES, LEVELS, LOG_TABLE, Diff, bump_reasons, compare, format_value, record_line, required_bump, summary_sentence
 from .versions import RELEASES_FILE, empty_package, git, is_repository, parse_version, read_releases, read_version, release_ref, root_of
-from .package import DESCRIPTOR, load_package, safe_relative
+from .package import DESCRIPTOR, BadPath, load_package, safe_path, safe_relative
 
 
 def next_versions(previous: str) -> dict[str, str]:
@@ -42,8 +42,12 @@ def _package_files(root: Path, descriptor_bytes: bytes) -> dict[str, str]:
     for spec in _descriptor(descriptor_bytes).get("resources", []):
         for key in ("schema", "path"):
             relative = safe_relative(spec.get(key))
-            if relative and (root / relative).is_file():
-                files[relative] = _sha256((root / relative).read_bytes())
+            try:
+                inside = relative and safe_path(root, relative)  # not out through a symlinked folder either
+            except BadPath:
+                inside = None
+            if inside and inside.is_file():
+                files[relative] = _sha256(inside.read_bytes())
     return dict(sorted(files.items()))
 
 

@@ -172,10 +172,8 @@ def not_superseded(ctx, rule):
 
 
 @rule("links/republished-from-self", Severity.ERROR, "republished_from names another source than source_id.",
-      "A page cannot copy itself; the field exists to count copied reports once.")
+      "A page cannot copy itself; the field exists to count copied reports once.", needs=("reports",))
 def republished_from_self(ctx, rule):
     frame = ctx.table("reports")
-    if frame is None:
-        return
     for index in rows_where(frame, frame["republished_from"] == frame["source_id"]):
         yield rule.at_row(ctx, "reports", index, "republished_from", f"{frame.at[index, 'source_id']} cannot republish itself")
