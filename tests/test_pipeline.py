@@ -224,3 +224,22 @@ def test_leading_zeros_are_read_from_each_cell_of_sliced_chunks():
     cells = pa.chunked_array([pa.array(["0x1F", "12", "007", "0", "", None], pa.large_string()).slice(1),
                               pa.array(["-0", "0X1", "70"], pa.large_string())])
     assert leading_zeros(cells).tolist() == [False, True, False, False, False, False, True, False]
+
+
+def test_a_record_id_not_found_in_a_rule_is_a_bug_to_raise_not_a_missing_field():
+    """package/missing-field names a field a table lacks; a row looked up by a record ID that is not there is a bug in the rule."""
+    import pandas as pd
+
+    from civharm.package import load_package
+    from civharm.rules import missing_fields
+    from conftest import REPO
+
+    frame = pd.DataFrame({"incident_id": ["inc_01M8BY5YP18XB0CWW6XRD1PWN8"]}).set_index("incident_id")
+    try:
+        frame.loc["inc_01M8BZZZZZZZZZZZZZZZZZZZZZ"]
+    except KeyError as error:
+        assert missing_fields(load_package(REPO), error, ["incidents"]) == []
+    try:
+        frame["children_killed"]
+    except KeyError as error:
+        assert [f.rule_id for f in missing_fields(load_package(REPO), error, ["incidents"])] == ["package/missing-field"]  # a field: named

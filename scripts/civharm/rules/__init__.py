@@ -146,6 +146,9 @@ def _guarded(tables: tuple[str, ...], function):
 _QUOTED = re.compile(r"(?<!dtype=)'([^']+)'")  # the names in pandas' "['a', 'b'] not in index"
 
 
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")  # how civharm names its fields; record IDs carry capitals (ULIDs)
+
+
 def missing_fields(package: Package, error: KeyError, tables: Iterable[str]) -> list[Finding]:
     """A ``package/missing-field`` finding for each field that pandas did not find (``error``) and that one of
     ``tables`` lacks; [] when the error is not that (a lookup of a row, or a bug), which the caller raises again.
@@ -163,6 +166,7 @@ def missing_fields(package: Package, error: KeyError, tables: Iterable[str]) -> 
         names = [key] if key.isidentifier() else _QUOTED.findall(key)
     else:  # the labels themselves (an Index of the names not found)
         names = [name for name in key if isinstance(name, str)] if isinstance(key, (list, tuple, pd.Index)) else []
+    names = [name for name in names if FIELD_NAME.fullmatch(name)]  # not a record ID ('inc_01M…') looked up as a row
     found = []
     for name in dict.fromkeys(names):
         lacking = [package[t] for t in sorted(set(tables)) if t in package.resources and name not in package[t].field_names]
