@@ -563,8 +563,8 @@ def test_a_field_dropped_from_schema_and_data_is_an_error_at_the_schema(repo, na
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.file, f.line, f.pointer, f.field, f.rule_id, f.message) for f in found] == [
         ("schema/reports.json", None, "/fields", name, "history/field-dropped",
-         f"field `{name}` removed, erasing its values in {values} of the base's {rows} rows; a field is dropped only in a "
-         "major release, with a changelog note: put it back")]
+         f"field `{name}` removed, erasing its values in {values} of the base's {rows} rows; a field is dropped or renamed only "
+         "in a major release (see RELEASING.md): put it back, or make that release on purpose")]
     assert diff.required_bump(diff.compare_sources(repo, "HEAD")) == "major"  # the level the message names is the diff's
 
 
@@ -576,15 +576,16 @@ def test_a_renamed_field_points_at_its_new_name_and_a_column_gone_from_the_file_
     write_rows(path, [["headline" if c == "title" else c for c in rows[0]]] + rows[1:])
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.file, f.pointer, f.field, f.message) for f in found] == [
-        ("schema/reports.json", f"/fields/{index}", "title", f"field `title` renamed to `headline`, erasing its values in {values} "
-         f"of the base's {len(rows) - 1} rows; a field is dropped only in a major release, with a changelog note: put it back")]
+        ("schema/reports.json", f"/fields/{index}", "title", f"field `title` renamed to `headline`, so the gate cannot follow its "
+         f"values in {values} of the base's {len(rows) - 1} rows under the new name; a field is dropped or renamed only in a major "
+         "release (see RELEASING.md): put it back, or make that release on purpose")]
     git(repo, "checkout", "-q", "--", ".")
     drop_column(repo, "reports", "title", from_schema=False)  # the structure stage reports the missing column too
     found = history.check_against(load_package(repo), "HEAD")
     assert [(f.file, f.line, f.field, f.rule_id, f.message) for f in found] == [
         ("data/reports.csv", 1, "title", "history/field-dropped", f"column `title` removed from data/reports.csv, erasing its "
-         f"values in {values} of the base's {len(rows) - 1} rows; a field is dropped only in a major release, with a changelog "
-         "note: put it back")]
+         f"values in {values} of the base's {len(rows) - 1} rows; a field is dropped or renamed only in a major release (see "
+         "RELEASING.md): put it back, or make that release on purpose")]
 
 
 def test_a_field_empty_in_the_base_may_go(repo):

@@ -325,8 +325,11 @@ def _dropped_fields(head: Package, released: Resource, now: Resource, old: Rows,
         change = dropping.get(column)
         level = change.level if change else LEVEL_OF["field-removed"]
         what = change.detail if change else f"column `{column}` removed from {new.path}"
-        message = (f"{what}, erasing its values in {filled} of the base's {len(old.rows)} rows; a field is dropped only in a "
-                   f"{level} release, with a changelog note: put it back")
+        renamed = change is not None and change.was and change.field != column
+        effect = (f"so the gate cannot follow its values in {filled} of the base's {len(old.rows)} rows under the new name"
+                  if renamed else f"erasing its values in {filled} of the base's {len(old.rows)} rows")
+        message = (f"{what}, {effect}; a field is dropped or renamed only in a {level} release (see RELEASING.md): "
+                   "put it back, or make that release on purpose")
         rule = RULES["history/field-dropped"]
         if change is None:
             out.append(rule.finding(new.path, 1, column, message))
