@@ -13,7 +13,7 @@ from typing import NamedTuple
 from .diff import BOOKKEEPING, KEY_JOIN, LEVEL_OF, LOG_TABLE, Rows, schema_changes, table_rows, tables
 from .findings import Finding, Rule, Severity, declare, json_pointer, quote
 from .identity import PAIRS_COMPARED, SAME_RECORD, changed_identity, dropped_keys, repeats, taken_over, unique_keys
-from .package import DESCRIPTOR, Package, Resource, parse_date
+from .package import Package, Resource, parse_date, schema_location
 from .versions import read_version
 
 
@@ -292,7 +292,7 @@ def _key_findings(head: Package, released: Resource, now: Resource, old: Rows) -
     A repeated base ID is ``history/id-changed`` already (``_reused``); other repeats of the
     released primary key, and repeats of a released unique field, are ``history/duplicate-key``.
     """
-    file, prefix = _schema_location(head, now)
+    file, prefix = schema_location(head, now)
     out = [RULES["history/key-dropped"].finding(file, None, field_name, f"{message}; a released table keeps its keys: restore it",
                     pointer=prefix + pointer) for pointer, field_name, message in dropped_keys(released.schema, now.schema)]
     enforced = unique_keys(now.schema)
@@ -315,7 +315,7 @@ def _dropped_fields(head: Package, released: Resource, now: Resource, old: Rows,
     the release level it needs), else at the CSV header.
     """
     dropping = {c.dropped: c for c in schema_changes(now.name, released.schema, now.schema) if c.dropped}
-    file, prefix = _schema_location(head, now)
+    file, prefix = schema_location(head, now)
     names = [f.get("name") if isinstance(f, dict) else None for f in now.schema.get("fields", [])]
     out = []
     for column in (c for c in old.header if c not in new.header):
@@ -337,14 +337,6 @@ def _dropped_fields(head: Package, released: Resource, now: Resource, old: Rows,
             at = json_pointer("fields", names.index(change.field)) if change.was and change.field in names else "/fields"
             out.append(rule.finding(file, None, column, message, pointer=prefix + at))
     return out
-
-
-def _schema_location(head: Package, resource: Resource) -> tuple[str, str]:
-    """(file, JSON pointer prefix) of a resource's schema: its own file, or its place in datapackage.json."""
-    if resource.schema_path:
-        return resource.schema_path, ""
-    names = [spec.get("name") if isinstance(spec, dict) else None for spec in head.descriptor.get("resources", [])]
-    return DESCRIPTOR, f"/resources/{names.index(resource.name)}/schema" if resource.name in names else ""
 
 
 def check_against(head: Package, source: str) -> list[Finding]:

@@ -561,6 +561,14 @@ def _compressed(raw: bytes) -> str | None:
     return next((kind for magic, kind in COMPRESSED_MAGIC.items() if raw.startswith(magic)), None)
 
 
+def schema_location(package: "Package", resource: Resource) -> tuple[str, str]:
+    """(file, JSON pointer prefix) of a resource's schema: its own file, or its place in datapackage.json."""
+    if resource.schema_path:
+        return resource.schema_path, ""
+    names = [spec.get("name") if isinstance(spec, dict) else None for spec in package.descriptor.get("resources", [])]
+    return DESCRIPTOR, f"/resources/{names.index(resource.name)}/schema" if resource.name in names else ""
+
+
 def load_package(path: str | Path = ".") -> Package:
     """Read a package from a ``datapackage.json`` or the folder holding one."""
     target = Path(path)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..figures import active, active_reports, current_reports
 from ..findings import Finding, Rule, Severity, declare
-from ..package import DESCRIPTOR, Package
+from ..package import Package, schema_location
 
 MODULES = ("files", "text", "counts", "dates", "places", "links", "figures", "attribution", "confidence", "aggregates")
 FAMILIES = frozenset(MODULES)  # a rule's family is its module: the part of its ID before "/"
@@ -192,11 +192,8 @@ def _looked_up_in(error: KeyError) -> set[str]:
 
 
 def _missing_field(package: Package, resource, name: str) -> Finding:
-    if resource.schema_path:
-        file, pointer = resource.schema_path, "/fields"
-    else:
-        listed = [spec.get("name") if isinstance(spec, dict) else None for spec in package.descriptor.get("resources", [])]
-        file, pointer = DESCRIPTOR, f"/resources/{listed.index(resource.name)}/schema/fields"
+    file, prefix = schema_location(package, resource)
+    pointer = prefix + "/fields"
     return MISSING_FIELD.finding(file, None, name, f"the field {name!r} is missing, and civharm's checks read it from the "
                                  f"{resource.name} table: add it to the schema and its column to {resource.path} "
                                  "(the checks that read it did not run)", pointer=pointer)
