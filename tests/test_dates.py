@@ -181,3 +181,16 @@ def test_an_incident_spanning_more_than_a_leap_year_is_a_located_error(tmp_path)
         set_cell(root / "data" / "incidents.csv", 2, field, value)
     assert validated(root) == (1, [("data/incidents.csv", 2, "date_end", "dates/span-too-long",
                                     "1900-01-01 to 2026-11-26 spans 46,351 days; one incident's dates span at most 366")])
+
+
+def test_an_as_of_outside_the_days_a_date_may_name_is_unreadable_to_the_reader_that_orders_statements():
+    """as_of_span orders statements (supersession, the figure rule): a day outside EARLIEST_DAY..LATEST_DAY is NaT
+    there, never a wrapped datetime (0001-01-01 used to come back as 1754)."""
+    import numpy as np
+    import pandas as pd
+
+    from civharm.figures import as_of_span
+
+    start, end = as_of_span(pd.Series(["0001-01-01", "9999-12-31", "1899-12", "2024-03", "2024-03-14T10:00"]))
+    assert np.isnat(start[:3]).all() and np.isnat(end[:3]).all()
+    assert [str(d)[:16] for d in start[3:]] == ["2024-03-01T00:00", "2024-03-14T10:00"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .package import arrow_text, positions_in
+from .package import arrow_text, outside_days, positions_in
 
 # The status of a row that counts (the others: merged, retracted): declared once for every stage.
 ACTIVE = "active"
@@ -129,7 +129,8 @@ def as_of_span(as_of: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     and a month-only statement is not earlier than a day inside that month.
     """
     text = as_of.astype("string")
-    text = text.where(text.str.fullmatch(r"[0-9]{4}-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2})?)?").fillna(False))  # ASCII digits only
+    text = text.where(text.str.fullmatch(r"[0-9]{4}-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2})?)?").fillna(False)  # ASCII digits only
+                      & ~outside_days(arrow_text(text)))  # a day outside the days a date may name: unreadable, never wrapped
     length = text.str.len().to_numpy(dtype="float64", na_value=np.nan)
     month = pd.to_datetime(text.where(length == 7) + "-01", format="%Y-%m-%d", errors="coerce")
     day = pd.to_datetime(text.where(length == 10), format="%Y-%m-%d", errors="coerce")

@@ -276,6 +276,17 @@ EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
 MAX_SPAN_DAYS = 366
 
 
+def outside_days(cells: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which cells written YYYY-MM… (a date; an as_of, whose month-only form counts as the month's first day) name a
+    day outside EARLIEST_DAY to LATEST_DAY. Compared as text, which ASCII-digit dates sort as their days do, so no
+    such day ever reaches a datetime (where pandas would refuse or wrap it)."""
+    earliest, latest = (pa.scalar(day.isoformat(), pa.large_string()) for day in (EARLIEST_DAY, LATEST_DAY))
+    cells = pc.cast(cells, pa.large_string())
+    day = pc.if_else(pc.equal(pc.utf8_length(cells), 7), pc.binary_join_element_wise(cells, pa.scalar("-01", pa.large_string()), pa.scalar("", pa.large_string())), pc.utf8_slice_codeunits(cells, 0, 10))
+    outside = pc.and_(pc.match_substring_regex(cells, "^[0-9]{4}-[0-9]{2}"), pc.or_(pc.less(day, earliest), pc.greater(day, latest)))
+    return np.asarray(pc.fill_null(outside, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def outside_message(cell: str) -> str:
     """Why a cell written YYYY-MM-DD… (a date, an as_of) names no day here: it is outside EARLIEST_DAY to LATEST_DAY."""
     if cell < EARLIEST_DAY.isoformat():

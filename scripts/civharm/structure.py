@@ -47,7 +47,7 @@ from frictionless import system
 
 from .findings import Finding, Rule, Severity, declare, json_pointer, quote
 from .package import (DESCRIPTOR, EARLIEST_DAY, EXTRA_LABELS_KEPT, LATEST_DAY, Package, Resource, arrow_text, date_spelled,
-                      is_utf8, outside_message, plain_dates, plain_integers)
+                      is_utf8, outside_days, outside_message, plain_dates, plain_integers)
 
 ERROR_LIMIT = 10_000_000
 
@@ -186,7 +186,6 @@ def _date_findings(loadable: list[Resource], schema_findings: list[Finding]) -> 
     A cell frictionless rejects already has its type error and gets no second finding.
     """
     rule, outside_rule = RULES["structure/date-format"], RULES["structure/date-out-of-range"]
-    earliest, latest = (pa.scalar(day.isoformat(), pa.large_string()) for day in (EARLIEST_DAY, LATEST_DAY))
     mistyped = {(f.file, f.line, f.field) for f in schema_findings if f.rule_id == "frictionless/type-error"}
     findings = []
     for resource in loadable:
@@ -204,8 +203,7 @@ def _date_findings(loadable: list[Resource], schema_findings: list[Finding]) -> 
                 if (resource.path, line, spec["name"]) not in mistyped:
                     findings.append(Finding(resource.path, line, spec["name"], rule.id,
                                             f"{quote(column.iat[index])} is not written YYYY-MM-DD in ASCII digits (e.g. 2024-03-04)", rule.severity))
-            # YYYY-MM-DD in ASCII digits sorts as the days do: compared as text, each cell whatever its day
-            outside = spelled & (_mask(pc.less(cells, earliest)) | _mask(pc.greater(cells, latest)))
+            outside = spelled & outside_days(cells)
             for index in np.flatnonzero(outside):
                 line = resource.line_of(int(index))
                 if (resource.path, line, spec["name"]) not in mistyped:

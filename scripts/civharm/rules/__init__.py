@@ -144,8 +144,6 @@ def _guarded(tables: tuple[str, ...], function):
 
 
 _QUOTED = re.compile(r"(?<!dtype=)'([^']+)'")  # the names in pandas' "['a', 'b'] not in index"
-
-
 FIELD_NAME = re.compile(r"[a-z][a-z0-9_]*")  # how civharm names its fields; record IDs carry capitals (ULIDs)
 
 
@@ -167,10 +165,9 @@ def missing_fields(package: Package, error: KeyError, tables: Iterable[str]) -> 
     else:  # the labels themselves (an Index of the names not found)
         names = [name for name in key if isinstance(name, str)] if isinstance(key, (list, tuple, pd.Index)) else []
     names = [name for name in names if FIELD_NAME.fullmatch(name)]  # not a record ID ('inc_01M…') looked up as a row
-    found = []
+    found, columns = [], _looked_up_in(error)
     for name in dict.fromkeys(names):
         lacking = [package[t] for t in sorted(set(tables)) if t in package.resources and name not in package[t].field_names]
-        columns = _looked_up_in(error)
         if columns and lacking:
             overlap = {resource.name: len(columns & set(resource.field_names)) for resource in lacking}
             lacking = [resource for resource in lacking if overlap[resource.name] == max(overlap.values())]

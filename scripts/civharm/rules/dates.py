@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Severity
-from ..package import EARLIEST_DAY, LATEST_DAY, MAX_SPAN_DAYS, among, outside_message, positions_in
+from ..package import EARLIEST_DAY, MAX_SPAN_DAYS, among, arrow_text, outside_days, outside_message, positions_in
 from . import Check, expectation_rule, in_order, rows_where, rule
 
 BASIS_RULE_TEXT = """\
@@ -144,24 +144,15 @@ def as_of_format(ctx, rule):
     from ..figures import as_of_span
 
     raw = frame["as_of"]
-    outside = _outside(raw)
+    outside = pd.Series(outside_days(arrow_text(raw)), index=frame.index)
     for index in rows_where(frame, outside):
         yield rule.at_row(ctx, "reports", index, "as_of", outside_message(raw[index]))
-    parsed = pd.Series(as_of_span(raw)[0], index=frame.index).where(~outside)  # the reader that orders statements: one reading of as_of
+    parsed = pd.Series(as_of_span(raw)[0], index=frame.index)  # the reader that orders statements (NaT outside the days): one reading of as_of
     for index in frame.index[(raw.notna() & parsed.isna() & ~outside).to_numpy(dtype=bool)]:
         yield rule.at_row(ctx, "reports", index, "as_of", f"{raw[index]!r} is not a real date or date and time")
     late = parsed.notna() & (parsed.dt.normalize() > pd.Timestamp(ctx.today))
     for index in frame.index[late.to_numpy(dtype=bool)]:
         yield rule.at_row(ctx, "reports", index, "as_of", f"{raw[index]} is after today ({ctx.today:%Y-%m-%d})")
-
-
-def _outside(as_of: pd.Series) -> pd.Series:
-    """Which as_of cells name a day (a month: its first) outside EARLIEST_DAY to LATEST_DAY; compared as text,
-    which YYYY-MM-DD in ASCII digits sorts as the days, so no such day reaches a datetime."""
-    text = as_of.astype("string")
-    day = text.str.slice(0, 10).where(text.str.len() != 7, text + "-01")
-    dated = text.str.match(r"[0-9]{4}-[0-9]{2}").fillna(False)
-    return dated & ((day < EARLIEST_DAY.isoformat()) | (day > LATEST_DAY.isoformat())).fillna(False)
 
 
 def _report_days(ctx) -> pd.DataFrame:
@@ -172,7 +163,8 @@ def _report_days(ctx) -> pd.DataFrame:
         "carrier": current["carrier_id"].to_numpy(dtype=object, na_value=None),
         "published": read["published_date"].to_numpy(),
         "precision": read["published_precision"].to_numpy(dtype=object, na_value=None),
-        "as_of": pd.to_datetime(read["as_of"].where(~_outside(read["as_of"])).str.slice(0, 10), format="%Y-%m-%d", errors="coerce").to_numpy(),
+        "as_of": pd.to_datetime(read["as_of"].where(~outside_days(arrow_text(read["as_of"]))).str.slice(0, 10), format="%Y-%m-%d",
+                                errors="coerce").to_numpy(),  # its day (a month-only as_of names none)
     })
 
 
